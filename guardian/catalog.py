@@ -1,0 +1,436 @@
+"""A derived index of the shadow repo, so history and restore stay fast as history grows.
+
+git is the source of truth.  The catalog (SQLite, in the store) records, per
+snapshot, which paths changed with their size and verdict, plus the stat data of
+the latest captured state so that a rescan never re-hashes unchanged files.  It
+remembers the commit it has indexed up to; when the ref is ahead (a crash
+between ref update and catalog write) it catches up from git, and when history
+no longer contains that commit it rebuilds from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from guardian.store import ShadowRepo
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS snapshots(
+    seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, ts REAL NOT NULL, trigger TEXT NOT NULL,
+    summary TEXT NOT NULL, nchanged INTEGER NOT NULL, nbad INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS versions(
+    seq INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, change TEXT NOT NULL,
+    blob TEXT, mode INTEGER, size INTEGER, verdict TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS versions_path ON versions(path, seq);
+CREATE INDEX IF NOT EXISTS versions_name ON versions(name);
+CREATE TABLE IF NOT EXISTS files(
+    path TEXT PRIMARY KEY, blob TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER);
+"""
+
+# --------------------------------------------------------------------------- commit messages
+
+TRAILER_TRIGGER = "Guardian-Trigger"
+TRAILER_VERDICT = "Guardian-Verdict"
+TRAILER_ACCEPTED = "Guardian-Accepted"
+TRAILER_SOURCE = "Guardian-Source"
+TRAILER_COMMAND = "Guardian-Command"
+TRAILER_NOTE = "Guardian-Note"
+_TRAILER_RE = re.compile(r"^(Guardian-[A-Za-z]+): (.*)$")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    trigger: str
+    verdicts: dict[str, tuple[str, str]]  # path -> (verdict, reason), only for files that are not valid
+    accepted: frozenset[str]
+    source: str | None
+    command: str | None
+    note: str | None
+
+
+def format_message(
+    summary: str,
+    trigger: str,
+    verdicts: dict[str, tuple[str, str]],
+    accepted: Iterable[str] = (),
+    source: str | None = None,
+    command: str | None = None,
+    note: str | None = None,
+) -> str:
+    lines = [_one_line(summary), "", f"{TRAILER_TRIGGER}: {trigger}"]
+    if note:
+        lines.append(f"{TRAILER_NOTE}: {_one_line(note)}")
+    if source:
+        lines.append(f"{TRAILER_SOURCE}: {source}")
+    if command:
+        lines.append(f"{TRAILER_COMMAND}: {_one_line(command)}")
+    # Paths are JSON-quoted so names with spaces, newlines or odd bytes round-trip.
+    for path in sorted(accepted):
+        lines.append(f"{TRAILER_ACCEPTED}: {json.dumps(path)}")
+    for path, (verdict, reason) in sorted(verdicts.items()):
+        lines.append(f"{TRAILER_VERDICT}: {verdict} {json.dumps(path)} {_one_line(reason)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_message(message: str) -> MessageInfo:
+    trigger = "unknown"
+    verdicts: dict[str, tuple[str, str]] = {}
+    accepted: set[str] = set()
+    source = command = note = None
+    decoder = json.JSONDecoder()
+    for line in message.splitlines():
+        match = _TRAILER_RE.match(line)
+        if not match:
+            continue
+        key, value = match.groups()
+        try:
+            if key == TRAILER_TRIGGER:
+                trigger = value.strip()
+            elif key == TRAILER_SOURCE:
+                source = value.strip()
+            elif key == TRAILER_COMMAND:
+                command = value
+            elif key == TRAILER_NOTE:
+                note = value
+            elif key == TRAILER_ACCEPTED:
+                accepted.add(str(json.loads(value)))
+            elif key == TRAILER_VERDICT:
+                verdict, _, rest = value.partition(" ")
+                path, end = decoder.raw_decode(rest)
+                verdicts[str(path)] = (verdict, rest[end:].strip())
+        except ValueError:
+            continue
+    return MessageInfo(trigger, verdicts, frozenset(accepted), source, command, note)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    seq: int
+    id: str
+    ts: float
+    trigger: str
+    summary: str
+    nchanged: int
+    nbad: int
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    seq: int
+    snapshot: str
+    ts: float
+    trigger: str
+    path: str
+    change: str  # add, modify, delete, accept
+    blob: str | None
+    mode: int | None
+    size: int | None
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    blob: str
+    mode: int
+    size: int
+    mtime_ns: int | None
+    ctime_ns: int | None
+    ino: int | None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    path: str
+    change: str
+    blob: str | None
+    mode: int | None
+    size: int | None
+    verdict: str
+    reason: str
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # The catalog is derived data that catches up from git after a crash, so it
+        # does not need a sync per transaction; WAL keeps it uncorrupted either way.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        os.chmod(path, 0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ meta
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    @property
+    def indexed_head(self) -> str | None:
+        return self._meta("head")
+
+    # ------------------------------------------------------------------ writes
+
+    def record_snapshot(
+        self,
+        snapshot_id: str,
+        ts: float,
+        trigger: str,
+        summary: str,
+        versions: Sequence[NewVersion],
+        stat_updates: Sequence[FileRow] = (),
+        removed_files: Sequence[str] = (),
+    ) -> None:
+        nbad = sum(1 for v in versions if v.verdict != "valid")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.execute(
+                "INSERT INTO snapshots(id, ts, trigger, summary, nchanged, nbad) VALUES(?,?,?,?,?,?)",
+                (snapshot_id, ts, trigger, summary, len(versions), nbad),
+            )
+            seq = cur.lastrowid
+            db.executemany(
+                "INSERT INTO versions(seq, path, name, change, blob, mode, size, verdict, reason) "
+                "VALUES(?,?,?,?,?,?,?,?,?)",
+                [
+                    (seq, v.path, v.path.rsplit("/", 1)[-1], v.change, v.blob, v.mode, v.size, v.verdict, v.reason)
+                    for v in versions
+                ],
+            )
+            self._apply_files(stat_updates, removed_files)
+            self._set_meta("head", snapshot_id)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def update_stats(self, stat_updates: Sequence[FileRow], removed_files: Sequence[str] = ()) -> None:
+        if not stat_updates and not removed_files:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply_files(stat_updates, removed_files)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _apply_files(self, stat_updates: Sequence[FileRow], removed_files: Sequence[str]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO files(path, blob, mode, size, mtime_ns, ctime_ns, ino) VALUES(?,?,?,?,?,?,?)",
+            [(f.path, f.blob, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.ino) for f in stat_updates],
+        )
+        self._db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in removed_files])
+
+    # ------------------------------------------------------------------ sync with git
+
+    def sync(self, repo: ShadowRepo) -> list[str]:
+        """Bring the catalog up to the repo's head.  Returns the ids it had to index."""
+        head = repo.head()
+        indexed = self.indexed_head
+        if head == indexed:
+            return []
+        missing: list[str] = []
+        found_base = indexed is None
+        for record in repo.walk(head):
+            if record.id == indexed:
+                found_base = True
+                break
+            missing.append(record.id)
+        if not found_base:
+            self.reset()
+        for commit_id in reversed(missing):
+            self._index_commit(repo, commit_id)
+        if head is None:
+            self.reset()
+        return list(reversed(missing))
+
+    def reset(self) -> None:
+        self._db.executescript(
+            "BEGIN; DELETE FROM snapshots; DELETE FROM versions; DELETE FROM files; DELETE FROM meta; COMMIT;"
+        )
+
+    def _index_commit(self, repo: ShadowRepo, commit_id: str) -> None:
+        record = repo.commit_record(commit_id)
+        info = parse_message(record.message)
+        versions: list[NewVersion] = []
+        stats: list[FileRow] = []
+        removed: list[str] = []
+        changed: set[str] = set()
+        for change in repo.changes(commit_id):
+            changed.add(change.path)
+            verdict, reason = info.verdicts.get(change.path, ("valid", ""))
+            if change.path in info.accepted:
+                reason = "accepted by user"
+            if change.new is None:
+                versions.append(NewVersion(change.path, "delete", None, None, None, "valid", ""))
+                removed.append(change.path)
+            else:
+                size = repo.blob_size(change.new.oid)
+                versions.append(
+                    NewVersion(
+                        change.path,
+                        "add" if change.old is None else "modify",
+                        change.new.oid,
+                        change.new.mode,
+                        size,
+                        verdict,
+                        reason,
+                    )
+                )
+                # No stat data from git: the next rescan re-hashes these once.
+                stats.append(FileRow(change.path, change.new.oid, change.new.mode, size, None, None, None))
+        for path in sorted(info.accepted - changed):
+            entry = repo.entry_at(commit_id, path)
+            if entry is not None:
+                size = repo.blob_size(entry.oid)
+                versions.append(NewVersion(path, "accept", entry.oid, entry.mode, size, "valid", "accepted by user"))
+        summary = record.message.splitlines()[0] if record.message else ""
+        self.record_snapshot(commit_id, record.time, info.trigger, summary, versions, stats, removed)
+
+    # ------------------------------------------------------------------ queries
+
+    def snapshot_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0])
+
+    def last_snapshot(self) -> SnapshotRow | None:
+        row = self._db.execute("SELECT * FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+        return SnapshotRow(*row) if row else None
+
+    def snapshot(self, snapshot_id: str) -> SnapshotRow | None:
+        row = self._db.execute("SELECT * FROM snapshots WHERE id=?", (snapshot_id,)).fetchone()
+        return SnapshotRow(*row) if row else None
+
+    def snapshots_by_prefix(self, prefix: str) -> list[SnapshotRow]:
+        rows = self._db.execute(
+            "SELECT * FROM snapshots WHERE id >= ? AND id < ? ORDER BY seq DESC", (prefix, prefix + "g")
+        ).fetchall()
+        return [SnapshotRow(*r) for r in rows]
+
+    def snapshots(
+        self,
+        limit: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        path: str | None = None,
+    ) -> list[SnapshotRow]:
+        where: list[str] = []
+        args: list[object] = []
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("ts <= ?")
+            args.append(until)
+        if path is not None:
+            where.append("seq IN (SELECT seq FROM versions WHERE path=? OR path LIKE ? ESCAPE '\\')")
+            args.extend([path, _like_prefix(path)])
+        sql = "SELECT * FROM snapshots"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [SnapshotRow(*r) for r in self._db.execute(sql, args).fetchall()]
+
+    def versions_in(self, seq: int) -> list[VersionRow]:
+        return self._versions("v.seq = ?", (seq,))
+
+    def versions_of(self, path: str) -> list[VersionRow]:
+        """Every recorded version of path, oldest first."""
+        return self._versions("v.path = ?", (path,))
+
+    def versions_between(self, since: float | None, until: float | None) -> list[VersionRow]:
+        return self._versions("s.ts >= ? AND s.ts <= ?", (since or 0.0, until or 1e18))
+
+    def _versions(self, where: str, args: Sequence[object]) -> list[VersionRow]:
+        rows = self._db.execute(
+            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason "
+            f"FROM versions v JOIN snapshots s ON s.seq = v.seq WHERE {where} ORDER BY v.seq, v.path",
+            tuple(args),
+        ).fetchall()
+        return [VersionRow(*r) for r in rows]
+
+    def latest_valid(self, path: str, before: float | None = None) -> VersionRow | None:
+        sql = (
+            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason "
+            "FROM versions v JOIN snapshots s ON s.seq = v.seq "
+            "WHERE v.path = ? AND v.verdict = 'valid' AND v.blob IS NOT NULL"
+        )
+        args: list[object] = [path]
+        if before is not None:
+            sql += " AND s.ts < ?"
+            args.append(before)
+        row = self._db.execute(sql + " ORDER BY v.seq DESC LIMIT 1", args).fetchone()
+        return VersionRow(*row) if row else None
+
+    def last_valid_size(self, path: str) -> int | None:
+        row = self._db.execute(
+            "SELECT size FROM versions WHERE path=? AND verdict='valid' AND blob IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (path,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def paths_named(self, name: str) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT path FROM versions WHERE name=? ORDER BY path", (name,)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def known_path(self, path: str) -> bool:
+        return self._db.execute("SELECT 1 FROM versions WHERE path=? LIMIT 1", (path,)).fetchone() is not None
+
+    def paths_under(self, prefix: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT path FROM versions WHERE path LIKE ? ESCAPE '\\' ORDER BY path", (_like_prefix(prefix),)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def file(self, path: str) -> FileRow | None:
+        row = self._db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
+        return FileRow(*row) if row else None
+
+    def files(self) -> Iterator[FileRow]:
+        for row in self._db.execute("SELECT * FROM files ORDER BY path"):
+            yield FileRow(*row)
+
+    def files_under(self, prefix: str) -> list[FileRow]:
+        rows = self._db.execute(
+            "SELECT * FROM files WHERE path LIKE ? ESCAPE '\\' ORDER BY path", (_like_prefix(prefix),)
+        ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    def file_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"

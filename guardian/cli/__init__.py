@@ -1,0 +1,68 @@
+"""The click layer: parse arguments, call one plain function, print the result.
+
+``main`` is the single place that turns exceptions into exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+# Importing the command modules registers their commands on the group.
+from guardian.cli import core as _core  # noqa: F401
+from guardian.cli.base import cli
+from guardian.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
+
+
+def _log_traceback() -> str | None:
+    try:
+        from guardian.paths import guardian_home
+
+        home = guardian_home()
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = home / "errors.log"
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"--- pid {os.getpid()} argv {sys.argv!r}\n{traceback.format_exc()}\n")
+        return str(path)
+    except OSError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="guardian", standalone_mode=False)
+        return int(result or 0)
+    except GuardianError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"guardian: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("guardian: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("guardian: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `guardian log | head` closing the pipe early is not an error.
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become an exit code
+        where = _log_traceback()
+        if debug:
+            traceback.print_exc()
+        hint = f"; traceback saved to {where}" if where else ""
+        click.echo(
+            f"guardian: internal error: {type(exc).__name__}: {exc}{hint}; rerun with --debug to see it", err=True
+        )
+        return EXIT_BUG

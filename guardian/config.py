@@ -1,0 +1,546 @@
+"""The policy file, ``guardian.yaml``: its schema, defaults, presets and errors.
+
+The schema is declared once, here.  Loading walks the YAML *node* tree (not the
+plain data) so that every error names the file, line, column and key path.
+Unknown keys are errors with a "did you mean" hint, because a typo such as
+``protcet:`` silently protecting nothing is the worst failure a policy can have.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from guardian.errors import ConfigError
+
+POLICY_FILENAME = "guardian.yaml"
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "policies"
+PACKAGED_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+MAX_POLICY_BYTES = 256 * 1024
+
+Action = Literal["allow", "force", "block"]
+ACTIONS: tuple[str, ...] = ("allow", "force", "block")
+BUILTIN_CHECKS: tuple[str, ...] = (
+    "python",
+    "json",
+    "yaml",
+    "toml",
+    "sqlite",
+    "shell",
+    "not-empty",
+    "no-conflict-markers",
+)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One validator: a built-in by name, or the user's own command."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ValidateRule:
+    paths: tuple[str, ...]
+    checks: tuple[CheckSpec, ...]
+
+
+@dataclass(frozen=True)
+class ProtectRule:
+    paths: tuple[str, ...]
+    rollback: Action = "force"
+    delete: Action = "force"
+    restore: Action = "allow"
+    reason: str = "protected"
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    gitignore: bool = True
+    max_file_size: int = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SuspectSettings:
+    shrink_ratio: float = 0.5
+    min_shrink_bytes: int = 512
+
+
+@dataclass(frozen=True)
+class GuardrailSettings:
+    interval: float = 300.0
+    repair: bool = False
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    keep_all: float = 48 * 3600.0
+    hourly: float = 14 * 86400.0
+    daily: float = 90 * 86400.0
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    max_size: int = 2 * 1024**3
+    min_free: int = 1024**3
+
+
+@dataclass(frozen=True)
+class MirrorSettings:
+    interval: float = 0.0  # seconds between pushes; 0 turns the periodic push off
+    remote: str = ""
+
+
+# guardian.yaml guards the guard: a rollback or delete of the policy itself needs --force.
+POLICY_FILE_RULE = ProtectRule(
+    paths=(POLICY_FILENAME,),
+    rollback="force",
+    delete="force",
+    restore="allow",
+    reason="the guardian policy file",
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: int = 1
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    validate: tuple[ValidateRule, ...] = ()
+    suspect: SuspectSettings = field(default_factory=SuspectSettings)
+    protect: tuple[ProtectRule, ...] = ()
+    guardrail: GuardrailSettings = field(default_factory=GuardrailSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    mirror: MirrorSettings = field(default_factory=MirrorSettings)
+    source: str = "<defaults>"
+
+    @property
+    def protect_rules(self) -> tuple[ProtectRule, ...]:
+        """The user's rules plus the built-in rule that protects guardian.yaml."""
+        return (*self.protect, POLICY_FILE_RULE)
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_size(text: str | int) -> int:
+    """'50MB', '2GB', '512' -> bytes (binary multiples, as du and ls -h use)."""
+    if isinstance(text, int):
+        return text
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use e.g. 512, 50MB, 2GB)")
+    unit = (match.group(2) or "").lower().replace("i", "").rstrip("b") or ""
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'300s', '5m', '48h', '14d' -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 48h, 14d)")
+    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
+
+
+# --------------------------------------------------------------------------- node walking
+
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: yaml.Node | None, keypath: str, problem: str, fix: str) -> ConfigError:
+        where = self.source
+        if node is not None:
+            where += f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        key = f" {keypath}:" if keypath else ""
+        return ConfigError(f"{where}:{key} {problem}; {fix}")
+
+
+def _scalar(ctx: _Ctx, node: yaml.Node, keypath: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ctx.fail(node, keypath, f"expected a single value, got a {_kind(node)}", "write a plain value")
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "list"
+    return "value"
+
+
+def _mapping(
+    ctx: _Ctx, node: yaml.Node, keypath: str, allowed: Sequence[str]
+) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise ctx.fail(node, keypath, f"expected a mapping, got a {_kind(node)}", "write 'key: value' lines")
+    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key_node, value_node in node.value:
+        key = _scalar(ctx, key_node, keypath)
+        if not isinstance(key, str):
+            raise ctx.fail(key_node, keypath, f"keys must be text, got {key!r}", "quote the key")
+        sub = f"{keypath}.{key}" if keypath else key
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            raise ctx.fail(key_node, sub, f"unknown key '{key}'", hint)
+        if key in out:
+            raise ctx.fail(key_node, sub, f"key '{key}' appears twice", "keep one of them")
+        out[key] = (key_node, value_node)
+    return out
+
+
+def _str_list(ctx: _Ctx, node: yaml.Node, keypath: str) -> tuple[str, ...]:
+    if isinstance(node, yaml.ScalarNode):
+        value = _scalar(ctx, node, keypath)
+        if isinstance(value, str):
+            return (value,)
+    if not isinstance(node, yaml.SequenceNode):
+        raise ctx.fail(
+            node, keypath, f"expected a list of patterns, got a {_kind(node)}", 'write e.g. ["src/", "*.py"]'
+        )
+    items: list[str] = []
+    for i, item in enumerate(node.value):
+        value = _scalar(ctx, item, f"{keypath}[{i}]")
+        if not isinstance(value, str) or not value:
+            raise ctx.fail(item, f"{keypath}[{i}]", f"expected a non-empty pattern, got {value!r}", "quote it as text")
+        items.append(value)
+    return tuple(items)
+
+
+def _typed(ctx: _Ctx, node: yaml.Node, keypath: str, convert: Callable[[Any], Any], fix: str) -> Any:
+    raw = _scalar(ctx, node, keypath)
+    try:
+        return convert(raw)
+    except (ValueError, TypeError) as exc:
+        raise ctx.fail(node, keypath, str(exc), fix) from None
+
+
+def _as_bool(raw: Any) -> bool:
+    if not isinstance(raw, bool):
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return raw
+
+
+def _as_size(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise ValueError(f"expected a size, got {raw!r}")
+    size = parse_size(raw)
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    return size
+
+
+def _as_duration(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise ValueError(f"expected a duration, got {raw!r}")
+    seconds = parse_duration(raw)
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _as_ratio(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw < 1:
+        raise ValueError(f"expected a number between 0 and 1, got {raw!r}")
+    return float(raw)
+
+
+def _as_nonneg_int(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ValueError(f"expected a whole number >= 0, got {raw!r}")
+    return raw
+
+
+def _as_action(raw: Any) -> str:
+    if raw not in ACTIONS:
+        raise ValueError(f"expected one of allow, force, block, got {raw!r}")
+    return str(raw)
+
+
+def _as_text(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected text, got {raw!r}")
+    return raw
+
+
+def _watch(ctx: _Ctx, node: yaml.Node) -> WatchSettings:
+    keys = _mapping(ctx, node, "watch", ("include", "exclude", "gitignore", "max_file_size"))
+    d = WatchSettings()
+    return WatchSettings(
+        include=_str_list(ctx, keys["include"][1], "watch.include") if "include" in keys else d.include,
+        exclude=_str_list(ctx, keys["exclude"][1], "watch.exclude") if "exclude" in keys else d.exclude,
+        gitignore=_typed(ctx, keys["gitignore"][1], "watch.gitignore", _as_bool, "write true or false")
+        if "gitignore" in keys
+        else d.gitignore,
+        max_file_size=_typed(ctx, keys["max_file_size"][1], "watch.max_file_size", _as_size, "write e.g. 50MB")
+        if "max_file_size" in keys
+        else d.max_file_size,
+    )
+
+
+def _check(ctx: _Ctx, node: yaml.Node, keypath: str) -> CheckSpec:
+    if isinstance(node, yaml.ScalarNode):
+        name = _scalar(ctx, node, keypath)
+        if name not in BUILTIN_CHECKS:
+            close = difflib.get_close_matches(str(name), BUILTIN_CHECKS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"built-in checks: {', '.join(BUILTIN_CHECKS)}"
+            raise ctx.fail(node, keypath, f"unknown check {name!r}", hint)
+        return CheckSpec(name=str(name))
+    keys = _mapping(ctx, node, keypath, ("command", "timeout"))
+    if "command" not in keys:
+        raise ctx.fail(node, keypath, "a custom check needs 'command'", 'write {command: ["prog", "{path}"]}')
+    argv = _str_list(ctx, keys["command"][1], f"{keypath}.command")
+    if isinstance(keys["command"][1], yaml.ScalarNode):
+        raise ctx.fail(
+            keys["command"][1],
+            f"{keypath}.command",
+            "a command must be a list of arguments (no shell)",
+            'write ["prog", "--flag", "{path}"]',
+        )
+    timeout = 10.0
+    if "timeout" in keys:
+        timeout = _typed(ctx, keys["timeout"][1], f"{keypath}.timeout", _as_duration, "write e.g. 10s")
+    return CheckSpec(name="command", command=argv, timeout=timeout)
+
+
+def _validate(ctx: _Ctx, node: yaml.Node) -> tuple[ValidateRule, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise ctx.fail(
+            node, "validate", f"expected a list of rules, got a {_kind(node)}", "start each rule with '- paths:'"
+        )
+    rules: list[ValidateRule] = []
+    for i, item in enumerate(node.value):
+        kp = f"validate[{i}]"
+        keys = _mapping(ctx, item, kp, ("paths", "checks"))
+        for required in ("paths", "checks"):
+            if required not in keys:
+                raise ctx.fail(item, kp, f"missing '{required}'", f"add '{required}:' to this rule")
+        checks_node = keys["checks"][1]
+        if not isinstance(checks_node, yaml.SequenceNode):
+            raise ctx.fail(checks_node, f"{kp}.checks", "expected a list of checks", "write e.g. [shell, not-empty]")
+        checks = tuple(_check(ctx, c, f"{kp}.checks[{j}]") for j, c in enumerate(checks_node.value))
+        rules.append(ValidateRule(paths=_str_list(ctx, keys["paths"][1], f"{kp}.paths"), checks=checks))
+    return tuple(rules)
+
+
+def _protect(ctx: _Ctx, node: yaml.Node) -> tuple[ProtectRule, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise ctx.fail(
+            node, "protect", f"expected a list of rules, got a {_kind(node)}", "start each rule with '- paths:'"
+        )
+    rules: list[ProtectRule] = []
+    for i, item in enumerate(node.value):
+        kp = f"protect[{i}]"
+        keys = _mapping(ctx, item, kp, ("paths", "rollback", "delete", "restore", "reason"))
+        if "paths" not in keys:
+            raise ctx.fail(item, kp, "missing 'paths'", "add 'paths: [dir/, file]' to this rule")
+        d = ProtectRule(paths=())
+        values: dict[str, Any] = {}
+        for op in ("rollback", "delete", "restore"):
+            values[op] = (
+                _typed(ctx, keys[op][1], f"{kp}.{op}", _as_action, "write allow, force or block")
+                if op in keys
+                else getattr(d, op)
+            )
+        reason = _typed(ctx, keys["reason"][1], f"{kp}.reason", _as_text, "quote it") if "reason" in keys else d.reason
+        rules.append(ProtectRule(paths=_str_list(ctx, keys["paths"][1], f"{kp}.paths"), reason=reason, **values))
+    return tuple(rules)
+
+
+def _simple_section(
+    ctx: _Ctx,
+    node: yaml.Node,
+    name: str,
+    cls: type[Any],
+    fields: dict[str, tuple[Callable[[Any], Any], str]],
+) -> Any:
+    keys = _mapping(ctx, node, name, tuple(fields))
+    values = {
+        key: _typed(ctx, keys[key][1], f"{name}.{key}", convert, fix)
+        for key, (convert, fix) in fields.items()
+        if key in keys
+    }
+    return cls(**values)
+
+
+_TOP_KEYS = ("version", "watch", "validate", "suspect", "protect", "guardrail", "retention", "store", "mirror")
+
+
+def _reject_aliases(text: str, ctx: _Ctx) -> None:
+    # Anchors and aliases let a few hundred bytes expand into gigabytes
+    # ("billion laughs"); a policy file never needs them.
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                where = f"{ctx.source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else ctx.source
+                raise ConfigError(
+                    f"{where}: YAML anchors and aliases are not "
+                    "allowed in a policy file; write the values out in full"
+                )
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_syntax_error(ctx, exc) from None
+
+
+def _yaml_syntax_error(ctx: _Ctx, exc: yaml.MarkedYAMLError) -> ConfigError:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{ctx.source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else ctx.source
+    return ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax at that line")
+
+
+def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
+    """Parse and validate policy text; every error names source:line:col and the key path."""
+    ctx = _Ctx(source)
+    if len(text.encode("utf-8", "surrogateescape")) > MAX_POLICY_BYTES:
+        raise ConfigError(
+            f"{source}: the policy file is larger than {MAX_POLICY_BYTES // 1024} KB; "
+            "a policy should be a short list of rules"
+        )
+    _reject_aliases(text, ctx)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_syntax_error(ctx, exc) from None
+    if root is None:
+        raise ConfigError(f"{source}: the policy file is empty; write at least 'version: 1'")
+    keys = _mapping(ctx, root, "", _TOP_KEYS)
+    if "version" not in keys:
+        raise ctx.fail(root, "version", "missing 'version'", "add 'version: 1' at the top")
+    version = _scalar(ctx, keys["version"][1], "version")
+    if version != 1:
+        raise ctx.fail(
+            keys["version"][1], "version", f"unsupported version {version!r}", "this guardian reads version 1"
+        )
+
+    def section(name: str, build: Callable[[yaml.Node], Any], default: Any) -> Any:
+        return build(keys[name][1]) if name in keys and not _is_null(keys[name][1]) else default
+
+    return Policy(
+        version=1,
+        watch=section("watch", lambda n: _watch(ctx, n), WatchSettings()),
+        validate=section("validate", lambda n: _validate(ctx, n), ()),
+        suspect=section(
+            "suspect",
+            lambda n: _simple_section(
+                ctx,
+                n,
+                "suspect",
+                SuspectSettings,
+                {
+                    "shrink_ratio": (_as_ratio, "write a number such as 0.5"),
+                    "min_shrink_bytes": (_as_nonneg_int, "write a number of bytes such as 512"),
+                },
+            ),
+            SuspectSettings(),
+        ),
+        protect=section("protect", lambda n: _protect(ctx, n), ()),
+        guardrail=section(
+            "guardrail",
+            lambda n: _simple_section(
+                ctx,
+                n,
+                "guardrail",
+                GuardrailSettings,
+                {"interval": (_as_duration, "write e.g. 300s or 5m"), "repair": (_as_bool, "write true or false")},
+            ),
+            GuardrailSettings(),
+        ),
+        retention=section(
+            "retention",
+            lambda n: _simple_section(
+                ctx,
+                n,
+                "retention",
+                RetentionSettings,
+                {k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")},
+            ),
+            RetentionSettings(),
+        ),
+        store=section(
+            "store",
+            lambda n: _simple_section(
+                ctx,
+                n,
+                "store",
+                StoreSettings,
+                {k: (_as_size, "write e.g. 2GB") for k in ("max_size", "min_free")},
+            ),
+            StoreSettings(),
+        ),
+        mirror=section(
+            "mirror",
+            lambda n: _simple_section(
+                ctx,
+                n,
+                "mirror",
+                MirrorSettings,
+                {
+                    "interval": (_as_duration, "write e.g. 15m, or 0 to turn it off"),
+                    "remote": (_as_text, "write the name of a remote added with 'guardian remote add'"),
+                },
+            ),
+            MirrorSettings(),
+        ),
+        source=source,
+    )
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        size = path.stat().st_size
+        if size > MAX_POLICY_BYTES:
+            raise ConfigError(
+                f"{path}: the policy file is {size} bytes, more than {MAX_POLICY_BYTES // 1024} KB; "
+                "a policy should be a short list of rules"
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no policy file; run 'guardian init' to create one") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a policy file; remove it and run 'guardian init'") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the policy file; check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the policy file as UTF-8") from None
+    return parse_policy(text, str(path))
+
+
+def presets_dir() -> Path:
+    """Presets live in policies/ in a source checkout and are copied into the wheel."""
+    return PRESETS_DIR if PRESETS_DIR.is_dir() else PACKAGED_PRESETS_DIR
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def preset_text(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not (presets_dir() / f"{name}.yaml").is_file():
+        raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(list_presets())}")
+    return (presets_dir() / f"{name}.yaml").read_text(encoding="utf-8")

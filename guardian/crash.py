@@ -1,0 +1,29 @@
+"""Named crash points for the reliability suite.
+
+Setting GUARDIAN_CRASH_AT=<name> makes guardian SIGKILL itself when it reaches
+that point, the way Mercurial's and SQLite's test suites do, so tests can prove
+that every state on disk is all-old or all-new.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV_CRASH_AT = "GUARDIAN_CRASH_AT"
+
+POINTS = (
+    "snapshot-after-blob",
+    "snapshot-after-tree",
+    "snapshot-after-commit",
+    "snapshot-after-ref",
+    "snapshot-after-event",
+    "restore-after-temp",
+    "restore-after-rename",
+    "rollback-mid",
+)
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get(ENV_CRASH_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

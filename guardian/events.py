@@ -1,0 +1,153 @@
+"""The append-only JSONL event log: what happened, to which paths, when and why.
+
+Appends are one write(2) of one whole line on an O_APPEND descriptor followed by
+fsync, so concurrent writers never interleave inside a line.  A crash can at
+worst leave a torn *last* line, which the reader skips.  (A temp-file-and-rename
+would have to rewrite the whole log on every event; appending is the durable
+pattern for logs.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVENT_KINDS = (
+    "init",
+    "snapshot",
+    "verdict",
+    "restore",
+    "rollback",
+    "accept",
+    "skip",
+    "error",
+    "drift",
+    "repair",
+    "gate",
+    "force",
+    "block",
+    "hook",
+    "agent",
+    "watcher",
+    "warning",
+    "verify",
+)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+@dataclass(frozen=True)
+class Event:
+    ts: str
+    event: str
+    paths: list[str]
+    snapshot: str | None
+    trigger: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts,
+            "event": self.event,
+            "paths": self.paths,
+            "snapshot": self.snapshot,
+            "trigger": self.trigger,
+            "details": self.details,
+        }
+
+
+class EventLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(
+        self,
+        event: str,
+        paths: Sequence[str] = (),
+        snapshot: str | None = None,
+        trigger: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Event:
+        record = Event(
+            now_iso(), event, list(paths), snapshot, trigger, {"user": _user(), "pid": os.getpid(), **(details or {})}
+        )
+        self.append_many([record])
+        return record
+
+    def append_many(self, records: Iterable[Event]) -> None:
+        payload = b"".join(
+            json.dumps(r.to_json(), ensure_ascii=True, separators=(",", ":")).encode() + b"\n" for r in records
+        )
+        if not payload:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            # If a previous writer died mid-line, start on a fresh line so our record stays parseable.
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as reader:
+                    reader.seek(size - 1)
+                    if reader.read(1) != b"\n":
+                        payload = b"\n" + payload
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> Iterator[Event]:
+        """Every parseable record, oldest first; torn or garbage lines are skipped."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                try:
+                    raw = json.loads(line)
+                except (ValueError, UnicodeDecodeError):
+                    continue
+                if not isinstance(raw, dict) or "event" not in raw:
+                    continue
+                yield Event(
+                    ts=str(raw.get("ts", "")),
+                    event=str(raw.get("event")),
+                    paths=[str(p) for p in raw.get("paths") or []],
+                    snapshot=raw.get("snapshot"),
+                    trigger=raw.get("trigger"),
+                    details=raw.get("details") or {},
+                )
+
+    def tail(self, n: int | None = None, kinds: Sequence[str] = (), path: str | None = None) -> list[Event]:
+        selected = [
+            e
+            for e in self.read()
+            if (not kinds or e.event in kinds or e.trigger in kinds or (("force" in kinds) and e.details.get("force")))
+            and (path is None or path in e.paths)
+        ]
+        return selected[-n:] if n else selected
+
+    def torn_lines(self) -> int:
+        count = 0
+        try:
+            with open(self.path, "rb") as handle:
+                for line in handle:
+                    try:
+                        json.loads(line)
+                    except (ValueError, UnicodeDecodeError):
+                        count += 1
+        except FileNotFoundError:
+            return 0
+        return count

@@ -1,0 +1,221 @@
+"""Durable, symlink-safe file operations.
+
+Every write guardian makes goes through here: a temp file in the same directory,
+fsync, rename over the target, fsync the directory.  User files are reached by
+walking from the project root one component at a time with O_NOFOLLOW, so a
+symlinked parent can never redirect a write (or a read) outside the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from guardian.crash import crash_point
+from guardian.errors import OperationFailed, PathRefused
+
+TEMP_PREFIX = ".guardian-tmp-"
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def fsync_dir(path_or_fd: Path | int) -> None:
+    if isinstance(path_or_fd, int):
+        os.fsync(path_or_fd)
+        return
+    fd = os.open(path_or_fd, _DIR_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def atomic_write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Atomically replace one of guardian's own state files."""
+    directory = path.parent
+    tmp = directory / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory)
+
+
+@contextmanager
+def open_parent(root: Path, rel: str, *, create: bool = False) -> Iterator[tuple[int, str]]:
+    """Yield (fd of rel's parent directory, leaf name), reached without following symlinks.
+
+    With create=True, missing parent directories are made (and their parents fsynced).
+    """
+    parts = rel.split("/")
+    leaf = parts.pop()
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        walked: list[str] = []
+        for part in parts:
+            walked.append(part)
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                    os.fsync(fd)
+                except FileExistsError:
+                    pass
+            try:
+                next_fd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise PathRefused(
+                        f"refusing path '{rel}': '{'/'.join(walked)}' is a symlink or not a directory; "
+                        "guardian never follows symlinks in a path"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = next_fd
+        yield fd, leaf
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What is at a path right now, read without following symlinks."""
+
+    kind: str  # "file", "symlink", "missing", "other"
+    data: bytes = b""
+    mode: int = 0
+    st: os.stat_result | None = None
+
+
+def lstat_at(root: Path, rel: str) -> os.stat_result | None:
+    try:
+        with open_parent(root, rel) as (dir_fd, leaf):
+            return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except PathRefused:
+        return None
+    except NotADirectoryError:
+        return None
+
+
+def read_state(root: Path, rel: str, max_size: int | None = None) -> FileState:
+    """Read a file or symlink under root.  Symlinks are returned as their target text."""
+    try:
+        with open_parent(root, rel) as (dir_fd, leaf):
+            st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(leaf, dir_fd=dir_fd)
+                return FileState("symlink", os.fsencode(target), st.st_mode, st)
+            if not stat.S_ISREG(st.st_mode):
+                return FileState("other", b"", st.st_mode, st)
+            if max_size is not None and st.st_size > max_size:
+                return FileState("file", b"", st.st_mode, st)
+            fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                st = os.fstat(fd)
+                chunks: list[bytes] = []
+                while chunk := os.read(fd, 1 << 20):
+                    chunks.append(chunk)
+                return FileState("file", b"".join(chunks), st.st_mode, st)
+            finally:
+                os.close(fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return FileState("missing")
+    except PathRefused:
+        # A path whose parent became a symlink is, for capture purposes, gone from the tree.
+        return FileState("missing")
+
+
+def _target_mode(existing: os.stat_result | None, executable: bool) -> int:
+    if existing is not None and stat.S_ISREG(existing.st_mode):
+        mode = stat.S_IMODE(existing.st_mode)
+        read_bits = (mode & 0o444) >> 2
+        # Keep the user's permission bits (0640 stays 0640); only the exec bit follows the snapshot.
+        return (mode | read_bits) if executable else (mode & ~0o111)
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if executable else 0o666) & ~umask
+
+
+def write_user_file(root: Path, rel: str, data: bytes, *, executable: bool = False) -> None:
+    """Atomically replace root/rel with data, keeping the existing file's mode and owner."""
+    with open_parent(root, rel, create=True) as (dir_fd, leaf):
+        try:
+            existing: os.stat_result | None = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise OperationFailed(f"cannot restore '{rel}': a directory is in the way; move it aside first")
+        mode = _target_mode(existing, executable)
+        tmp = f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)
+                if existing is not None and os.geteuid() == 0 and existing.st_uid != 0:
+                    os.fchown(fd, existing.st_uid, existing.st_gid)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            crash_point("restore-after-temp")
+            os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(tmp, dir_fd)
+            raise
+        crash_point("restore-after-rename")
+        os.fsync(dir_fd)
+
+
+def write_user_symlink(root: Path, rel: str, target: bytes) -> None:
+    """Atomically make root/rel a symlink to target (the link itself; nothing is followed)."""
+    with open_parent(root, rel, create=True) as (dir_fd, leaf):
+        tmp = f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        os.symlink(os.fsdecode(target), tmp, dir_fd=dir_fd)
+        try:
+            os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(tmp, dir_fd)
+            raise
+        os.fsync(dir_fd)
+
+
+def remove_user_file(root: Path, rel: str) -> bool:
+    """Remove root/rel (a file or symlink, never a directory tree).  Returns False if already gone."""
+    try:
+        with open_parent(root, rel) as (dir_fd, leaf):
+            st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                raise OperationFailed(f"cannot remove '{rel}': it is a directory now")
+            os.unlink(leaf, dir_fd=dir_fd)
+            os.fsync(dir_fd)
+            return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,222 @@
+"""Answers about the past: log, a file's timeline with a diagnosis, show and diff."""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardian.catalog import Catalog, SnapshotRow, VersionRow
+from guardian.errors import OperationFailed
+from guardian.fsutil import read_state
+from guardian.lookup import resolve_path, resolve_snapshot
+from guardian.project import Project
+from guardian.timeutil import format_time
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@dataclass
+class LogEntry:
+    snapshot: SnapshotRow
+    bad: list[VersionRow]
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.snapshot
+        return {
+            "snapshot": s.id,
+            "time": s.ts,
+            "trigger": s.trigger,
+            "summary": s.summary,
+            "files": s.nchanged,
+            "not_valid": [{"path": v.path, "verdict": v.verdict, "reason": v.reason} for v in self.bad],
+        }
+
+
+@dataclass
+class WindowSummary:
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    became_bad: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "deleted": self.deleted,
+            "not_valid": [{"path": p, "verdict": v, "reason": r} for p, v, r in self.became_bad],
+        }
+
+
+def log(
+    project: Project,
+    typed_path: str | None = None,
+    *,
+    cwd: Path | None = None,
+    limit: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> tuple[list[LogEntry], WindowSummary | None]:
+    with project.reader() as (_repo, catalog):
+        rel = resolve_path(project.root, catalog, typed_path, cwd) if typed_path else None
+        rows = catalog.snapshots(limit=limit, since=since, until=until, path=rel)
+        entries = [LogEntry(row, [v for v in catalog.versions_in(row.seq) if v.verdict != "valid"]) for row in rows]
+        window = None
+        if since is not None or until is not None:
+            window = WindowSummary()
+            changed: dict[str, VersionRow] = {}
+            for v in catalog.versions_between(since, until):
+                if rel is None or v.path == rel or v.path.startswith(rel + "/"):
+                    changed[v.path] = v
+            for path, v in sorted(changed.items()):
+                if v.change == "delete":
+                    window.deleted.append(path)
+                else:
+                    window.changed.append(path)
+                    if v.verdict != "valid":
+                        window.became_bad.append((path, v.verdict, v.reason))
+        return entries, window
+
+
+@dataclass
+class History:
+    path: str
+    versions: list[VersionRow]
+    diagnosis: str
+    sparkline: str
+    git_commits: list[str]
+    exists_now: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "exists_now": self.exists_now,
+            "timeline": [
+                {
+                    "snapshot": v.snapshot,
+                    "time": v.ts,
+                    "trigger": v.trigger,
+                    "event": _event_word(v),
+                    "size": v.size,
+                    "verdict": v.verdict,
+                    "reason": v.reason,
+                }
+                for v in self.versions
+            ],
+            "sparkline": self.sparkline,
+            "diagnosis": self.diagnosis,
+            "git_commits": self.git_commits,
+        }
+
+
+def _event_word(v: VersionRow) -> str:
+    if v.change == "delete":
+        return "deleted"
+    if v.change == "accept":
+        return "accepted"
+    if v.trigger == "restore":
+        return "restored"
+    return "created" if v.change == "add" else "changed"
+
+
+def sparkline(versions: list[VersionRow]) -> str:
+    sizes = [v.size for v in versions if v.size is not None]
+    top = max(sizes, default=0) or 1
+    marks = []
+    for v in versions:
+        if v.size is None:
+            marks.append("·")
+        else:
+            marks.append(SPARK[min(len(SPARK) - 1, round(v.size / top * (len(SPARK) - 1)))])
+    return "".join(marks[-60:])
+
+
+def diagnose(versions: list[VersionRow]) -> str:
+    if not versions:
+        return "never existed in any snapshot"
+    last_valid_index = None
+    for i, v in enumerate(versions):
+        if v.verdict == "valid" and v.change != "delete":
+            last_valid_index = i
+    if last_valid_index is None:
+        first = versions[0]
+        return f"never had a valid version; first seen at {format_time(first.ts)} ({first.verdict}: {first.reason})"
+    good = versions[last_valid_index]
+    head = f"last valid version at {format_time(good.ts)} (snapshot {good.snapshot[:12]})"
+    since = versions[last_valid_index + 1 :]
+    if not since:
+        return f"{head}; no changes since"
+    parts = []
+    for v in since:
+        word = "deleted" if v.change == "delete" else v.verdict
+        parts.append(f"{word} at {format_time(v.ts)} ({v.trigger})")
+    return f"{head}; since then: " + ", ".join(parts)
+
+
+def user_git_commits(root: Path, rel: str, limit: int = 20) -> list[str]:
+    """Commits of the user's own git history that touched rel (read-only, never their index)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "log", f"-n{limit}", "--date=iso", "--format=%h %ad %an: %s", "--", rel],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return proc.stdout.splitlines() if proc.returncode == 0 else []
+
+
+def file_history(project: Project, typed: str, cwd: Path | None = None) -> History:
+    with project.reader() as (_repo, catalog):
+        rel = resolve_path(project.root, catalog, typed, cwd)
+        versions = catalog.versions_of(rel)
+    exists = read_state(project.root, rel).kind != "missing"
+    commits = user_git_commits(project.root, rel) if (project.root / ".git").exists() else []
+    return History(rel, versions, diagnose(versions), sparkline(versions), commits, exists)
+
+
+def _version_for(
+    catalog: Catalog, project: Project, typed: str, at: str | None, cwd: Path | None
+) -> tuple[str, str, str]:
+    """(path, blob id, snapshot id) of the version show and diff compare with."""
+    rel = resolve_path(project.root, catalog, typed, cwd)
+    if at is not None:
+        snap = resolve_snapshot(catalog, at)
+        candidates = [v for v in catalog.versions_of(rel) if v.seq <= snap.seq]
+        if not candidates or candidates[-1].blob is None:
+            raise OperationFailed(f"'{rel}' is not in snapshot {snap.id[:12]} (not yet created, or deleted by then)")
+        return rel, candidates[-1].blob or "", snap.id
+    valid = catalog.latest_valid(rel)
+    if valid is None or valid.blob is None:
+        if not catalog.known_path(rel):
+            raise OperationFailed(f"'{typed}' never existed in any snapshot")
+        raise OperationFailed(
+            f"no valid version of '{rel}'; pick one with --at SNAPSHOT (see 'guardian history {rel}')"
+        )
+    return rel, valid.blob, valid.snapshot
+
+
+def show(project: Project, typed: str, at: str | None = None, cwd: Path | None = None) -> tuple[str, str, bytes]:
+    with project.reader() as (repo, catalog):
+        rel, blob, snap = _version_for(catalog, project, typed, at, cwd)
+        return rel, snap, repo.read_blob(blob)
+
+
+def diff(project: Project, typed: str, at: str | None = None, cwd: Path | None = None) -> str:
+    with project.reader() as (repo, catalog):
+        rel, blob, snap = _version_for(catalog, project, typed, at, cwd)
+        old = repo.read_blob(blob)
+    state = read_state(project.root, rel)
+    new = state.data if state.kind != "missing" else b""
+    if b"\0" in old[:8000] or b"\0" in new[:8000]:
+        return "" if old == new else f"Binary files {rel}@{snap[:12]} and {rel} differ\n"
+    lines = difflib.unified_diff(
+        old.decode("utf-8", "replace").splitlines(keepends=True),
+        new.decode("utf-8", "replace").splitlines(keepends=True),
+        fromfile=f"{rel}@{snap[:12]}",
+        tofile=rel if state.kind != "missing" else "/dev/null",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

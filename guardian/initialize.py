@@ -1,0 +1,69 @@
+"""`guardian init`: the policy file, the store outside the work tree, the first snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guardian.config import POLICY_FILENAME, parse_policy, preset_text
+from guardian.errors import OperationFailed
+from guardian.fsutil import write_user_file
+from guardian.project import Project, ProjectPaths, make_store_dir, read_project_meta, write_project_meta
+from guardian.snapshot import ProgressFn, SnapshotResult, take_snapshot
+
+# libgit2 never packs; past this many new objects, pack so the store stays compact.
+PACK_AFTER_OBJECTS = 1000
+
+
+@dataclass
+class InitReport:
+    root: Path
+    store: Path
+    created_policy: bool
+    created_store: bool
+    snapshot: SnapshotResult | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "store": str(self.store),
+            "repo": str(self.store / "repo.git"),
+            "created_policy": self.created_policy,
+            "created_store": self.created_store,
+            "snapshot": self.snapshot.to_json() if self.snapshot else None,
+        }
+
+
+def init_project(root: Path, preset: str = "default", progress: ProgressFn | None = None) -> InitReport:
+    if not root.is_dir():
+        raise OperationFailed(f"cannot init {root}: not a directory")
+    root = root.resolve()
+    paths = ProjectPaths.for_root(root)
+    policy_file = root / POLICY_FILENAME
+    created_policy = False
+    if not policy_file.exists():
+        text = preset_text(preset)
+        parse_policy(text, f"policies/{preset}.yaml")  # never write a preset that would not load
+        write_user_file(root, POLICY_FILENAME, text.encode())
+        created_policy = True
+    meta = read_project_meta(paths.store)
+    if meta is not None and meta.get("root") != str(root):
+        raise OperationFailed(
+            f"the store {paths.store} belongs to {meta.get('root')}, not {root}; set GUARDIAN_HOME to another directory"
+        )
+    created_store = not paths.repo.is_dir()
+    make_store_dir(paths.store)
+    if created_store:
+        from guardian.store import ShadowRepo
+
+        ShadowRepo.create(paths.repo)
+    write_project_meta(paths)
+    project = Project.find(root)
+    snapshot = take_snapshot(project, None, "init", progress=progress)
+    if snapshot.snapshot is not None and len(snapshot.files) >= PACK_AFTER_OBJECTS:
+        with project.writer_lock():
+            project.open_repo().pack()
+    if created_store:
+        project.events.append("init", [], snapshot.snapshot, "init", {"root": str(root), "preset": preset})
+    return InitReport(root, paths.store, created_policy, created_store, snapshot)

@@ -1,0 +1,51 @@
+"""Turning what a user typed into a snapshotted path or a snapshot id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from guardian.catalog import Catalog, SnapshotRow
+from guardian.errors import AmbiguousPath, OperationFailed, UsageError
+from guardian.fsutil import lstat_at
+from guardian.paths import check_relative, to_relative
+
+
+def resolve_path(root: Path, catalog: Catalog, typed: str, cwd: Path | None = None) -> str:
+    """A root-relative path for typed: an exact path, or a bare name found anywhere in history.
+
+    Bare names are resolved against every path ever snapshotted, deleted ones
+    included, because the file a user wants back is often the one that is gone.
+    """
+    rel = to_relative(root, typed, cwd)
+    if catalog.known_path(rel) or lstat_at(root, rel) is not None or catalog.paths_under(rel):
+        return rel
+    if "/" not in typed.strip("/"):
+        name = typed.strip("/")
+        check_relative(name)
+        candidates = catalog.paths_named(name)
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise AmbiguousPath(name, candidates)
+    return rel
+
+
+def require_known(catalog: Catalog, rel: str, typed: str) -> None:
+    if not catalog.known_path(rel):
+        raise OperationFailed(
+            f"'{typed}' never existed in any snapshot; check the name with 'guardian log' or 'guardian history'"
+        )
+
+
+def resolve_snapshot(catalog: Catalog, typed: str) -> SnapshotRow:
+    text = typed.strip().lower()
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise UsageError(f"--at: '{typed}' is not a snapshot id; use an id from 'guardian log' (at least 4 hex digits)")
+    if len(text) < 4:
+        raise UsageError(f"--at: '{typed}' is too short; give at least 4 hex digits of a snapshot id")
+    matches = catalog.snapshots_by_prefix(text)
+    if not matches:
+        raise UsageError(f"--at: no snapshot '{typed}' in this store; list them with 'guardian log'")
+    if len(matches) > 1:
+        raise UsageError(f"--at: '{typed}' matches {len(matches)} snapshots; give more digits")
+    return matches[0]

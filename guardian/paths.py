@@ -1,0 +1,87 @@
+"""Where things live: GUARDIAN_HOME, per-project stores, and safe project-relative paths.
+
+Every state directory is overridable by environment variable so that tests (and
+users with unusual setups) never write into the real home directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path, PurePosixPath
+
+from guardian.config import POLICY_FILENAME
+from guardian.errors import NotAProject, PathRefused
+
+ENV_HOME = "GUARDIAN_HOME"
+
+
+def guardian_home() -> Path:
+    override = os.environ.get(ENV_HOME)
+    if override:
+        return Path(override).expanduser().absolute()
+    import platformdirs  # imported lazily: it is only needed when no override is set
+
+    return Path(platformdirs.user_data_dir("guardian", appauthor=False))
+
+
+def store_dir_for(root: Path) -> Path:
+    """<GUARDIAN_HOME>/<dirname>-<short hash of the absolute root>: readable and collision-free."""
+    root = root.absolute()
+    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:12]
+    return guardian_home() / f"{root.name or 'root'}-{digest}"
+
+
+def find_project_root(start: Path) -> Path:
+    """Walk up from start to the nearest directory holding guardian.yaml, like git does for .git."""
+    here = start.absolute()
+    for candidate in (here, *here.parents):
+        if (candidate / POLICY_FILENAME).is_file():
+            return candidate
+    raise NotAProject(f"no {POLICY_FILENAME} found in {here} or any parent; run 'guardian init' there, or pass -C DIR")
+
+
+def _is_git_dir_name(part: str) -> bool:
+    # Case-insensitive: on macOS (and in git's own checks) ".GIT" is ".git".
+    return part.lower() == ".git"
+
+
+def check_relative(rel: str) -> str:
+    """Validate a POSIX path relative to the root, as found in a shadow tree or a catalog.
+
+    Refuses anything that could escape the root or touch a .git directory; this is
+    the check that makes a crafted shadow tree harmless.
+    """
+    if not rel or "\x00" in rel:
+        raise PathRefused(f"refusing path {rel!r}: empty or contains a NUL byte")
+    if rel.startswith("/") or ("\\" in rel and os.sep == "\\"):
+        raise PathRefused(f"refusing path {rel!r}: it must be relative to the project root")
+    parts = rel.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise PathRefused(f"refusing path {rel!r}: '{part or '//'}' components are not allowed")
+        if _is_git_dir_name(part):
+            raise PathRefused(f"refusing path {rel!r}: guardian never reads or writes inside a .git directory")
+    return rel
+
+
+def to_relative(root: Path, user_path: str, cwd: Path | None = None) -> str:
+    """Turn a path typed by a user (relative to cwd, or absolute) into a checked root-relative path.
+
+    Only the *lexical* path is used here; symlinked parents are refused later, at
+    the moment of reading or writing, by fsutil's no-follow directory walk.
+    """
+    if "\x00" in user_path:
+        raise PathRefused(f"refusing path {user_path!r}: it contains a NUL byte")
+    root = root.absolute()
+    base = (cwd or Path.cwd()).absolute()
+    raw = Path(user_path) if os.path.isabs(user_path) else base / user_path
+    normal = PurePosixPath(os.path.normpath(raw))
+    try:
+        rel = normal.relative_to(PurePosixPath(root))
+    except ValueError:
+        raise PathRefused(f"refusing path '{user_path}': it is outside the project root {root}") from None
+    text = rel.as_posix()
+    if text in ("", "."):
+        raise PathRefused(f"refusing path '{user_path}': it is the project root itself; name a file inside it")
+    return check_relative(text)

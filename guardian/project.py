@@ -1,0 +1,163 @@
+"""A guardian project: a root with a guardian.yaml, and its store outside the work tree.
+
+Store layout (``$GUARDIAN_HOME/<dirname>-<hash>/``, mode 0700)::
+
+    repo.git/        the shadow bare git repository (the source of truth)
+    catalog.db       derived index, rebuilt from repo.git when needed
+    events.jsonl     append-only event log
+    project.json     which root this store belongs to
+    writer.lock      flock held for each write transaction
+    watcher.lock     flock held by the running watcher for its lifetime
+    watcher.json     the watcher's heartbeat
+    watcher.log      the watcher's rotating log
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guardian.config import POLICY_FILENAME, Policy, load_policy
+from guardian.errors import OperationFailed, StoreDamaged
+from guardian.events import EventLog
+from guardian.fsutil import atomic_write_file
+from guardian.lock import FileLock
+from guardian.paths import find_project_root, store_dir_for
+
+if TYPE_CHECKING:
+    from guardian.catalog import Catalog
+    from guardian.store import ShadowRepo
+
+WRITER_LOCK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    root: Path
+    store: Path
+
+    @property
+    def policy_file(self) -> Path:
+        return self.root / POLICY_FILENAME
+
+    @property
+    def repo(self) -> Path:
+        return self.store / "repo.git"
+
+    @property
+    def catalog(self) -> Path:
+        return self.store / "catalog.db"
+
+    @property
+    def events(self) -> Path:
+        return self.store / "events.jsonl"
+
+    @property
+    def meta(self) -> Path:
+        return self.store / "project.json"
+
+    @property
+    def writer_lock(self) -> Path:
+        return self.store / "writer.lock"
+
+    @property
+    def watcher_lock(self) -> Path:
+        return self.store / "watcher.lock"
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.store / "watcher.json"
+
+    @property
+    def watcher_log(self) -> Path:
+        return self.store / "watcher.log"
+
+    @classmethod
+    def for_root(cls, root: Path) -> ProjectPaths:
+        root = root.absolute()
+        return cls(root=root, store=store_dir_for(root))
+
+
+@dataclass
+class Project:
+    paths: ProjectPaths
+    policy: Policy
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    @property
+    def events(self) -> EventLog:
+        return EventLog(self.paths.events)
+
+    @classmethod
+    def find(cls, start: Path) -> Project:
+        root = find_project_root(start)
+        # The root is resolved once: every later path check is relative to the real directory.
+        paths = ProjectPaths.for_root(root.resolve())
+        return cls(paths, load_policy(paths.policy_file))
+
+    def require_store(self) -> None:
+        if not self.paths.repo.is_dir():
+            raise OperationFailed(f"no store for {self.root} at {self.paths.store}; run 'guardian init' in {self.root}")
+
+    def writer_lock(self, timeout: float = WRITER_LOCK_TIMEOUT) -> FileLock:
+        return FileLock(self.paths.writer_lock, f"the store {self.paths.store}", timeout)
+
+    def open_repo(self) -> ShadowRepo:
+        from guardian.store import ShadowRepo
+
+        self.require_store()
+        return ShadowRepo(self.paths.repo)
+
+    def open_catalog(self) -> Catalog:
+        import sqlite3
+
+        from guardian.catalog import Catalog
+
+        try:
+            return Catalog(self.paths.catalog)
+        except sqlite3.Error as exc:
+            raise StoreDamaged(f"the catalog {self.paths.catalog} is unreadable: {exc}") from None
+
+    @contextmanager
+    def reader(self) -> Iterator[tuple[ShadowRepo, Catalog]]:
+        """Open the repo and a catalog that agrees with it, for read-only questions."""
+        repo = self.open_repo()
+        catalog = self.open_catalog()
+        try:
+            if catalog.indexed_head != repo.head():
+                # Catching up writes to the catalog, so take the writer lock for it.
+                with self.writer_lock():
+                    from guardian.snapshot import sync_catalog
+
+                    sync_catalog(self, repo, catalog)
+            yield repo, catalog
+        finally:
+            catalog.close()
+
+
+def write_project_meta(paths: ProjectPaths) -> None:
+    data: dict[str, Any] = {"root": str(paths.root), "version": 1}
+    atomic_write_file(paths.meta, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
+
+
+def read_project_meta(store: Path) -> dict[str, Any] | None:
+    try:
+        raw = json.loads((store / "project.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def make_store_dir(store: Path) -> None:
+    store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store.mkdir(mode=0o700, exist_ok=True)
+    # mkdir's mode is filtered by umask; the store holds copies of private files, so force 0700.
+    os.chmod(store, 0o700)

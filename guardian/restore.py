@@ -1,0 +1,178 @@
+"""Restore: ask the policy, snapshot what is there now, then write each file atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardian.catalog import Catalog, VersionRow
+from guardian.errors import Blocked, NeedsForce, OperationFailed
+from guardian.fsutil import lstat_at, remove_user_file, write_user_file, write_user_symlink
+from guardian.lookup import require_known, resolve_path, resolve_snapshot
+from guardian.paths import check_relative
+from guardian.policy import Decision, PathChange, PolicyEngine
+from guardian.project import Project
+from guardian.snapshot import Capture, clear_stale_git_locks, sync_catalog
+from guardian.store import Entry, ShadowRepo
+from guardian.validate import is_sqlite_bytes
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    path: str
+    entry: Entry
+    snapshot: str
+    time: float
+    verdict: str
+
+
+@dataclass
+class RestoredFile:
+    path: str
+    snapshot: str
+    time: float
+    size_before: int | None
+    size_after: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "snapshot": self.snapshot,
+            "time": self.time,
+            "size_before": self.size_before,
+            "size_after": self.size_after,
+        }
+
+
+@dataclass
+class RestoreReport:
+    files: list[RestoredFile] = field(default_factory=list)
+    pre_snapshot: str | None = None
+    post_snapshot: str | None = None
+    dry_run: bool = False
+    decision: Decision | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "restored": [f.to_json() for f in self.files],
+            "pre_snapshot": self.pre_snapshot,
+            "post_snapshot": self.post_snapshot,
+            "dry_run": self.dry_run,
+            "decision": self.decision.to_json() if self.decision else None,
+        }
+
+
+def choose_version(
+    repo: ShadowRepo, catalog: Catalog, rel: str, typed: str, at: str | None, before: float | None
+) -> RestoreTarget:
+    require_known(catalog, rel, typed)
+    if at is not None:
+        snap = resolve_snapshot(catalog, at)
+        entry = repo.entry_at(snap.id, rel)
+        if entry is None:
+            raise OperationFailed(f"'{rel}' is not in snapshot {snap.id[:12]} (not yet created, or deleted by then)")
+        versions = [v for v in catalog.versions_of(rel) if v.seq <= snap.seq and v.blob]
+        verdict = versions[-1].verdict if versions else "valid"
+        return RestoreTarget(rel, entry, snap.id, snap.ts, verdict)
+    version: VersionRow | None = catalog.latest_valid(rel, before)
+    if version is None or version.blob is None or version.mode is None:
+        when = " before that time" if before is not None else ""
+        raise OperationFailed(
+            f"no valid version of '{rel}'{when}; see 'guardian history {rel}', then pick one with --at SNAPSHOT"
+        )
+    return RestoreTarget(rel, Entry(version.blob, version.mode), version.snapshot, version.ts, version.verdict)
+
+
+def write_entry(root: Path, repo: ShadowRepo, rel: str, entry: Entry) -> int:
+    """Put one snapshotted entry back on disk, atomically.  Returns the size written."""
+    check_relative(rel)  # a crafted shadow tree must not steer a write outside the root
+    data = repo.read_blob(entry.oid)
+    if entry.is_link:
+        write_user_symlink(root, rel, data)
+        return len(data)
+    if is_sqlite_bytes(data):
+        # Stale -wal/-shm files would be replayed over the restored database and
+        # corrupt it; they go first, while the pre-restore snapshot holds their content.
+        for suffix in ("-wal", "-shm", "-journal"):
+            remove_user_file(root, rel + suffix)
+    write_user_file(root, rel, data, executable=entry.executable)
+    return len(data)
+
+
+def current_size(root: Path, rel: str) -> int | None:
+    st = lstat_at(root, rel)
+    return None if st is None else st.st_size
+
+
+def enforce(decision: Decision) -> None:
+    if decision.overall == "block":
+        path = next(p for p in decision.paths if p.outcome == "block")
+        raise Blocked(f"{decision.operation} of '{path.path}' is blocked by policy ({path.reason})")
+    if decision.overall == "force":
+        path = next(p for p in decision.paths if p.outcome == "force" and not p.forced)
+        raise NeedsForce(f"{decision.operation} of '{path.path}' needs --force (protected: {path.reason})")
+
+
+def restore(
+    project: Project,
+    typed_paths: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    at: str | None = None,
+    before: float | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+) -> RestoreReport:
+    root = project.root
+    engine = PolicyEngine(project.policy.protect_rules)
+    repo = project.open_repo()
+    with project.writer_lock():
+        clear_stale_git_locks(repo)
+        catalog = project.open_catalog()
+        try:
+            sync_catalog(project, repo, catalog)
+            targets: list[RestoreTarget] = []
+            for typed in typed_paths:
+                rel = resolve_path(root, catalog, typed, cwd)
+                targets.append(choose_version(repo, catalog, rel, typed, at, before))
+            changes = [PathChange(t.path, "modify" if lstat_at(root, t.path) is not None else "add") for t in targets]
+            decision = engine.decide("restore", changes, force)
+            report = RestoreReport(dry_run=dry_run, decision=decision)
+            enforce(decision)
+            if dry_run:
+                for t in targets:
+                    report.files.append(
+                        RestoredFile(
+                            t.path, t.snapshot, t.time, current_size(root, t.path), repo.blob_size(t.entry.oid)
+                        )
+                    )
+                return report
+            capture = Capture(project, repo, catalog)
+            paths = [t.path for t in targets]
+            report.pre_snapshot = capture.run(paths, "pre-restore").snapshot or repo.head()
+            for t in targets:
+                before_size = current_size(root, t.path)
+                size = write_entry(root, repo, t.path, t.entry)
+                report.files.append(RestoredFile(t.path, t.snapshot, t.time, before_size, size))
+            sources = sorted({t.snapshot for t in targets})
+            report.post_snapshot = capture.run(paths, "restore", source=",".join(sources)).snapshot
+            project.events.append(
+                "restore",
+                paths,
+                report.post_snapshot,
+                "restore",
+                {
+                    "sources": {t.path: t.snapshot for t in targets},
+                    "pre_snapshot": report.pre_snapshot,
+                    "force": force,
+                    "decision": decision.to_json(),
+                },
+            )
+            return report
+        finally:
+            catalog.close()
+
+
+__all__ = ["RestoreReport", "RestoredFile", "choose_version", "enforce", "remove_user_file", "restore", "write_entry"]

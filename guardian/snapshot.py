@@ -1,0 +1,453 @@
+"""Taking snapshots: filesystem state -> verdicts -> shadow commit -> event log -> catalog.
+
+The order of durable steps is what makes a crash at any point harmless:
+blobs, then trees, then the commit, then the compare-and-swap ref update (the
+snapshot exists from here on), then the event, then the catalog.  Whatever is
+after the crash is derived data: on the next open the catalog catches up from
+git and any snapshot event that never got written is appended as "recovered".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardian.catalog import Catalog, FileRow, NewVersion, format_message
+from guardian.crash import crash_point
+from guardian.errors import OperationFailed, PathRefused
+from guardian.filters import PathFilter
+from guardian.fsutil import TEMP_PREFIX, open_parent
+from guardian.lock import lock_file_holders
+from guardian.project import Project
+from guardian.store import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
+from guardian.validate import checks_for, is_sqlite_bytes, judge, sqlite_consistent_copy
+
+ProgressFn = Callable[[int, int], None]
+
+_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+# Known lock files of a git dir; a dead writer's leftovers block every later commit.
+_GIT_LOCK_NAMES = ("refs/heads/snapshots.lock", "packed-refs.lock", "config.lock", "HEAD.lock", "index.lock")
+
+
+@dataclass(frozen=True)
+class CapturedFile:
+    path: str
+    change: str  # add, modify, delete, accept
+    size: int | None
+    verdict: str
+    reason: str
+    blob: str | None = None
+    mode: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "change": self.change,
+            "size": self.size,
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class SnapshotResult:
+    snapshot: str | None
+    parent: str | None
+    time: float
+    trigger: str
+    files: list[CapturedFile] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def bad(self) -> list[CapturedFile]:
+        return [f for f in self.files if f.verdict != "valid"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot,
+            "parent": self.parent,
+            "time": self.time,
+            "trigger": self.trigger,
+            "files": [f.to_json() for f in self.files],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+
+def summarize(trigger: str, files: list[CapturedFile]) -> str:
+    counts: dict[str, int] = {}
+    for f in files:
+        counts[f.change] = counts.get(f.change, 0) + 1
+    words = {"add": "added", "modify": "modified", "delete": "deleted", "accept": "accepted"}
+    parts = [f"{counts[k]} {words[k]}" for k in ("modify", "add", "delete", "accept") if counts.get(k)]
+    text = f"{trigger}: " + (", ".join(parts) if parts else "no changes")
+    bad = [f for f in files if f.verdict != "valid"]
+    if bad:
+        kinds: dict[str, int] = {}
+        for f in bad:
+            kinds[f.verdict] = kinds.get(f.verdict, 0) + 1
+        text += " (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
+    return text
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def walk_tree(root: Path, keep: PathFilter, start: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """Every capturable file and symlink under root/start, without following symlinks."""
+    stack = [start]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(root / rel_dir if rel_dir else root) as entries:
+                listing = list(entries)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in listing:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if keep(rel, is_dir=True):
+                    stack.append(rel)
+            elif (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and keep(rel):
+                yield rel, st
+
+
+def _git_mode(st_mode: int) -> int:
+    if stat.S_ISLNK(st_mode):
+        return MODE_LINK
+    return MODE_EXEC if st_mode & 0o100 else MODE_FILE
+
+
+def _stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
+    return (
+        row is not None
+        and row.mtime_ns == st.st_mtime_ns
+        and row.ctime_ns == st.st_ctime_ns
+        and row.ino == st.st_ino
+        and row.size == st.st_size
+        and row.mode == _git_mode(st.st_mode)
+    )
+
+
+def _is_sqlite_path(rel: str) -> bool:
+    return rel.endswith(_SQLITE_SUFFIXES)
+
+
+class _Reader:
+    """Reads one path's current content safely, folding SQLite through the backup API."""
+
+    def __init__(self, project: Project) -> None:
+        self.root = project.root
+        self.max_size = project.policy.watch.max_file_size
+
+    def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
+        """('missing'|'other'|'toolarge'|'file'|'symlink', data, stat)."""
+        try:
+            with open_parent(self.root, rel) as (dir_fd, leaf):
+                st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st
+                if not stat.S_ISREG(st.st_mode):
+                    return "other", b"", st
+                if st.st_size > self.max_size:
+                    return "toolarge", b"", st
+                fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    head = os.pread(fd, 16, 0)
+                    if _is_sqlite_path(rel) or is_sqlite_bytes(head):
+                        st = os.fstat(fd)
+                        if is_sqlite_bytes(head):
+                            return "file", sqlite_consistent_copy(self.root / rel), st
+                    chunks: list[bytes] = []
+                    while chunk := os.read(fd, 1 << 20):
+                        chunks.append(chunk)
+                    return "file", b"".join(chunks), os.fstat(fd)
+                finally:
+                    os.close(fd)
+        except (FileNotFoundError, NotADirectoryError, PathRefused):
+            # PathRefused: a parent became a symlink, so the path has left the tree.
+            return "missing", b"", None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the leaf became a symlink between stat and open
+                return "missing", b"", None
+            raise
+
+
+# --------------------------------------------------------------------------- capture
+
+
+class Capture:
+    """One snapshot transaction; the caller holds the writer lock."""
+
+    def __init__(self, project: Project, repo: ShadowRepo, catalog: Catalog) -> None:
+        self.project = project
+        self.repo = repo
+        self.catalog = catalog
+        self.keep = PathFilter(project.root, project.policy.watch)
+        self.reader = _Reader(project)
+
+    def candidates(self, paths: Iterable[str] | None) -> tuple[dict[str, os.stat_result], set[str]]:
+        """(present files to look at, tracked paths to check for deletion)."""
+        present: dict[str, os.stat_result] = {}
+        gone: set[str] = set()
+        root = self.project.root
+        if paths is None:
+            for rel, st in walk_tree(root, self.keep):
+                present[rel] = st
+            gone = {row.path for row in self.catalog.files()} - present.keys()
+            return present, gone
+        for rel in paths:
+            found = _lstat_safe(root, rel)
+            if found is not None and stat.S_ISDIR(found.st_mode):
+                if self.keep(rel, is_dir=True):
+                    for sub, sub_st in walk_tree(root, self.keep, rel):
+                        present[sub] = sub_st
+                gone.update(r.path for r in self.catalog.files_under(rel) if r.path not in present)
+            elif found is not None:
+                if self.keep(rel):
+                    present[rel] = found
+                # A file now where a directory used to be: the directory's files are gone.
+                gone.update(r.path for r in self.catalog.files_under(rel))
+            else:
+                if self.catalog.file(rel) is not None:
+                    gone.add(rel)
+                gone.update(r.path for r in self.catalog.files_under(rel))
+        return present, gone
+
+    def run(
+        self,
+        paths: Iterable[str] | None,
+        trigger: str,
+        *,
+        note: str | None = None,
+        accept: Iterable[str] = (),
+        source: str | None = None,
+        command: str | None = None,
+        progress: ProgressFn | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> SnapshotResult:
+        accept_set = set(accept)
+        present, gone = self.candidates(paths)
+        parent = self.repo.head()
+        started = time.time()
+        result = SnapshotResult(None, parent, started, trigger)
+        changes: dict[str, Entry | None] = {}
+        verdicts: dict[str, tuple[str, str]] = {}
+        versions: list[NewVersion] = []
+        stats: list[FileRow] = []
+        removed: list[str] = []
+        rows = {r.path: r for r in self.catalog.files()} if paths is None else None
+        total = len(present) + len(gone)
+        done = 0
+        for rel in sorted(present):
+            done += 1
+            if progress is not None and done % 200 == 0:
+                progress(done, total)
+            row = rows.get(rel) if rows is not None else self.catalog.file(rel)
+            if rel not in accept_set and _stat_matches(row, present[rel]):
+                continue
+            kind, data, read_st = self.reader.read(rel)
+            if kind in ("missing", "other"):
+                if row is not None and kind == "missing":
+                    gone.add(rel)
+                continue
+            assert read_st is not None
+            st = read_st
+            if kind == "toolarge":
+                limit = self.project.policy.watch.max_file_size
+                result.skipped.append((rel, f"{st.st_size} bytes is over watch.max_file_size ({limit})"))
+                continue
+            mode = MODE_LINK if kind == "symlink" else _git_mode(st.st_mode)
+            oid = hash_blob(data)
+            stats.append(FileRow(rel, oid, mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+            unchanged = row is not None and row.blob == oid and row.mode == mode
+            if unchanged and rel not in accept_set:
+                continue
+            if not self.repo.has_object(oid):
+                self.repo.write_blob(data)
+            crash_point("snapshot-after-blob")
+            verdict, reason = self._judge(rel, kind, data)
+            if rel in accept_set:
+                verdict, reason = "valid", "accepted by user"
+            elif verdict != "valid":
+                verdicts[rel] = (verdict, reason)
+            change = "accept" if unchanged else ("add" if row is None else "modify")
+            if not unchanged:
+                changes[rel] = Entry(oid, mode)
+            result.files.append(CapturedFile(rel, change, len(data), verdict, reason, oid, mode))
+            versions.append(NewVersion(rel, change, oid, mode, len(data), verdict, reason))
+        for rel in sorted(gone):
+            if rel in changes:
+                continue
+            changes[rel] = None
+            removed.append(rel)
+            result.files.append(CapturedFile(rel, "delete", None, "valid", ""))
+            versions.append(NewVersion(rel, "delete", None, None, None, "valid", ""))
+        if progress is not None:
+            progress(total, total)
+        accepted = [f.path for f in result.files if f.reason == "accepted by user"]
+        if not changes and not accepted:
+            self.catalog.update_stats(stats)
+            return result
+        summary = summarize(trigger, result.files)
+        message = format_message(summary, trigger, verdicts, accepted, source, command, note)
+        commit_id = self.repo.commit(changes, message, parent, started)
+        result.snapshot = commit_id
+        self._log(result, details or {})
+        crash_point("snapshot-after-event")
+        self.catalog.record_snapshot(commit_id, float(int(started)), trigger, summary, versions, stats, removed)
+        return result
+
+    def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
+        if kind == "symlink":
+            return "valid", ""
+        policy = self.project.policy
+        verdict = judge(
+            rel,
+            data,
+            checks_for(rel, policy.validate),
+            last_valid_size=self.catalog.last_valid_size(rel),
+            suspect=policy.suspect,
+        )
+        return verdict.verdict, verdict.reason
+
+    def _log(self, result: SnapshotResult, details: dict[str, Any]) -> None:
+        from guardian.events import Event, now_iso
+
+        base = {"user": _user(), "pid": os.getpid()}
+        changed = [f.path for f in result.files]
+        records = [
+            Event(
+                now_iso(),
+                "snapshot",
+                changed[:1000],
+                result.snapshot,
+                result.trigger,
+                {**base, **details, "files": len(changed), "bad": len(result.bad)},
+            )
+        ]
+        for f in result.bad:
+            records.append(
+                Event(
+                    now_iso(),
+                    "verdict",
+                    [f.path],
+                    result.snapshot,
+                    result.trigger,
+                    {**base, "verdict": f.verdict, "reason": f.reason, "size": f.size},
+                )
+            )
+        for path, reason in result.skipped:
+            records.append(
+                Event(now_iso(), "skip", [path], result.snapshot, result.trigger, {**base, "reason": reason})
+            )
+        self.project.events.append_many(records)
+
+
+def _user() -> str:
+    from guardian.events import _user as user
+
+    return user()
+
+
+def _lstat_safe(root: Path, rel: str) -> os.stat_result | None:
+    from guardian.fsutil import lstat_at
+
+    return lstat_at(root, rel)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def sync_catalog(project: Project, repo: ShadowRepo, catalog: Catalog) -> list[str]:
+    """Catch the catalog up with git and log snapshots whose event a crash swallowed."""
+    recovered = catalog.sync(repo)
+    if recovered:
+        logged = {e.snapshot for e in project.events.read() if e.event == "snapshot"}
+        missing = [sid for sid in recovered if sid not in logged]
+        for sid in missing:
+            row = catalog.snapshot(sid)
+            project.events.append(
+                "snapshot",
+                [v.path for v in catalog.versions_in(row.seq)][:1000] if row else [],
+                sid,
+                row.trigger if row else None,
+                {"recovered": True},
+            )
+    return recovered
+
+
+def clear_stale_git_locks(repo: ShadowRepo, paths: Iterable[Path] | None = None) -> list[Path]:
+    """Remove git lock files whose writer is gone.  Call only while holding guardian's writer lock.
+
+    A lock some live process still has open is respected.  Where /proc is missing
+    (macOS), a lock is taken as stale once it is more than a minute old.
+    """
+    candidates = list(paths) if paths is not None else [repo.git_dir / name for name in _GIT_LOCK_NAMES]
+    cleared: list[Path] = []
+    has_proc = Path("/proc/self/fd").is_dir()
+    for lock in candidates:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if has_proc:
+            if lock_file_holders(lock):
+                continue
+        elif age < 60:
+            continue
+        lock.unlink(missing_ok=True)
+        cleared.append(lock)
+    return cleared
+
+
+def clear_temp_objects(repo: ShadowRepo) -> list[Path]:
+    """libgit2's and guardian's half-written temp files left by a killed writer."""
+    cleared: list[Path] = []
+    objects = repo.git_dir / "objects"
+    for sub in [objects, *objects.glob("??")]:
+        try:
+            for item in sub.iterdir():
+                if item.name.startswith(("tmp_object_git2_", TEMP_PREFIX)) or item.name.startswith("pack_git2_"):
+                    item.unlink(missing_ok=True)
+                    cleared.append(item)
+        except FileNotFoundError:
+            continue
+    return cleared
+
+
+def take_snapshot(
+    project: Project,
+    paths: Iterable[str] | None,
+    trigger: str,
+    *,
+    progress: ProgressFn | None = None,
+    lock_timeout: float | None = None,
+    **kwargs: Any,
+) -> SnapshotResult:
+    """Lock the store, make the catalog agree with git, and capture."""
+    repo = project.open_repo()
+    lock = project.writer_lock() if lock_timeout is None else project.writer_lock(lock_timeout)
+    with lock:
+        cleared = clear_stale_git_locks(repo)
+        if cleared:
+            project.events.append("repair", [], None, trigger, {"cleared_locks": [str(p) for p in cleared]})
+        catalog = project.open_catalog()
+        try:
+            sync_catalog(project, repo, catalog)
+            return Capture(project, repo, catalog).run(paths, trigger, progress=progress, **kwargs)
+        except OSError as exc:
+            raise OperationFailed(
+                f"snapshot failed: {exc.strerror or exc} ({exc.filename or project.paths.store})"
+            ) from None
+        finally:
+            catalog.close()

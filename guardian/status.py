@@ -1,0 +1,142 @@
+"""`guardian status` and `guardian projects`: what is guarded, where, and how fresh."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardian.paths import guardian_home
+from guardian.project import Project, read_project_meta
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+@dataclass
+class Status:
+    root: str
+    store: str
+    repo: str
+    snapshots: int
+    last_snapshot: float | None
+    last_snapshot_id: str | None
+    store_size: int
+    files: int
+    watcher: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "store": self.store,
+            "repo": self.repo,
+            "snapshots": self.snapshots,
+            "last_snapshot": self.last_snapshot,
+            "last_snapshot_id": self.last_snapshot_id,
+            "store_size": self.store_size,
+            "files": self.files,
+            "watcher": self.watcher,
+            "warnings": self.warnings,
+        }
+
+
+def watcher_state(project: Project) -> dict[str, Any]:
+    from guardian.lock import is_locked, read_holder_pid
+
+    running = is_locked(project.paths.watcher_lock)
+    state: dict[str, Any] = {
+        "running": running,
+        "pid": read_holder_pid(project.paths.watcher_lock) if running else None,
+    }
+    try:
+        beat = json.loads(project.paths.heartbeat.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        beat = None
+    if isinstance(beat, dict):
+        state["last_heartbeat"] = beat.get("ts")
+        state["heartbeat_age"] = round(time.time() - float(beat.get("ts", 0)), 1)
+        state["pending"] = beat.get("pending", 0)
+        state["mode"] = beat.get("mode")
+    return state
+
+
+def status(project: Project) -> Status:
+    with project.reader() as (repo, catalog):
+        last = catalog.last_snapshot()
+        result = Status(
+            root=str(project.root),
+            store=str(project.paths.store),
+            repo=str(project.paths.repo),
+            snapshots=catalog.snapshot_count(),
+            last_snapshot=last.ts if last else None,
+            last_snapshot_id=last.id if last else repo.head(),
+            store_size=dir_size(project.paths.store),
+            files=catalog.file_count(),
+        )
+    result.watcher = watcher_state(project)
+    if not result.watcher["running"]:
+        result.warnings.append(
+            "no watcher is running: changes are captured only by manual snapshots (run 'guardian start')"
+        )
+    elif result.watcher.get("heartbeat_age", 0) > max(30.0, 3 * 10.0):
+        result.warnings.append(
+            f"the watcher's last heartbeat is {result.watcher['heartbeat_age']}s old: it may be stuck"
+        )
+    return result
+
+
+@dataclass
+class ProjectInfo:
+    root: str
+    store: str
+    root_exists: bool
+    snapshots: int
+    last_snapshot: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def list_projects() -> list[ProjectInfo]:
+    home = guardian_home()
+    found: list[ProjectInfo] = []
+    if not home.is_dir():
+        return found
+    for store in sorted(home.iterdir()):
+        meta = read_project_meta(store)
+        if meta is None or not (store / "repo.git").is_dir():
+            continue
+        root = str(meta.get("root", ""))
+        snapshots, last = _count_snapshots(store)
+        found.append(ProjectInfo(root, str(store), Path(root).is_dir(), snapshots, last))
+    return found
+
+
+def _count_snapshots(store: Path) -> tuple[int, float | None]:
+    # Read-only: ask the catalog if it exists, never create one for a listing.
+    import sqlite3
+
+    db = store / "catalog.db"
+    if not db.exists():
+        return 0, None
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            count, last = conn.execute("SELECT COUNT(*), MAX(ts) FROM snapshots").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0, None
+    return int(count), (float(last) if last is not None else None)

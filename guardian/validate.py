@@ -1,0 +1,547 @@
+"""Give every changed file a verdict: valid, suspect or invalid, with a short reason.
+
+Checks look at the bytes only.  Nothing the user wrote is ever executed: Python
+is compiled (not run), YAML is parsed as an event stream (never constructed),
+shell scripts go through ``bash -n``, and SQLite images are opened read-only and
+immutable from a private temporary copy.  The only foreign programs run are the
+shell syntax checkers and the commands the user declared in ``guardian.yaml``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import pathspec
+import tomllib
+import yaml
+
+from guardian.config import CheckSpec, SuspectSettings, ValidateRule
+from guardian.errors import ConfigError, OperationFailed
+
+Verdict = Literal["valid", "suspect", "invalid"]
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Parsing a huge file would stall a snapshot; files this big are rarely hand-edited source anyway.
+MAX_PARSE_BYTES = 20 * 1024 * 1024
+SHELL_TIMEOUT = 10.0
+# A check's output only feeds a one-line reason; never let a chatty tool fill memory.
+_MAX_OUTPUT_READ = 64 * 1024
+_MAX_REASON_CHARS = 300
+
+_BUILTIN_BY_SUFFIX: dict[str, tuple[str, ...]] = {
+    ".py": ("python",),
+    ".pyi": ("python",),
+    ".json": ("json",),
+    ".yaml": ("yaml",),
+    ".yml": ("yaml",),
+    ".toml": ("toml",),
+    ".sqlite": ("sqlite",),
+    ".sqlite3": ("sqlite",),
+    ".db": ("sqlite",),
+    ".sh": ("shell",),
+    ".bash": ("shell",),
+    ".zsh": ("shell",),
+}
+_PARSE_CHECKS = frozenset({"python", "json", "yaml", "toml", "sqlite", "shell"})
+_SEVERITY: dict[Verdict, int] = {"valid": 0, "suspect": 1, "invalid": 2}
+
+# libyaml is an order of magnitude faster on big files; the pure-Python parser is the fallback.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    verdict: Verdict
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Finding:
+    verdict: Verdict
+    reason: str
+
+
+# --------------------------------------------------------------------------- which checks apply
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(patterns)
+    except ValueError as exc:
+        raise ConfigError(f"validate: bad path pattern in {list(patterns)!r}: {exc}") from None
+
+
+def _normalise(rel_path: str) -> str:
+    rel = rel_path.replace(os.sep, "/") if os.sep != "/" else rel_path
+    while rel.startswith("./"):
+        rel = rel[2:]
+    return rel
+
+
+def checks_for(rel_path: str, rules: Sequence[ValidateRule]) -> tuple[CheckSpec, ...]:
+    """Built-in checks implied by the file's extension, then those of every matching user rule."""
+    rel = _normalise(rel_path)
+    found: list[CheckSpec] = [CheckSpec(name=n) for n in _BUILTIN_BY_SUFFIX.get(PurePosixPath(rel).suffix.lower(), ())]
+    for rule in rules:
+        if rule.paths and _compiled(tuple(rule.paths)).match_file(rel):
+            found.extend(rule.checks)
+    unique: list[CheckSpec] = []
+    for spec in found:
+        if spec not in unique:
+            unique.append(spec)
+    return tuple(unique)
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+def judge(
+    rel_path: str,
+    data: bytes,
+    checks: Sequence[CheckSpec],
+    *,
+    last_valid_size: int | None,
+    suspect: SuspectSettings,
+) -> FileVerdict:
+    """Run ``checks`` on ``data`` plus the shrink heuristic; invalid beats suspect beats valid."""
+    findings: list[_Finding] = []
+    too_large: list[str] = []
+    for spec in checks:
+        if spec.name in _PARSE_CHECKS and len(data) > MAX_PARSE_BYTES:
+            if spec.name == "sqlite" and not is_sqlite_bytes(data):
+                findings.append(_Finding("invalid", "sqlite: not a SQLite database (bad header)"))
+            else:
+                too_large.append(spec.name)
+            continue
+        finding = _run_check(spec, rel_path, data)
+        if finding is not None:
+            findings.append(finding)
+    if too_large:
+        findings.append(_Finding("valid", f"{', '.join(too_large)}: too large to parse ({len(data)} bytes)"))
+    shrink = _shrink_finding(len(data), last_valid_size, suspect)
+    if shrink is not None:
+        findings.append(shrink)
+    if not findings:
+        return FileVerdict("valid")
+    worst = max(findings, key=lambda f: _SEVERITY[f.verdict]).verdict
+    reason = "; ".join(f.reason for f in findings if f.verdict == worst)
+    return FileVerdict(worst, reason)
+
+
+def _shrink_finding(size: int, last_valid_size: int | None, settings: SuspectSettings) -> _Finding | None:
+    # Truncation by a crashed editor or a bad tool still parses (an empty dict, a lone shebang),
+    # so a big drop relative to the last good version is the only signal we get.
+    if last_valid_size is None or last_valid_size <= 0:
+        return None
+    lost = last_valid_size - size
+    if lost > settings.shrink_ratio * last_valid_size and lost > settings.min_shrink_bytes:
+        percent = lost * 100 // last_valid_size
+        return _Finding("suspect", f"shrank {last_valid_size} -> {size} bytes (-{percent}%) since last valid version")
+    return None
+
+
+def _run_check(spec: CheckSpec, rel_path: str, data: bytes) -> _Finding | None:
+    if spec.name == "command":
+        return _check_command(spec, rel_path, data)
+    builtin = _BUILTINS.get(spec.name)
+    if builtin is None:
+        return _Finding("valid", f"unknown check '{spec.name}' not run")
+    return builtin(rel_path, data)
+
+
+# --------------------------------------------------------------------------- built-in checks
+
+
+def _check_python(rel_path: str, data: bytes) -> _Finding | None:
+    try:
+        # compile() rather than ast.parse() also catches 'return' outside a function and friends;
+        # bytes input lets it honour coding cookies and a BOM exactly as the interpreter would.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(data, rel_path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        line = f" line {exc.lineno}" if exc.lineno else ""
+        return _Finding("invalid", _clip(f"python: {type(exc).__name__}{line}: {exc.msg}"))
+    except ValueError as exc:  # null bytes on some Python versions
+        return _Finding("invalid", _clip(f"python: {exc}"))
+    except (RecursionError, MemoryError):
+        return _Finding("suspect", "python: too deeply nested to check")
+    return None
+
+
+def _decode(check: str, data: bytes) -> str | _Finding:
+    try:
+        # A BOM is harmless to every reader that matters; treating it as damage would cry wolf.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return _Finding("invalid", f"{check}: not UTF-8 text (bad byte at offset {exc.start})")
+
+
+def _check_json(rel_path: str, data: bytes) -> _Finding | None:
+    text = _decode("json", data)
+    if isinstance(text, _Finding):
+        return text
+    if not text.strip():
+        return _Finding("invalid", "json: empty")
+    try:
+        # Keeping integers as text sidesteps the 4300-digit int conversion limit, which is not a JSON rule.
+        json.loads(text, parse_int=str)
+    except json.JSONDecodeError as exc:
+        return _Finding("invalid", _clip(f"json: line {exc.lineno} column {exc.colno}: {exc.msg}"))
+    except (RecursionError, MemoryError):
+        return _Finding("suspect", "json: too deeply nested to check")
+    return None
+
+
+def _check_yaml(rel_path: str, data: bytes) -> _Finding | None:
+    text = _decode("yaml", data)
+    if isinstance(text, _Finding):
+        return text
+    try:
+        # Events only: constructing objects would let a few aliases expand into gigabytes.
+        for _event in yaml.parse(text, Loader=_YAML_LOADER):
+            pass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        return _Finding("invalid", _clip(f"yaml:{where}: {exc.problem or exc.context}"))
+    except yaml.YAMLError as exc:
+        return _Finding("invalid", _clip(f"yaml: {_first_line(str(exc))}"))
+    return None
+
+
+def _check_toml(rel_path: str, data: bytes) -> _Finding | None:
+    text = _decode("toml", data)
+    if isinstance(text, _Finding):
+        return text
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return _Finding("invalid", _clip(f"toml: {exc}"))
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return _Finding("suspect", _clip(f"toml: could not check: {type(exc).__name__}"))
+    return None
+
+
+def is_sqlite_bytes(data: bytes) -> bool:
+    return data[: len(SQLITE_HEADER)] == SQLITE_HEADER
+
+
+def _check_sqlite(rel_path: str, data: bytes) -> _Finding | None:
+    if not data:
+        return _Finding("invalid", "sqlite: empty file")
+    if not is_sqlite_bytes(data):
+        return _Finding("invalid", "sqlite: not a SQLite database (bad header)")
+    with _private_dir("guardian-check-") as tmp:
+        image = tmp / "image.db"
+        image.write_bytes(data)
+        try:
+            # immutable=1: the copy is ours and nobody else writes it, so skip locking and
+            # never look for (or create) -wal/-shm files beside it.
+            with closing(sqlite3.connect(_ro_uri(image, immutable=True), uri=True)) as db:
+                db.execute("PRAGMA trusted_schema = OFF")
+                rows = db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as exc:
+            return _Finding("invalid", _clip(f"sqlite: {exc}"))
+    problems = [str(row[0]) for row in rows]
+    if problems != ["ok"]:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        return _Finding("invalid", _clip(f"sqlite: quick_check: {problems[0] if problems else 'no result'}{more}"))
+    return None
+
+
+def _check_shell(rel_path: str, data: bytes) -> _Finding | None:
+    shell = "zsh" if _wants_zsh(rel_path, data) else "bash"
+    program = shutil.which(shell)
+    if program is None:
+        return _Finding("valid", f"shell: {shell} not found, not checked")
+    # -f / --norc --noprofile keep the user's startup files out of it; -n parses without executing.
+    flags = ["-f", "-n"] if shell == "zsh" else ["--norc", "--noprofile", "-n"]
+    env = {k: v for k, v in os.environ.items() if k not in ("BASH_ENV", "ENV")}
+    with _private_dir("guardian-check-") as tmp:
+        target = _place(tmp, rel_path, data)
+        try:
+            code, output = _run([program, *flags, str(target)], SHELL_TIMEOUT, tmp, env)
+        except OSError as exc:
+            return _Finding("valid", f"shell: {shell} not run: {exc.strerror or exc}")
+        output = _unprefix(output, target, rel_path)
+    if code is None:
+        return _Finding("suspect", f"shell: {shell} -n timed out after {SHELL_TIMEOUT:g}s")
+    if code != 0:
+        return _Finding("invalid", _clip(f"shell: {output or f'{shell} -n exited with status {code}'}"))
+    return None
+
+
+def _wants_zsh(rel_path: str, data: bytes) -> bool:
+    if PurePosixPath(rel_path).suffix.lower() == ".zsh":
+        return True
+    first = data.split(b"\n", 1)[0]
+    return first.startswith(b"#!") and b"zsh" in first
+
+
+def _check_not_empty(rel_path: str, data: bytes) -> _Finding | None:
+    return None if data else _Finding("invalid", "not-empty: file is empty")
+
+
+_CONFLICT_START = re.compile(rb"^<<<<<<< ", re.MULTILINE)
+_CONFLICT_MID = re.compile(rb"^=======\r?$", re.MULTILINE)
+_CONFLICT_END = re.compile(rb"^>>>>>>> ", re.MULTILINE)
+
+
+def _check_conflict_markers(rel_path: str, data: bytes) -> _Finding | None:
+    # All three markers, in order: a lone "=======" is a perfectly good Markdown/RST underline.
+    # Taking the first match of each in turn finds an ordered triple if one exists, in linear time.
+    start = _CONFLICT_START.search(data)
+    if start is None:
+        return None
+    mid = _CONFLICT_MID.search(data, start.end())
+    if mid is None:
+        return None
+    if _CONFLICT_END.search(data, mid.end()) is None:
+        return None
+    line = data.count(b"\n", 0, start.start()) + 1
+    return _Finding("invalid", f"no-conflict-markers: merge conflict markers from line {line}")
+
+
+_BUILTINS: dict[str, Callable[[str, bytes], _Finding | None]] = {
+    "python": _check_python,
+    "json": _check_json,
+    "yaml": _check_yaml,
+    "toml": _check_toml,
+    "sqlite": _check_sqlite,
+    "shell": _check_shell,
+    "not-empty": _check_not_empty,
+    "no-conflict-markers": _check_conflict_markers,
+}
+
+
+# --------------------------------------------------------------------------- user commands
+
+
+def _check_command(spec: CheckSpec, rel_path: str, data: bytes) -> _Finding | None:
+    if not spec.command:
+        return _Finding("valid", "command check not run: no command given")
+    prog = spec.command[0]
+    with _private_dir("guardian-check-") as tmp:
+        target = _place(tmp, rel_path, data)
+        argv = [arg.replace("{path}", str(target)) for arg in spec.command]
+        try:
+            code, output = _run(argv, spec.timeout, tmp, None)
+        except FileNotFoundError:
+            # A tool that is not installed must not mark every file suspect forever.
+            return _Finding("valid", f"check '{prog}' not run: not found")
+        except OSError as exc:
+            return _Finding("valid", _clip(f"check '{prog}' not run: {exc.strerror or exc}"))
+        output = _unprefix(output, target, rel_path)
+    if code is None:
+        return _Finding("suspect", f"command '{prog}' timed out after {spec.timeout:g}s")
+    if code != 0:
+        detail = output or f"exited with status {code}"
+        return _Finding("invalid", _clip(f"command '{prog}': {detail}"))
+    return None
+
+
+def _place(tmp: Path, rel_path: str, data: bytes) -> Path:
+    # Same base name as the original so tools that key on the name or suffix (package.json,
+    # .eslintrc.json, foo.zsh) behave as they would on the real file; its own subdirectory
+    # keeps it clear of the output files.
+    name = PurePosixPath(_normalise(rel_path)).name or "file"
+    folder = tmp / "in"
+    folder.mkdir()
+    target = folder / name
+    target.write_bytes(data)
+    return target
+
+
+def _run(argv: list[str], timeout: float, tmp: Path, env: dict[str, str] | None) -> tuple[int | None, str]:
+    """Run argv; return (exit code or None on timeout, first line of stderr else stdout).
+
+    Output goes to files rather than pipes: a grandchild that keeps a pipe open would
+    otherwise hang us past the timeout.  A new session lets a timeout kill the whole tree.
+    """
+    out_path, err_path = tmp / "stdout", tmp / "stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True)
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            if proc.returncode is None:
+                _kill_tree(proc)
+    message = _first_line(_read_head(err_path)) or _first_line(_read_head(out_path))
+    return code, message
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _read_head(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return fh.read(_MAX_OUTPUT_READ).decode("utf-8", "replace")
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _unprefix(message: str, target: Path, rel_path: str) -> str:
+    # Tools name the temporary copy; the user knows the file by its project path.
+    message = message.replace(f"{target}: ", "", 1) if message.startswith(f"{target}: ") else message
+    return message.replace(str(target), rel_path)
+
+
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= _MAX_REASON_CHARS else reason[: _MAX_REASON_CHARS - 3] + "..."
+
+
+@contextmanager
+def _private_dir(prefix: str) -> Iterator[Path]:
+    # mkdtemp creates the directory 0700, so other users cannot read the copies of project files.
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        yield Path(name)
+
+
+# --------------------------------------------------------------------------- consistent SQLite copies
+
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _ro_uri(path: Path, *, immutable: bool = False) -> str:
+    # as_uri() percent-encodes '?', '#' and '%', which would otherwise be read as URI syntax.
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    return f"{uri}&immutable=1" if immutable else uri
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _fingerprint(path: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    marks: list[tuple[int, int, int] | None] = []
+    for candidate in (path, *(_sidecar(path, s) for s in _SIDECARS)):
+        try:
+            st = candidate.stat()
+        except FileNotFoundError:
+            marks.append(None)
+        else:
+            marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(marks)
+
+
+def sqlite_consistent_copy(path: Path) -> bytes:
+    """A consistent image of the SQLite database at ``path``, committed WAL content included.
+
+    Uses SQLite's backup API, so a concurrent writer cannot tear the copy.  guardian avoids
+    creating files beside the user's database: a read-only connection to a WAL database
+    creates -wal and -shm when they are missing, so when they are (no connection is live)
+    the files are copied into a private directory and the backup is taken from there.
+    """
+    wal = _sidecar(path, "-wal")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError as exc:
+        raise OperationFailed(f"{path}: cannot read the database: {exc.strerror or exc}") from None
+    if (size is None or size == 0) and wal.exists():
+        # Opening would create an empty database and SQLite would then discard the WAL as stale.
+        raise OperationFailed(
+            f"{path}: the WAL has no base file ({wal.name} exists but {path.name} is "
+            f"{'missing' if size is None else 'empty'}); not opening it, as SQLite would discard the WAL"
+        )
+    if size is None:
+        raise OperationFailed(f"{path}: no such database file")
+    if size == 0:
+        return b""  # SQLite treats an empty file as an empty database; copy it as it is.
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise OperationFailed(f"{path}: cannot read the database: {exc.strerror or exc}") from None
+    if not is_sqlite_bytes(header):
+        raise OperationFailed(f"{path}: not a SQLite database (the file does not start with the SQLite header)")
+
+    wal_mode = len(header) > 19 and 2 in (header[18], header[19])
+    if wal_mode and not (wal.exists() and _sidecar(path, "-shm").exists()):
+        image = _copy_from_private_files(path)
+        if image is not None:
+            return image
+    try:
+        return _backup(_ro_uri(path), path)
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code not in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+            raise _sqlite_failure(path, exc) from None
+    # A read-only connection cannot roll back a hot journal or rebuild a WAL index;
+    # doing that on a private copy leaves the user's files untouched.
+    image = _copy_from_private_files(path)
+    if image is None:
+        raise OperationFailed(f"{path}: the database kept changing while being copied; try again")
+    return image
+
+
+def _copy_from_private_files(path: Path) -> bytes | None:
+    """Backup taken from a private copy of the database and its journals; None if they changed meanwhile."""
+    before = _fingerprint(path)
+    with _private_dir("guardian-sqlite-") as tmp:
+        work = tmp / "db.sqlite"
+        try:
+            shutil.copyfile(path, work)
+            for suffix in ("-wal", "-journal"):
+                if before[_SIDECARS.index(suffix) + 1] is not None:
+                    shutil.copyfile(_sidecar(path, suffix), _sidecar(work, suffix))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise OperationFailed(f"{path}: cannot read the database: {exc.strerror or exc}") from None
+        if _fingerprint(path) != before:
+            return None
+        try:
+            # Read-write, so SQLite can replay the WAL or roll back a hot journal in the copy.
+            return _backup(f"{work.as_uri()}?mode=rw", path)
+        except sqlite3.Error as exc:
+            raise _sqlite_failure(path, exc) from None
+
+
+def _backup(source_uri: str, path: Path) -> bytes:
+    with _private_dir("guardian-sqlite-") as tmp:
+        dest_path = tmp / "copy.sqlite"
+        with (
+            closing(sqlite3.connect(source_uri, uri=True, timeout=10.0)) as source,
+            closing(sqlite3.connect(dest_path)) as dest,
+        ):
+            source.backup(dest)
+        return dest_path.read_bytes()
+
+
+def _sqlite_failure(path: Path, exc: sqlite3.Error) -> OperationFailed:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return OperationFailed(f"{path}: not a SQLite database, or a damaged one ({text})")
+    return OperationFailed(f"{path}: cannot copy the SQLite database: {text}")
