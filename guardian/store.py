@@ -307,15 +307,22 @@ class ShadowRepo:
     ) -> str:
         """Write a snapshot commit applying changes to parent's tree, and move the ref to it."""
         nested: dict[str, Any] = {}
-        for path, entry in changes.items():
-            node = nested
+        # Deletions first, so a file that replaces a directory (or the reverse) wins over
+        # the deletions of what used to be there.
+        for path, entry in sorted(changes.items(), key=lambda item: item[1] is not None):
+            node: Any = nested
             parts = path.split("/")
             for part in parts[:-1]:
                 child = node.get(part)
+                if entry is None and isinstance(child, Entry):
+                    node = None  # the parent is now a file: everything below it is gone anyway
+                    break
                 if not isinstance(child, dict):
                     child = {}
                     node[part] = child
                 node = child
+            if node is None:
+                continue
             if isinstance(node.get(parts[-1]), dict) and entry is None:
                 continue  # a deleted file whose name is now a directory: the directory wins
             node[parts[-1]] = entry

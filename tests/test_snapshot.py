@@ -1,0 +1,282 @@
+"""The shadow store and snapshot engine, with real pygit2 stores and stock git reading them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from guardian.catalog import parse_message
+from guardian.errors import OperationFailed
+from guardian.project import Project, ProjectPaths
+from guardian.snapshot import take_snapshot
+from guardian.store import MODE_EXEC, MODE_FILE, Entry, ShadowRepo
+from tests.conftest import fsck, guardian_subprocess, run_cli
+
+
+def _init(root: Path) -> ProjectPaths:
+    r = run_cli("init", cwd=root)
+    assert r.exit_code == 0, r.stderr
+    return ProjectPaths.for_root(root.resolve())
+
+
+def _git(paths: ProjectPaths, *args: str) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(paths.repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_store_location_mode_and_stock_git(project: Path) -> None:
+    (project / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (project / "run.sh").chmod(0o755)
+    paths = _init(project)
+    home = Path(os.environ["GUARDIAN_HOME"])
+    assert paths.store.parent == home
+    assert paths.store.name.startswith("proj-")
+    assert oct(paths.store.stat().st_mode & 0o777) == "0o700"
+    assert not (project / ".git").exists()  # nothing is added to the work tree but guardian.yaml
+    assert sorted(p.name for p in project.iterdir()) == ["guardian.yaml", "run.sh"]
+    assert "init: 2 added" in _git(paths, "log", "--format=%s")
+    assert _git(paths, "ls-tree", "HEAD", "run.sh").startswith("100755 blob")
+    assert _git(paths, "config", "gc.auto").strip() == "0"
+    assert _git(paths, "symbolic-ref", "HEAD").strip() == "refs/heads/snapshots"
+    fsck(paths.repo)
+
+
+def test_init_twice_reports_what_exists(project: Path) -> None:
+    _init(project)
+    r = run_cli("init", cwd=project)
+    assert r.exit_code == 0
+    assert "kept existing" in r.stdout
+    assert "nothing changed since the last snapshot" in r.stdout
+
+
+def test_project_found_by_walking_up_and_with_C(project: Path, tmp_path: Path) -> None:
+    (project / "deep" / "er").mkdir(parents=True)
+    (project / "deep" / "er" / "f.txt").write_text("x\n")
+    _init(project)
+    r = run_cli("status", "--json", cwd=project / "deep" / "er")
+    assert json.loads(r.stdout)["root"] == str(project.resolve())
+    r = run_cli("-C", str(project), "status", "--json", cwd=tmp_path)
+    data = json.loads(r.stdout)
+    assert {"root", "store", "repo"} <= data.keys()
+    assert data["repo"].endswith("repo.git")
+    r = run_cli("status", cwd=tmp_path)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        f"guardian: error: no guardian.yaml found in {tmp_path} or any parent; run 'guardian init' there, or pass -C DIR"
+    )
+    r = run_cli("-C", str(tmp_path / "nope"), "status", cwd=tmp_path)
+    assert r.exit_code == 2
+    assert "-C " in r.stderr and "not a directory; give an existing project directory" in r.stderr
+
+
+def test_secrets_never_reach_a_blob(project: Path) -> None:
+    os.umask(0o022)
+    canaries = {
+        ".env": "API_KEY=CANARY-ENV",
+        ".env.local": "CANARY-ENVLOCAL",
+        "id_rsa": "CANARY-RSA",
+        "certs/server.pem": "CANARY-PEM",
+        "keys/app.key": "CANARY-KEY",
+        ".netrc": "CANARY-NETRC",
+    }
+    for rel, text in canaries.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    (project / "app.py").write_text("print('hi')\n")
+    paths = _init(project)
+    take_snapshot(Project.find(project), None, "manual")
+    blobs = subprocess.run(
+        ["git", "--git-dir", str(paths.repo), "cat-file", "--batch-all-objects", "--batch"], capture_output=True,
+        check=True,
+    ).stdout
+    for text in canaries.values():
+        assert text.encode() not in blobs
+    assert b"print('hi')" in blobs
+    for d in [paths.store, *paths.store.parent.iterdir()]:
+        if d.is_dir() and d == paths.store:
+            assert d.stat().st_mode & 0o777 == 0o700
+
+
+def test_secret_captured_only_when_explicitly_included(project: Path) -> None:
+    (project / "guardian.yaml").write_text("version: 1\nwatch:\n  include: ['**', '.env.example']\n")
+    (project / ".env.example").write_text("EXAMPLE=1\n")
+    (project / ".env").write_text("REAL=CANARY\n")
+    paths = _init(project)
+    files = _git(paths, "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert ".env.example" in files and ".env" not in files
+
+
+def test_default_excludes_and_gitignore(project: Path) -> None:
+    for rel in ("node_modules/x/index.js", ".venv/lib/site.py", "pkg/__pycache__/m.pyc", "build/out.o",
+                "src/keep.py", "logs/today.log", "src/gen/file.txt"):
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text("x\n")
+    (project / ".gitignore").write_text("logs/\n")
+    (project / "src" / ".gitignore").write_text("gen/\n")
+    paths = _init(project)
+    files = set(_git(paths, "ls-tree", "-r", "--name-only", "HEAD").split())
+    assert files == {".gitignore", "guardian.yaml", "src/.gitignore", "src/keep.py"}
+
+
+def test_oversized_file_is_skipped_and_logged(project: Path) -> None:
+    (project / "guardian.yaml").write_text("version: 1\nwatch:\n  max_file_size: 1KB\n")
+    (project / "big.bin").write_bytes(b"x" * 4096)
+    (project / "small.txt").write_text("ok\n")
+    paths = _init(project)
+    files = set(_git(paths, "ls-tree", "-r", "--name-only", "HEAD").split())
+    assert "big.bin" not in files and "small.txt" in files
+    skips = [json.loads(x) for x in paths.events.read_text().splitlines() if '"skip"' in x]
+    assert skips[0]["paths"] == ["big.bin"]
+    assert "over watch.max_file_size" in skips[0]["details"]["reason"]
+
+
+def test_verdicts_and_trailers(project: Path) -> None:
+    (project / "ok.json").write_text('{"a": 1}\n')
+    (project / "bad.json").write_text('{"a": ')
+    (project / "mod.py").write_text("def f(:\n")
+    paths = _init(project)
+    message = _git(paths, "log", "-1", "--format=%B")
+    info = parse_message(message)
+    assert info.trigger == "init"
+    assert info.verdicts["bad.json"][0] == "invalid"
+    assert info.verdicts["mod.py"][0] == "invalid"
+    assert "ok.json" not in info.verdicts
+    r = run_cli("log", cwd=project)
+    assert "!2 not valid" in r.stdout
+
+
+def test_incremental_snapshot_rebuilds_only_the_changed_path(project: Path) -> None:
+    for d in range(5):
+        for f in range(20):
+            (project / f"d{d}").mkdir(exist_ok=True)
+            (project / f"d{d}" / f"f{f}.txt").write_text(f"{d}-{f}\n")
+    paths = _init(project)
+    before = {line.split()[3]: line.split()[2] for line in _git(paths, "ls-tree", "HEAD").splitlines()}
+    (project / "d3" / "f7.txt").write_text("changed\n")
+    result = take_snapshot(Project.find(project), ["d3/f7.txt"], "manual")
+    assert [f.path for f in result.files] == ["d3/f7.txt"]
+    after = {line.split()[3]: line.split()[2] for line in _git(paths, "ls-tree", "HEAD").splitlines()}
+    assert {k for k in before if before[k] != after[k]} == {"d3"}
+    fsck(paths.repo)
+
+
+def test_ref_moves_by_compare_and_swap(project: Path) -> None:
+    (project / "a.txt").write_text("a\n")
+    paths = _init(project)
+    repo = ShadowRepo(paths.repo)
+    head = repo.head()
+    assert head is not None
+    blob = repo.write_blob(b"new\n")
+    repo.commit({"b.txt": Entry(blob, MODE_FILE)}, "manual: 1 added\n", head)
+    with pytest.raises(OperationFailed, match="the snapshot ref moved under us"):
+        repo.commit({"c.txt": Entry(blob, MODE_EXEC)}, "manual: stale parent\n", head)
+    lock = paths.repo / "refs" / "heads" / "snapshots.lock"
+    lock.write_text("held by a live git\n")
+    with pytest.raises(OperationFailed, match="the snapshot ref is locked by another writer"):
+        repo.commit({"c.txt": Entry(blob, MODE_EXEC)}, "m\n", repo.head())
+    lock.unlink()
+    fsck(paths.repo)
+
+
+def test_deletion_and_directory_replaced_by_file(project: Path) -> None:
+    (project / "d").mkdir()
+    (project / "d" / "x.txt").write_text("x\n")
+    paths = _init(project)
+    (project / "d" / "x.txt").unlink()
+    (project / "d").rmdir()
+    (project / "d").write_text("now a file\n")
+    take_snapshot(Project.find(project), ["d"], "manual")
+    assert set(_git(paths, "ls-tree", "-r", "--name-only", "HEAD").split()) == {"d", "guardian.yaml"}
+    fsck(paths.repo)
+
+
+def test_accept_records_intent(project: Path) -> None:
+    f = project / "big.py"
+    f.write_text("x = 1\n" * 500)
+    _init(project)
+    f.write_text("x = 1\n")
+    assert run_cli("snapshot", cwd=project).exit_code == 0
+    r = run_cli("accept", "big.py", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    h = json.loads(run_cli("history", "--json", "big.py", cwd=project).stdout)
+    assert h["timeline"][-1]["event"] == "accepted"
+    assert h["diagnosis"].endswith("no changes since")
+    r = run_cli("accept", "missing.py", cwd=project)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == (
+        "guardian: error: cannot accept 'missing.py': it does not exist; a deletion needs no acceptance"
+    )
+
+
+@pytest.mark.parametrize(
+    "point", ["snapshot-after-blob", "snapshot-after-tree", "snapshot-after-commit", "snapshot-after-ref",
+              "snapshot-after-event"],
+)
+def test_crash_points_leave_all_old_or_all_new(project: Path, point: str) -> None:
+    (project / "a.txt").write_text("one\n")
+    paths = _init(project)
+    old_head = _git(paths, "rev-parse", "HEAD").strip()
+    (project / "a.txt").write_text("two\n")
+    proc = guardian_subprocess("snapshot", cwd=project, env={"GUARDIAN_CRASH_AT": point})
+    assert proc.returncode == -signal.SIGKILL
+    head = _git(paths, "rev-parse", "HEAD").strip()
+    content = _git(paths, "show", "HEAD:a.txt")
+    assert (head == old_head and content == "one\n") or (head != old_head and content == "two\n")
+    fsck(paths.repo)
+    # After a restart the catalog and the event log agree with the ref.
+    r = run_cli("log", "--json", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    snaps = json.loads(r.stdout)["snapshots"]
+    assert snaps[0]["snapshot"] == head
+    logged = {json.loads(x)["snapshot"] for x in paths.events.read_text().splitlines() if '"snapshot"' in x}
+    assert head in logged
+    r = run_cli("snapshot", cwd=project)
+    assert r.exit_code == 0
+    assert _git(paths, "show", "HEAD:a.txt") == "two\n"
+    fsck(paths.repo)
+
+
+def test_stale_ref_lock_of_dead_writer_is_cleared(project: Path) -> None:
+    (project / "a.txt").write_text("one\n")
+    paths = _init(project)
+    (paths.repo / "refs" / "heads" / "snapshots.lock").write_text("left by a killed git\n")
+    (project / "a.txt").write_text("two\n")
+    r = run_cli("snapshot", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    assert not (paths.repo / "refs" / "heads" / "snapshots.lock").exists()
+    assert any('"cleared_locks"' in line for line in paths.events.read_text().splitlines())
+
+
+def test_live_lock_holder_is_respected(project: Path) -> None:
+    (project / "a.txt").write_text("one\n")
+    paths = _init(project)
+    lock = paths.repo / "refs" / "heads" / "snapshots.lock"
+    with open(lock, "w") as handle:
+        holder = subprocess.Popen(["sleep", "30"], stdin=handle)  # the child keeps the lock file open
+    try:
+        (project / "a.txt").write_text("two\n")
+        r = run_cli("snapshot", cwd=project)
+        assert r.exit_code == 1
+        assert "the snapshot ref is locked by another writer" in r.stderr
+        assert lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_cli("snapshot", cwd=project).exit_code == 0
+
+
+def test_writer_lock_names_the_holder(project: Path) -> None:
+    (project / "a.txt").write_text("one\n")
+    paths = _init(project)
+    from guardian.lock import FileLock
+
+    with FileLock(paths.writer_lock, "the store"):
+        proj = Project.find(project)
+        with pytest.raises(OperationFailed, match=f"is locked by pid {os.getpid()}"):
+            take_snapshot(proj, None, "manual", lock_timeout=0.2)
