@@ -352,8 +352,9 @@ class Catalog:
             where.append("ts <= ?")
             args.append(until)
         if path is not None:
-            where.append("seq IN (SELECT seq FROM versions WHERE path=? OR path LIKE ? ESCAPE '\\')")
-            args.extend([path, _like_prefix(path)])
+            low, high = _prefix_range(path)
+            where.append("seq IN (SELECT seq FROM versions WHERE path=? OR (path >= ? AND path < ?))")
+            args.extend([path, low, high])
         sql = "SELECT * FROM snapshots"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -409,7 +410,7 @@ class Catalog:
 
     def paths_under(self, prefix: str) -> list[str]:
         rows = self._db.execute(
-            "SELECT DISTINCT path FROM versions WHERE path LIKE ? ESCAPE '\\' ORDER BY path", (_like_prefix(prefix),)
+            "SELECT DISTINCT path FROM versions WHERE path >= ? AND path < ? ORDER BY path", _prefix_range(prefix)
         ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -423,7 +424,7 @@ class Catalog:
 
     def files_under(self, prefix: str) -> list[FileRow]:
         rows = self._db.execute(
-            "SELECT * FROM files WHERE path LIKE ? ESCAPE '\\' ORDER BY path", (_like_prefix(prefix),)
+            "SELECT * FROM files WHERE path >= ? AND path < ? ORDER BY path", _prefix_range(prefix)
         ).fetchall()
         return [FileRow(*r) for r in rows]
 
@@ -431,6 +432,7 @@ class Catalog:
         return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
 
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """Bounds of every path under prefix/, as an index-friendly range ('/' + 1 is '0')."""
+    base = prefix.rstrip("/")
+    return base + "/", base + "0"

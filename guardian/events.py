@@ -89,7 +89,7 @@ class EventLog:
         self.append_many([record])
         return record
 
-    def append_many(self, records: Iterable[Event]) -> None:
+    def append_many(self, records: Iterable[Event], durable: bool = True) -> None:
         payload = b"".join(
             json.dumps(r.to_json(), ensure_ascii=True, separators=(",", ":")).encode() + b"\n" for r in records
         )
@@ -105,7 +105,8 @@ class EventLog:
                     if reader.read(1) != b"\n":
                         payload = b"\n" + payload
             os.write(fd, payload)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

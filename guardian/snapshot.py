@@ -350,7 +350,8 @@ class Capture:
             records.append(
                 Event(now_iso(), "skip", [path], result.snapshot, result.trigger, {**base, "reason": reason})
             )
-        self.project.events.append_many(records)
+        # Snapshot events are re-derived from git if lost (sync_catalog), so they skip the fsync.
+        self.project.events.append_many(records, durable=False)
 
 
 def _user() -> str:

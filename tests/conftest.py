@@ -83,8 +83,9 @@ def run_cli(*args: str, cwd: Path | None = None, input: str | None = None) -> Cl
     return CliOutcome(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
-def guardian_subprocess(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60,
-                        input: str | None = None) -> subprocess.CompletedProcess[str]:
+def guardian_subprocess(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run guardian as a real process, the way users and hooks do."""
     return subprocess.run(
         [sys.executable, "-m", "guardian", *args],
@@ -105,6 +106,9 @@ def git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def fsck(store_repo: Path) -> None:
     proc = subprocess.run(
         ["git", "--git-dir", str(store_repo), "fsck", "--strict", "--no-dangling"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout

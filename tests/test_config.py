@@ -60,7 +60,8 @@ def _write_policy(root: Path, text: str) -> None:
         ("", "guardian.yaml: the policy file is empty; write at least 'version: 1'"),
         (
             "version: 1\nwatch: &w {gitignore: true}\nstore: *w\n",
-            "guardian.yaml:2:8: YAML anchors and aliases are not allowed in a policy file; write the values out in full",
+            "guardian.yaml:2:8: YAML anchors and aliases are not allowed in a policy file; "
+            "write the values out in full",
         ),
     ],
 )

@@ -197,7 +197,8 @@ def test_symlinks_are_recorded_not_followed(project: Path, tmp_path: Path) -> No
     paths = _init(project)
     blobs = subprocess.run(
         ["git", "--git-dir", str(paths.repo), "cat-file", "--batch-all-objects", "--batch"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     assert b"TOP-SECRET-CANARY" not in blobs
     assert str(secret).encode() in blobs  # the link target is what is stored
@@ -313,8 +314,9 @@ def test_restore_protected_needs_force(project: Path) -> None:
     assert r.exit_code == 3
     assert r.stderr.strip() == "guardian: error: restore of 'core/engine.py' needs --force (protected: core engine)"
     assert (project / "core" / "engine.py").read_text() == "x = 2\n"
-    r = run_cli("restore", "--force", "--at", _head(ProjectPaths.for_root(project.resolve())), "core/engine.py",
-                cwd=project)
+    r = run_cli(
+        "restore", "--force", "--at", _head(ProjectPaths.for_root(project.resolve())), "core/engine.py", cwd=project
+    )
     assert r.exit_code == 0, r.stderr
     assert (project / "core" / "engine.py").read_text() == "x = 1\n"
     (project / "frozen" / "f.txt").write_text("g\n")

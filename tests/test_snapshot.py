@@ -68,7 +68,8 @@ def test_project_found_by_walking_up_and_with_C(project: Path, tmp_path: Path) -
     r = run_cli("status", cwd=tmp_path)
     assert r.exit_code == 2
     assert r.stderr.strip() == (
-        f"guardian: error: no guardian.yaml found in {tmp_path} or any parent; run 'guardian init' there, or pass -C DIR"
+        f"guardian: error: no guardian.yaml found in {tmp_path} or any parent; "
+        "run 'guardian init' there, or pass -C DIR"
     )
     r = run_cli("-C", str(tmp_path / "nope"), "status", cwd=tmp_path)
     assert r.exit_code == 2
@@ -92,7 +93,8 @@ def test_secrets_never_reach_a_blob(project: Path) -> None:
     paths = _init(project)
     take_snapshot(Project.find(project), None, "manual")
     blobs = subprocess.run(
-        ["git", "--git-dir", str(paths.repo), "cat-file", "--batch-all-objects", "--batch"], capture_output=True,
+        ["git", "--git-dir", str(paths.repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
         check=True,
     ).stdout
     for text in canaries.values():
@@ -113,8 +115,15 @@ def test_secret_captured_only_when_explicitly_included(project: Path) -> None:
 
 
 def test_default_excludes_and_gitignore(project: Path) -> None:
-    for rel in ("node_modules/x/index.js", ".venv/lib/site.py", "pkg/__pycache__/m.pyc", "build/out.o",
-                "src/keep.py", "logs/today.log", "src/gen/file.txt"):
+    for rel in (
+        "node_modules/x/index.js",
+        ".venv/lib/site.py",
+        "pkg/__pycache__/m.pyc",
+        "build/out.o",
+        "src/keep.py",
+        "logs/today.log",
+        "src/gen/file.txt",
+    ):
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text("x\n")
     (project / ".gitignore").write_text("logs/\n")
@@ -215,8 +224,14 @@ def test_accept_records_intent(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "point", ["snapshot-after-blob", "snapshot-after-tree", "snapshot-after-commit", "snapshot-after-ref",
-              "snapshot-after-event"],
+    "point",
+    [
+        "snapshot-after-blob",
+        "snapshot-after-tree",
+        "snapshot-after-commit",
+        "snapshot-after-ref",
+        "snapshot-after-event",
+    ],
 )
 def test_crash_points_leave_all_old_or_all_new(project: Path, point: str) -> None:
     (project / "a.txt").write_text("one\n")
