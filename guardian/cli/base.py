@@ -30,7 +30,14 @@ class Context:
     def project(self) -> Any:
         from guardian.project import Project
 
-        return Project.find(self.cwd)
+        global last_project
+        found = Project.find(self.cwd)
+        last_project = found
+        return found
+
+
+# The project the running command opened, so the error handler can put failures on its record.
+last_project: Any = None
 
 
 pass_ctx = click.make_pass_decorator(Context)

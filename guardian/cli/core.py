@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sys
 import time
 
@@ -173,12 +174,20 @@ def history(ctx: Context, path: str, as_json: bool) -> int:
 @cli.command()
 @click.argument("path")
 @click.option("--at", "at", metavar="SNAP", default=None, help="Snapshot id (default: the latest valid version).")
+@json_option
 @pass_ctx
-def show(ctx: Context, path: str, at: str | None) -> int:
+def show(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
     """Print a snapshotted version of PATH."""
     from guardian.history import show as get_show
 
-    _rel, _snap, data = get_show(ctx.project(), path, at, ctx.cwd)
+    rel, snap, data = get_show(ctx.project(), path, at, ctx.cwd)
+    if as_json:
+        try:
+            payload = {"encoding": "utf-8", "content": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            payload = {"encoding": "base64", "content": base64.b64encode(data).decode()}
+        emit_json({"path": rel, "snapshot": snap, "size": len(data), **payload})
+        return EXIT_OK
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return EXIT_OK
@@ -187,12 +196,17 @@ def show(ctx: Context, path: str, at: str | None) -> int:
 @cli.command()
 @click.argument("path")
 @click.option("--at", "at", metavar="SNAP", default=None, help="Snapshot id (default: the latest valid version).")
+@json_option
 @pass_ctx
-def diff(ctx: Context, path: str, at: str | None) -> int:
+def diff(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
     """Unified diff from a snapshotted version of PATH to the working file."""
     from guardian.history import diff as get_diff
 
-    click.echo(get_diff(ctx.project(), path, at, ctx.cwd), nl=False)
+    text = get_diff(ctx.project(), path, at, ctx.cwd)
+    if as_json:
+        emit_json({"path": path, "diff": text, "identical": text == ""})
+        return EXIT_OK
+    click.echo(text, nl=False)
     return EXIT_OK
 
 
