@@ -17,7 +17,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from guardian.pathcodec import decode_path, encode_path
 
 if TYPE_CHECKING:
     from guardian.store import ShadowRepo
@@ -222,8 +224,9 @@ class Catalog:
                 "INSERT INTO versions(seq, path, name, change, blob, mode, size, verdict, reason) "
                 "VALUES(?,?,?,?,?,?,?,?,?)",
                 [
-                    (seq, v.path, v.path.rsplit("/", 1)[-1], v.change, v.blob, v.mode, v.size, v.verdict, v.reason)
+                    (seq, key, key.rsplit("/", 1)[-1], v.change, v.blob, v.mode, v.size, v.verdict, v.reason)
                     for v in versions
+                    for key in (encode_path(v.path),)
                 ],
             )
             self._apply_files(stat_updates, removed_files)
@@ -247,9 +250,9 @@ class Catalog:
     def _apply_files(self, stat_updates: Sequence[FileRow], removed_files: Sequence[str]) -> None:
         self._db.executemany(
             "INSERT OR REPLACE INTO files(path, blob, mode, size, mtime_ns, ctime_ns, ino) VALUES(?,?,?,?,?,?,?)",
-            [(f.path, f.blob, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.ino) for f in stat_updates],
+            [(encode_path(f.path), f.blob, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.ino) for f in stat_updates],
         )
-        self._db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in removed_files])
+        self._db.executemany("DELETE FROM files WHERE path=?", [(encode_path(p),) for p in removed_files])
 
     # ------------------------------------------------------------------ sync with git
 
@@ -354,7 +357,7 @@ class Catalog:
         if path is not None:
             low, high = _prefix_range(path)
             where.append("seq IN (SELECT seq FROM versions WHERE path=? OR (path >= ? AND path < ?))")
-            args.extend([path, low, high])
+            args.extend([encode_path(path), low, high])
         sql = "SELECT * FROM snapshots"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -368,7 +371,7 @@ class Catalog:
 
     def versions_of(self, path: str) -> list[VersionRow]:
         """Every recorded version of path, oldest first."""
-        return self._versions("v.path = ?", (path,))
+        return self._versions("v.path = ?", (encode_path(path),))
 
     def versions_between(self, since: float | None, until: float | None) -> list[VersionRow]:
         return self._versions("s.ts >= ? AND s.ts <= ?", (since or 0.0, until or 1e18))
@@ -379,7 +382,7 @@ class Catalog:
             f"FROM versions v JOIN snapshots s ON s.seq = v.seq WHERE {where} ORDER BY v.seq, v.path",
             tuple(args),
         ).fetchall()
-        return [VersionRow(*r) for r in rows]
+        return [_version_row(r) for r in rows]
 
     def latest_valid(self, path: str, before: float | None = None) -> VersionRow | None:
         sql = (
@@ -387,52 +390,72 @@ class Catalog:
             "FROM versions v JOIN snapshots s ON s.seq = v.seq "
             "WHERE v.path = ? AND v.verdict = 'valid' AND v.blob IS NOT NULL"
         )
-        args: list[object] = [path]
+        args: list[object] = [encode_path(path)]
         if before is not None:
             sql += " AND s.ts < ?"
             args.append(before)
         row = self._db.execute(sql + " ORDER BY v.seq DESC LIMIT 1", args).fetchone()
-        return VersionRow(*row) if row else None
+        return _version_row(row) if row else None
 
     def last_valid_size(self, path: str) -> int | None:
         row = self._db.execute(
             "SELECT size FROM versions WHERE path=? AND verdict='valid' AND blob IS NOT NULL ORDER BY seq DESC LIMIT 1",
-            (path,),
+            (encode_path(path),),
         ).fetchone()
         return None if row is None else int(row[0])
 
     def paths_named(self, name: str) -> list[str]:
-        rows = self._db.execute("SELECT DISTINCT path FROM versions WHERE name=? ORDER BY path", (name,)).fetchall()
-        return [str(r[0]) for r in rows]
+        rows = self._db.execute(
+            "SELECT DISTINCT path FROM versions WHERE name=? ORDER BY path", (encode_path(name),)
+        ).fetchall()
+        return [decode_path(str(r[0])) for r in rows]
+
+    def deleted_paths(self) -> list[str]:
+        """Every path with a captured deletion (the guardrail checks protected ones among them)."""
+        rows = self._db.execute("SELECT DISTINCT path FROM versions WHERE change='delete'").fetchall()
+        return [decode_path(str(r[0])) for r in rows]
 
     def known_path(self, path: str) -> bool:
-        return self._db.execute("SELECT 1 FROM versions WHERE path=? LIMIT 1", (path,)).fetchone() is not None
+        query = "SELECT 1 FROM versions WHERE path=? LIMIT 1"
+        return self._db.execute(query, (encode_path(path),)).fetchone() is not None
 
     def paths_under(self, prefix: str) -> list[str]:
         rows = self._db.execute(
             "SELECT DISTINCT path FROM versions WHERE path >= ? AND path < ? ORDER BY path", _prefix_range(prefix)
         ).fetchall()
-        return [str(r[0]) for r in rows]
+        return [decode_path(str(r[0])) for r in rows]
 
     def file(self, path: str) -> FileRow | None:
-        row = self._db.execute("SELECT * FROM files WHERE path=?", (path,)).fetchone()
-        return FileRow(*row) if row else None
+        row = self._db.execute("SELECT * FROM files WHERE path=?", (encode_path(path),)).fetchone()
+        return _file_row(row) if row else None
 
     def files(self) -> Iterator[FileRow]:
         for row in self._db.execute("SELECT * FROM files ORDER BY path"):
-            yield FileRow(*row)
+            yield _file_row(row)
 
     def files_under(self, prefix: str) -> list[FileRow]:
         rows = self._db.execute(
             "SELECT * FROM files WHERE path >= ? AND path < ? ORDER BY path", _prefix_range(prefix)
         ).fetchall()
-        return [FileRow(*r) for r in rows]
+        return [_file_row(r) for r in rows]
 
     def file_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
 
+def _version_row(row: Any) -> VersionRow:
+    values = list(row)
+    values[4] = decode_path(values[4])
+    return VersionRow(*values)
+
+
+def _file_row(row: Any) -> FileRow:
+    values = list(row)
+    values[0] = decode_path(values[0])
+    return FileRow(*values)
+
+
 def _prefix_range(prefix: str) -> tuple[str, str]:
     """Bounds of every path under prefix/, as an index-friendly range ('/' + 1 is '0')."""
-    base = prefix.rstrip("/")
+    base = encode_path(prefix.rstrip("/"))
     return base + "/", base + "0"

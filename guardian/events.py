@@ -44,7 +44,7 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _user() -> str:
+def current_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -84,7 +84,12 @@ class EventLog:
         details: dict[str, Any] | None = None,
     ) -> Event:
         record = Event(
-            now_iso(), event, list(paths), snapshot, trigger, {"user": _user(), "pid": os.getpid(), **(details or {})}
+            now_iso(),
+            event,
+            list(paths),
+            snapshot,
+            trigger,
+            {"user": current_user(), "pid": os.getpid(), **(details or {})},
         )
         self.append_many([record])
         return record

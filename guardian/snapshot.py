@@ -127,7 +127,7 @@ def _git_mode(st_mode: int) -> int:
     return MODE_EXEC if st_mode & 0o100 else MODE_FILE
 
 
-def _stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
+def stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
     return (
         row is not None
         and row.mtime_ns == st.st_mtime_ns
@@ -142,7 +142,7 @@ def _is_sqlite_path(rel: str) -> bool:
     return rel.endswith(_SQLITE_SUFFIXES)
 
 
-class _Reader:
+class FileReader:
     """Reads one path's current content safely, folding SQLite through the backup API."""
 
     def __init__(self, project: Project) -> None:
@@ -193,7 +193,7 @@ class Capture:
         self.repo = repo
         self.catalog = catalog
         self.keep = PathFilter(project.root, project.policy.watch)
-        self.reader = _Reader(project)
+        self.reader = FileReader(project)
 
     def candidates(self, paths: Iterable[str] | None) -> tuple[dict[str, os.stat_result], set[str]]:
         """(present files to look at, tracked paths to check for deletion)."""
@@ -253,7 +253,7 @@ class Capture:
             if progress is not None and done % 200 == 0:
                 progress(done, total)
             row = rows.get(rel) if rows is not None else self.catalog.file(rel)
-            if rel not in accept_set and _stat_matches(row, present[rel]):
+            if rel not in accept_set and stat_matches(row, present[rel]):
                 continue
             kind, data, read_st = self.reader.read(rel)
             if kind in ("missing", "other"):
@@ -321,9 +321,9 @@ class Capture:
         return verdict.verdict, verdict.reason
 
     def _log(self, result: SnapshotResult, details: dict[str, Any]) -> None:
-        from guardian.events import Event, now_iso
+        from guardian.events import Event, current_user, now_iso
 
-        base = {"user": _user(), "pid": os.getpid()}
+        base = {"user": current_user(), "pid": os.getpid()}
         changed = [f.path for f in result.files]
         records = [
             Event(
@@ -352,12 +352,6 @@ class Capture:
             )
         # Snapshot events are re-derived from git if lost (sync_catalog), so they skip the fsync.
         self.project.events.append_many(records, durable=False)
-
-
-def _user() -> str:
-    from guardian.events import _user as user
-
-    return user()
 
 
 def _lstat_safe(root: Path, rel: str) -> os.stat_result | None:

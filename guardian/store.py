@@ -31,6 +31,7 @@ import pygit2
 from guardian.crash import crash_point
 from guardian.errors import OperationFailed, StoreDamaged
 from guardian.fsutil import fsync_dir
+from guardian.pathcodec import decode_path, encode_path
 
 SNAPSHOT_REF = "refs/heads/snapshots"
 MODE_FILE = 0o100644
@@ -264,7 +265,7 @@ class ShadowRepo:
         if tree is None:
             return None
         try:
-            obj = tree[path]
+            obj = tree[encode_path(path)]
         except KeyError:
             return None
         if obj.filemode == MODE_TREE:
@@ -284,17 +285,13 @@ class ShadowRepo:
                 if item.filemode == MODE_TREE:
                     stack.append((path + "/", self._repo[item.id]))  # type: ignore[arg-type]
                 else:
-                    yield path, Entry(str(item.id), int(item.filemode))
+                    yield decode_path(path), Entry(str(item.id), int(item.filemode))
 
     def changes(self, commit_id: str) -> list[TreeChange]:
         """What a snapshot changed relative to its parent."""
         commit = self._commit(commit_id)
         parent_tree = commit.parents[0].tree if commit.parents else None
-        diff = (
-            parent_tree.diff_to_tree(commit.tree)
-            if parent_tree is not None
-            else commit.tree.diff_to_tree(swap=True)
-        )
+        diff = parent_tree.diff_to_tree(commit.tree) if parent_tree is not None else commit.tree.diff_to_tree(swap=True)
         out: list[TreeChange] = []
         for delta in diff.deltas:
             old = (
@@ -308,7 +305,7 @@ class ShadowRepo:
                 else Entry(str(delta.new_file.id), int(delta.new_file.mode))
             )
             path = delta.new_file.path if new is not None else delta.old_file.path
-            out.append(TreeChange(path, old, new))
+            out.append(TreeChange(decode_path(path), old, new))
         return out
 
     def _build(self, tree: pygit2.Tree | None, changes: Mapping[str, Any]) -> pygit2.Oid | None:
@@ -348,7 +345,7 @@ class ShadowRepo:
         # the deletions of what used to be there.
         for path, entry in sorted(changes.items(), key=lambda item: item[1] is not None):
             node: Any = nested
-            parts = path.split("/")
+            parts = encode_path(path).split("/")
             for part in parts[:-1]:
                 child = node.get(part)
                 if entry is None and isinstance(child, Entry):

@@ -219,7 +219,7 @@ def test_accept_records_intent(project: Path) -> None:
     r = run_cli("accept", "missing.py", cwd=project)
     assert r.exit_code == 1
     assert r.stderr.strip() == (
-        "guardian: error: cannot accept 'missing.py': it does not exist; a deletion needs no acceptance"
+        "guardian: error: cannot accept 'missing.py': it does not exist and never did in any snapshot"
     )
 
 
@@ -295,3 +295,23 @@ def test_writer_lock_names_the_holder(project: Path) -> None:
         proj = Project.find(project)
         with pytest.raises(OperationFailed, match=f"is locked by pid {os.getpid()}"):
             take_snapshot(proj, None, "manual", lock_timeout=0.2)
+
+
+def test_odd_file_names_round_trip(project: Path) -> None:
+    names = [b"bad\xffname.txt", b"new\nline.txt", b"sp ace.txt", b"$(touch pwned)", b".guardian-bytes-real.txt"]
+    for raw in names:
+        with open(os.path.join(os.fsencode(project), raw), "wb") as handle:
+            handle.write(b"content of " + raw)
+    paths = _init(project)
+    for raw in names:
+        os.remove(os.path.join(os.fsencode(project), raw))
+    assert run_cli("snapshot", cwd=project).exit_code == 0
+    head = _git(paths, "rev-parse", "HEAD~1").strip()
+    for raw in names:
+        r = run_cli("restore", "--at", head, os.fsdecode(raw), cwd=project)
+        assert r.exit_code == 0, r.stderr
+        with open(os.path.join(os.fsencode(project), raw), "rb") as handle:
+            assert handle.read() == b"content of " + raw
+    assert not (project / "pwned").exists()
+    assert not (project.parent / "pwned").exists()
+    fsck(paths.repo)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -14,6 +15,7 @@ import click
 
 # Importing the command modules registers their commands on the group.
 from guardian.cli import core as _core  # noqa: F401
+from guardian.cli import guard as _guard  # noqa: F401
 from guardian.cli.base import cli
 from guardian.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
 
@@ -32,8 +34,27 @@ def _log_traceback() -> str | None:
         return None
 
 
+def _record_failure(exc: GuardianError) -> None:
+    """Put operational failures on the project's record; usage mistakes are not events."""
+    from guardian.cli import base
+    from guardian.errors import EXIT_BLOCKED, EXIT_NEEDS_FORCE
+
+    project = base.last_project
+    if project is None or exc.exit_code == EXIT_USAGE or not project.paths.store.is_dir():
+        return
+    kind = "block" if exc.exit_code in (EXIT_BLOCKED, EXIT_NEEDS_FORCE) else "error"
+    try:
+        project.events.append(kind, [], None, None, {"message": str(exc), "exit_code": exc.exit_code, "argv": sys.argv})
+    except OSError:
+        pass  # the store may be the thing that is broken; the message above already told the user
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        # File names are bytes; print undecodable ones as the raw bytes they are, like ls does.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="guardian", standalone_mode=False)
         return int(result or 0)
@@ -41,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         click.echo(f"guardian: error: {exc}", err=True)
+        _record_failure(exc)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -256,11 +256,14 @@ def accept(ctx: Context, paths: tuple[str, ...], as_json: bool) -> int:
 
     project = ctx.project()
     rels = [to_relative(project.root, p, ctx.cwd) for p in paths]
-    for rel, typed in zip(rels, paths, strict=True):
-        if lstat_at(project.root, rel) is None:
-            raise OperationFailed(f"cannot accept '{typed}': it does not exist; a deletion needs no acceptance")
-    result = take_snapshot(project, rels, "accept", accept=rels)
-    project.events.append("accept", rels, result.snapshot, "accept", {})
+    # Accepting a deleted path records that the deletion is intended (the guardrail stops flagging it).
+    deleted = [r for r in rels if lstat_at(project.root, r) is None]
+    with project.reader() as (_repo, catalog):
+        unknown = [t for r, t in zip(rels, paths, strict=True) if r in deleted and not catalog.known_path(r)]
+    if unknown:
+        raise OperationFailed(f"cannot accept '{unknown[0]}': it does not exist and never did in any snapshot")
+    result = take_snapshot(project, rels, "accept", accept=[r for r in rels if r not in deleted])
+    project.events.append("accept", rels, result.snapshot, "accept", {"deleted": deleted} if deleted else {})
     if as_json:
         emit_json(result.to_json())
     else:

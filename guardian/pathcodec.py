@@ -1,0 +1,44 @@
+"""Reversible encoding of file names that are not valid UTF-8.
+
+Linux file names are bytes; Python hands them to us as str with surrogate
+escapes.  libgit2 (through pygit2) and SQLite only take real UTF-8, so a name
+such as b"report\\xff.txt" would make a snapshot fail.  Such a name component is
+stored as PREFIX + base64url(raw bytes) and decoded on the way out, so every
+name round-trips byte for byte.  A real name that happens to start with PREFIX
+is escaped the same way, which keeps the mapping unambiguous.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+PREFIX = ".guardian-bytes-"
+
+
+def _encode_component(name: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if not name.startswith(PREFIX):
+            return name
+    return PREFIX + base64.urlsafe_b64encode(os.fsencode(name)).decode("ascii")
+
+
+def _decode_component(name: str) -> str:
+    if not name.startswith(PREFIX):
+        return name
+    try:
+        return os.fsdecode(base64.urlsafe_b64decode(name[len(PREFIX) :]))
+    except (ValueError, TypeError):
+        return name  # not one of ours after all: leave it as stored
+
+
+def encode_path(path: str) -> str:
+    return "/".join(_encode_component(part) for part in path.split("/"))
+
+
+def decode_path(path: str) -> str:
+    return "/".join(_decode_component(part) for part in path.split("/"))
