@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from guardian.config import POLICY_FILENAME, Policy, load_policy
 from guardian.errors import OperationFailed, StoreDamaged
@@ -128,19 +128,67 @@ class Project:
 
     @contextmanager
     def reader(self) -> Iterator[tuple[ShadowRepo, Catalog]]:
-        """Open the repo and a catalog that agrees with it, for read-only questions."""
-        repo = self.open_repo()
+        """Open a catalog that agrees with the repo, for read-only questions.
+
+        The repo is opened (and pygit2 imported, ~100 ms) only if the caller touches
+        it or the catalog is behind: history and log answer from the catalog alone.
+        """
+        self.require_store()
         catalog = self.open_catalog()
         try:
-            if catalog.indexed_head != repo.head():
+            head = read_ref_file(self.paths.repo)
+            repo = _LazyRepo(self)
+            if head is None or catalog.indexed_head != head:
                 # Catching up writes to the catalog, so take the writer lock for it.
                 with self.writer_lock():
                     from guardian.snapshot import sync_catalog
 
-                    sync_catalog(self, repo, catalog)
-            yield repo, catalog
+                    sync_catalog(self, repo.real, catalog)
+            yield cast("ShadowRepo", repo), catalog
         finally:
             catalog.close()
+
+
+SNAPSHOT_REF_FILE = "refs/heads/snapshots"
+
+
+def read_ref_file(git_dir: Path) -> str | None:
+    """The snapshot ref's commit id, read from git's ref files without pygit2.
+
+    Returns None when the ref is missing or unreadable; callers then fall back to
+    pygit2, which reports damage properly.
+    """
+    try:
+        text = (git_dir / SNAPSHOT_REF_FILE).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if not text:
+        try:
+            for line in (git_dir / "packed-refs").read_text(encoding="ascii").splitlines():
+                if line.endswith(" " + SNAPSHOT_REF_FILE):
+                    text = line.split(" ", 1)[0]
+        except (OSError, UnicodeDecodeError):
+            return None
+    if len(text) == 40 and all(c in "0123456789abcdef" for c in text):
+        return text
+    return None
+
+
+class _LazyRepo:
+    """Stands in for ShadowRepo and opens it on first use."""
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+        self._real: ShadowRepo | None = None
+
+    @property
+    def real(self) -> ShadowRepo:
+        if self._real is None:
+            self._real = self._project.open_repo()
+        return self._real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 def write_project_meta(paths: ProjectPaths) -> None:
