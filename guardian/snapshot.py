@@ -317,6 +317,7 @@ class Capture:
             checks_for(rel, policy.validate),
             last_valid_size=self.catalog.last_valid_size(rel),
             suspect=policy.suspect,
+            cwd=self.project.root,
         )
         return verdict.verdict, verdict.reason
 

@@ -117,6 +117,7 @@ def judge(
     *,
     last_valid_size: int | None,
     suspect: SuspectSettings,
+    cwd: Path | None = None,
 ) -> FileVerdict:
     """Run ``checks`` on ``data`` plus the shrink heuristic; invalid beats suspect beats valid."""
     findings: list[_Finding] = []
@@ -128,7 +129,7 @@ def judge(
             else:
                 too_large.append(spec.name)
             continue
-        finding = _run_check(spec, rel_path, data)
+        finding = _run_check(spec, rel_path, data, cwd)
         if finding is not None:
             findings.append(finding)
     if too_large:
@@ -155,9 +156,10 @@ def _shrink_finding(size: int, last_valid_size: int | None, settings: SuspectSet
     return None
 
 
-def _run_check(spec: CheckSpec, rel_path: str, data: bytes) -> _Finding | None:
+def _run_check(spec: CheckSpec, rel_path: str, data: bytes, cwd: Path | None = None) -> _Finding | None:
     if spec.name == "command":
-        return _check_command(spec, rel_path, data)
+        # User commands run from the project root so "./scripts/check.sh" means what it says.
+        return _check_command(spec, rel_path, data, cwd)
     builtin = _BUILTINS.get(spec.name)
     if builtin is None:
         return _Finding("valid", f"unknown check '{spec.name}' not run")
@@ -333,7 +335,7 @@ _BUILTINS: dict[str, Callable[[str, bytes], _Finding | None]] = {
 # --------------------------------------------------------------------------- user commands
 
 
-def _check_command(spec: CheckSpec, rel_path: str, data: bytes) -> _Finding | None:
+def _check_command(spec: CheckSpec, rel_path: str, data: bytes, cwd: Path | None = None) -> _Finding | None:
     if not spec.command:
         return _Finding("valid", "command check not run: no command given")
     prog = spec.command[0]
@@ -341,7 +343,7 @@ def _check_command(spec: CheckSpec, rel_path: str, data: bytes) -> _Finding | No
         target = _place(tmp, rel_path, data)
         argv = [arg.replace("{path}", str(target)) for arg in spec.command]
         try:
-            code, output = _run(argv, spec.timeout, tmp, None)
+            code, output = _run(argv, spec.timeout, tmp, None, cwd)
         except FileNotFoundError:
             # A tool that is not installed must not mark every file suspect forever.
             return _Finding("valid", f"check '{prog}' not run: not found")
@@ -368,7 +370,9 @@ def _place(tmp: Path, rel_path: str, data: bytes) -> Path:
     return target
 
 
-def _run(argv: list[str], timeout: float, tmp: Path, env: dict[str, str] | None) -> tuple[int | None, str]:
+def _run(
+    argv: list[str], timeout: float, tmp: Path, env: dict[str, str] | None, cwd: Path | None = None
+) -> tuple[int | None, str]:
     """Run argv; return (exit code or None on timeout, first line of stderr else stdout).
 
     Output goes to files rather than pipes: a grandchild that keeps a pipe open would
@@ -376,7 +380,9 @@ def _run(argv: list[str], timeout: float, tmp: Path, env: dict[str, str] | None)
     """
     out_path, err_path = tmp / "stdout", tmp / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True
+        )
         try:
             code: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -315,3 +315,22 @@ def test_odd_file_names_round_trip(project: Path) -> None:
     assert not (project / "pwned").exists()
     assert not (project.parent / "pwned").exists()
     fsck(paths.repo)
+
+
+def test_user_command_check_runs_from_the_project_root(project: Path, tmp_path: Path) -> None:
+    (project / "scripts").mkdir()
+    checker = project / "scripts" / "check.sh"
+    checker.write_text('#!/bin/sh\ngrep -q FORBIDDEN "$1" && { echo "found FORBIDDEN" >&2; exit 1; }\nexit 0\n')
+    checker.chmod(0o755)
+    (project / "guardian.yaml").write_text(
+        "version: 1\nvalidate:\n  - paths: ['*.cfg']\n    checks: [{command: ['./scripts/check.sh', '{path}']}]\n"
+    )
+    (project / "good.cfg").write_text("ok\n")
+    (project / "bad.cfg").write_text("FORBIDDEN\n")
+    # Run from elsewhere: the relative program path must still resolve against the root.
+    assert run_cli("-C", str(project), "init", cwd=tmp_path).exit_code == 0
+    paths = ProjectPaths.for_root(project.resolve())
+    r = run_cli("-C", str(project), "log", "--json", cwd=tmp_path)
+    bad = json.loads(r.stdout)["snapshots"][0]["not_valid"]
+    assert bad == [{"path": "bad.cfg", "verdict": "invalid", "reason": "command './scripts/check.sh': found FORBIDDEN"}]
+    fsck(paths.repo)
