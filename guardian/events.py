@@ -40,6 +40,36 @@ EVENT_KINDS = (
 )
 
 
+KNOWN_TRIGGERS = (
+    "init",
+    "manual",
+    "watch",
+    "pre-restore",
+    "restore",
+    "pre-rollback",
+    "rollback",
+    "hook",
+    "agent",
+    "accept",
+    "check",
+)
+
+
+def check_kinds(kinds: Sequence[str]) -> list[str]:
+    """Refuse a misspelt --kind instead of silently matching nothing."""
+    import difflib
+
+    from guardian.errors import UsageError
+
+    known = sorted(set(EVENT_KINDS) | set(KNOWN_TRIGGERS))
+    for kind in kinds:
+        if kind not in known:
+            close = difflib.get_close_matches(kind, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known kinds: {', '.join(known)}"
+            raise UsageError(f"--kind: unknown kind '{kind}'; {hint}")
+    return list(kinds)
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -141,7 +171,7 @@ class EventLog:
             e
             for e in self.read()
             if (not kinds or e.event in kinds or e.trigger in kinds or (("force" in kinds) and e.details.get("force")))
-            and (path is None or path in e.paths)
+            and (path is None or any(p == path or p.startswith(path.rstrip("/") + "/") for p in e.paths))
         ]
         return selected[-n:] if n else selected
 

@@ -37,15 +37,17 @@ def require_known(catalog: Catalog, rel: str, typed: str) -> None:
         )
 
 
-def resolve_snapshot(catalog: Catalog, typed: str) -> SnapshotRow:
+def resolve_snapshot(catalog: Catalog, typed: str, option: str = "--at") -> SnapshotRow:
     text = typed.strip().lower()
     if not text or any(c not in "0123456789abcdef" for c in text):
-        raise UsageError(f"--at: '{typed}' is not a snapshot id; use an id from 'guardian log' (at least 4 hex digits)")
+        raise UsageError(
+            f"{option}: '{typed}' is not a snapshot id; use an id from 'guardian log' (at least 4 hex digits)"
+        )
     if len(text) < 4:
-        raise UsageError(f"--at: '{typed}' is too short; give at least 4 hex digits of a snapshot id")
+        raise UsageError(f"{option}: '{typed}' is too short; give at least 4 hex digits of a snapshot id")
     matches = catalog.snapshots_by_prefix(text)
     if not matches:
-        raise UsageError(f"--at: no snapshot '{typed}' in this store; list them with 'guardian log'")
+        raise UsageError(f"{option}: no snapshot '{typed}' in this store; list them with 'guardian log'")
     if len(matches) > 1:
-        raise UsageError(f"--at: '{typed}' matches {len(matches)} snapshots; give more digits")
+        raise UsageError(f"{option}: '{typed}' matches {len(matches)} snapshots; give more digits")
     return matches[0]

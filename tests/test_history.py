@@ -118,3 +118,16 @@ def test_torn_event_line_is_tolerated(project: Path) -> None:
     r = run_cli("events", "--json", cwd=project)
     assert r.exit_code == 0
     assert json.loads(r.stdout)[-1]["event"] == "snapshot"
+
+
+def test_events_kind_is_checked_and_output_names_who(project: Path) -> None:
+    (project / "a.txt").write_text("a\n")
+    _init(project)
+    r = run_cli("events", "--kind", "rolback", cwd=project)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "guardian: error: --kind: unknown kind 'rolback'; did you mean 'rollback'?"
+    r = run_cli("events", "--kind", "init", cwd=project)
+    assert r.exit_code == 0
+    import getpass
+
+    assert f"  {getpass.getuser()}" in r.stdout and " init " in r.stdout

@@ -275,22 +275,28 @@ def accept(ctx: Context, paths: tuple[str, ...], as_json: bool) -> int:
 @cli.command()
 @click.option("-n", "limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the last N events.")
 @click.option("--kind", default="", help="Comma-separated kinds, e.g. rollback,force,block,hook,agent.")
-@click.option("--path", "path", default=None, help="Only events about this path.")
+@click.option("--path", "path", default=None, help="Only events about this path (or under this directory).")
 @json_option
 @pass_ctx
 def events(ctx: Context, limit: int, kind: str, path: str | None, as_json: bool) -> int:
-    """Show the append-only event log."""
+    """Show the append-only event log: who did what, when, and what was decided."""
+    from guardian.events import check_kinds
+
     project = ctx.project()
-    kinds = [k.strip() for k in kind.split(",") if k.strip()]
+    kinds = check_kinds([k.strip() for k in kind.split(",") if k.strip()])
     records = project.events.tail(limit, kinds, path)
     if as_json:
         emit_json([r.to_json() for r in records])
         return EXIT_OK
     for r in records:
         snap = (r.snapshot or "")[:12]
-        extra = {k: v for k, v in r.details.items() if k not in ("user", "pid")}
+        who = r.details.get("user", "?")
         paths = ", ".join(r.paths[:5]) + (f" (+{len(r.paths) - 5})" if len(r.paths) > 5 else "")
-        click.echo(f"{r.ts}  {r.event:<9} {r.trigger or '-':<11} {snap:<12} {paths} {extra if extra else ''}".rstrip())
+        what = r.details.get("summary") or r.details.get("message") or r.details.get("reason") or ""
+        if not what:
+            extra = {k: v for k, v in r.details.items() if k not in ("user", "pid", "argv", "decision", "files")}
+            what = " ".join(f"{k}={v}" for k, v in list(extra.items())[:4])
+        click.echo(f"{r.ts}  {who:<8} {r.event:<9} {r.trigger or '-':<11} {snap:<12} {paths}  {what}".rstrip())
     return EXIT_OK
 
 

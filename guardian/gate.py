@@ -1,0 +1,303 @@
+"""``guardian gate``: ask the policy about an operation that a user's own script is about to run.
+
+A rollback script, an rsync wrapper or a ``git reset`` alias calls the gate
+first, and the gate's exit code (0 allow, 3 needs --force, 4 blocked) tells it
+whether to go ahead.  Each answer is appended to the event log with who asked
+and from where, so a later "who reverted the pipeline?" has an answer.
+
+The gate is on the hot path of such scripts, so it reads only guardian.yaml and
+the event log: it never opens the shadow store, which keeps pygit2 (about
+100 ms to import) out of the process.  ``--from-git`` asks the git CLI, not
+pygit2, for the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guardian.errors import PathRefused, UsageError
+from guardian.fsutil import lstat_at
+from guardian.paths import to_relative
+from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine
+from guardian.project import Project
+
+ROOT = "."  # the project root as a path: "everything"
+MAX_EVENT_PATHS = 1000  # keeps one event line bounded when a diff touches a whole tree
+_GIT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The policy's answer, and where the list of paths came from."""
+
+    decision: Decision
+    source: str  # "paths", or "git diff --name-status HEAD <rev>"
+    outside: tuple[str, ...] = ()  # paths git listed outside the project root; the policy does not govern them
+
+    @property
+    def exit_code(self) -> int:
+        return self.decision.exit_code
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.decision.to_json(), "source": self.source, "outside": list(self.outside)}
+
+
+# --------------------------------------------------------------------------- who is asking
+
+
+def parent_cmdline(pid: int) -> str | None:
+    """The command line of process ``pid`` from /proc, or None where that is not available (macOS)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    parts = [os.fsdecode(p) for p in raw.split(b"\0") if p]
+    return shlex.join(parts) if parts else None
+
+
+def caller_details(argv: Sequence[str]) -> dict[str, Any]:
+    """Who ran this command and from where, for the audit trail (user and pid are added by EventLog)."""
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # the directory was deleted under us; the record is still worth writing
+        cwd = None
+    ppid = os.getppid()
+    details: dict[str, Any] = {"argv": list(argv), "cwd": cwd, "ppid": ppid}
+    cmdline = parent_cmdline(ppid)
+    if cmdline is not None:
+        # The parent is usually the shell running the rollback script: that names the script.
+        details["parent_cmdline"] = cmdline
+    return details
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The decision for an event line: every path a rule governs in full, the rest only counted.
+
+    A rollback of a whole tree can touch 100k unprotected paths; listing them all
+    would make one multi-megabyte log line that says nothing an auditor needs.
+    """
+    record = decision.to_json()
+    governed = [p for p in decision.paths if p.rule_paths]
+    record["paths"] = [p.to_json() for p in governed]
+    record["unprotected"] = len(decision.paths) - len(governed)
+    return record
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def relative_or_root(root: Path, typed: str, cwd: Path | None) -> str:
+    """Like :func:`guardian.paths.to_relative`, but the project root itself is '.' (the whole tree)."""
+    base = (cwd or Path.cwd()).absolute()
+    raw = typed if os.path.isabs(typed) else str(base / typed)
+    if os.path.normpath(raw) == str(root.absolute()):
+        return ROOT
+    return to_relative(root, typed, cwd)
+
+
+def changes_for_paths(root: Path, operation: Operation, typed: Iterable[str], cwd: Path | None) -> list[PathChange]:
+    """What each named path would undergo, judged from what is on disk now.
+
+    For ``delete`` every path is a deletion (even one already gone: the script
+    means to delete it, and the policy's delete rule is what applies).  For
+    ``rollback`` and ``restore`` an existing path is modified and a missing one
+    is added back.
+    """
+    changes: dict[str, ChangeKind] = {}
+    for text in typed:
+        rel = relative_or_root(root, text, cwd)
+        if operation == "delete":
+            kind: ChangeKind = "delete"
+        elif rel == ROOT or lstat_at(root, rel) is not None:
+            kind = "modify"
+        else:
+            kind = "add"
+        changes.setdefault(rel, kind)
+    return [PathChange(path, kind) for path, kind in changes.items()]
+
+
+class _GitFailed(Exception):
+    """git ran and refused; the caller turns this into a message about what the user typed."""
+
+
+def _git(cwd: Path, *args: str) -> bytes:
+    # --literal-pathspecs: a file named "*.py" is that file, not a glob.  -c color.ui=never and
+    # the --no-* options below make the output independent of the user's git config.
+    cmd = ["git", "--literal-pathspecs", "-c", "color.ui=never", "-C", str(cwd), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=_GIT_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise UsageError("--from-git needs the git command, and it is not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"--from-git: 'git {args[0]}' took more than {int(_GIT_TIMEOUT)}s; try again") from None
+    if proc.returncode != 0:
+        message = os.fsdecode(proc.stderr).strip().splitlines()
+        raise _GitFailed(message[-1] if message else f"git {args[0]} exited with {proc.returncode}")
+    return proc.stdout
+
+
+def _kinds_from_name_status(output: bytes) -> list[tuple[str, ChangeKind]]:
+    """Parse ``git diff --name-status -z``: moving from HEAD to REV adds (A), deletes (D) or modifies the path.
+
+    Renames and copies only appear if a user's config forces rename detection
+    past --no-renames; a rename is the deletion of the old path plus the
+    addition of the new one, and a copy is an addition.
+    """
+    tokens = [os.fsdecode(t) for t in output.split(b"\0")]
+    out: list[tuple[str, ChangeKind]] = []
+    i = 0
+    while i < len(tokens) and tokens[i]:
+        status = tokens[i]
+        if status[0] in "RC":
+            old, new = tokens[i + 1], tokens[i + 2]
+            if status[0] == "R":
+                out.append((old, "delete"))
+            out.append((new, "add"))
+            i += 3
+            continue
+        path = tokens[i + 1]
+        kind: ChangeKind = "add" if status[0] == "A" else "delete" if status[0] == "D" else "modify"
+        out.append((path, kind))
+        i += 2
+    return out
+
+
+def changes_from_git(
+    root: Path, rev: str, typed: Sequence[str], cwd: Path | None
+) -> tuple[list[PathChange], tuple[str, ...]]:
+    """The paths that moving the work tree from HEAD to REV would change: ``git diff --name-status HEAD REV``.
+
+    Returns (changes inside the project, paths outside it).  PATHs, when given,
+    narrow the diff like a pathspec.
+    """
+    where = (cwd or Path.cwd()).absolute()
+    if not rev or rev.startswith("-"):
+        raise UsageError(f"--from-git: '{rev}' is not a revision; give a branch, tag or commit id")
+    try:
+        top = Path(os.fsdecode(_git(where, "rev-parse", "--show-toplevel").strip()))
+    except _GitFailed:
+        raise UsageError(f"--from-git: {where} is not inside a git repository") from None
+    try:
+        commit = os.fsdecode(
+            _git(where, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        ).strip()
+    except _GitFailed:
+        raise UsageError(f"--from-git: '{rev}' is not a commit in {top}; give a branch, tag or commit id") from None
+    specs = [str(root / rel) if rel != ROOT else str(root) for rel in (relative_or_root(root, t, cwd) for t in typed)]
+    try:
+        output = _git(
+            where,
+            "diff",
+            "--name-status",
+            "-z",
+            "--no-renames",
+            "--no-relative",
+            "--no-ext-diff",
+            "--no-textconv",
+            "HEAD",
+            commit,
+            "--",
+            *specs,
+        )
+    except _GitFailed as exc:
+        raise UsageError(f"--from-git: git cannot diff HEAD against '{rev}': {exc}") from None
+    changes: dict[str, ChangeKind] = {}
+    outside: list[str] = []
+    for path, kind in _kinds_from_name_status(output):
+        try:
+            rel = to_relative(root, str(top / path))
+        except PathRefused:
+            outside.append(path)
+            continue
+        # A rename onto a path that is also deleted elsewhere cannot happen in one diff; first wins.
+        changes.setdefault(rel, kind)
+    return [PathChange(p, k) for p, k in changes.items()], tuple(outside)
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def summary_line(result: GateResult) -> str:
+    """One line for people and for the event log: the operation, the verdict and the exit code."""
+    d = result.decision
+    protected = [p for p in d.paths if p.outcome != "allow"]
+    if d.overall == "block":
+        blocked = sum(1 for p in d.paths if p.outcome == "block")
+        return f"gate {d.operation}: blocked (exit {d.exit_code}): {blocked} path(s) blocked by policy"
+    if d.overall == "force":
+        waiting = sum(1 for p in d.paths if p.outcome == "force" and not p.forced)
+        return f"gate {d.operation}: needs --force (exit {d.exit_code}): {waiting} protected path(s)"
+    if protected:
+        return f"gate {d.operation}: allow with --force (exit {d.exit_code}): {len(protected)} protected path(s) forced"
+    return f"gate {d.operation}: allow (exit {d.exit_code}): {len(d.paths)} path(s)"
+
+
+def run_gate(
+    project: Project,
+    operation: str,
+    typed_paths: Sequence[str],
+    *,
+    cwd: Path | None,
+    force: bool,
+    from_git: str | None,
+    argv: Sequence[str],
+) -> GateResult:
+    """Decide, record the decision as a ``gate`` event, and return it; the caller exits with its code."""
+    if operation not in OPERATIONS:
+        raise UsageError(f"unknown operation '{operation}'; use one of {', '.join(OPERATIONS)}")
+    if not typed_paths and from_git is None:
+        raise UsageError("gate: name the PATHs the operation would change, or give --from-git REV")
+    # Checked first: a decision that cannot be put on the record must not be handed out.
+    project.require_store()
+    root = project.root
+    if from_git is not None:
+        changes, outside = changes_from_git(root, from_git, typed_paths, cwd)
+        source = f"git diff --name-status HEAD {from_git}"
+    else:
+        changes, outside = changes_for_paths(root, operation, typed_paths, cwd), ()
+        source = "paths"
+    decision = PolicyEngine.from_policy(project.policy).decide(operation, changes, force)
+    result = GateResult(decision, source, outside)
+    _record(project, result, argv)
+    return result
+
+
+def _record(project: Project, result: GateResult, argv: Sequence[str]) -> None:
+    d = result.decision
+    # The trigger says whether guardian said no, so `events --kind block` lists refusals
+    # from gates next to those from hooks; `--kind force` finds forced ones via details.force.
+    trigger = "allow" if d.overall == "allow" else "block"
+    details: dict[str, Any] = {
+        **caller_details(argv),
+        "operation": d.operation,
+        "force": d.force,
+        "forced": [p.path for p in d.paths if p.forced],
+        "outcome": d.overall,
+        "exit_code": d.exit_code,
+        "source": result.source,
+        "summary": summary_line(result),
+        "decision": decision_record(d),
+    }
+    if result.outside:
+        details["outside"] = len(result.outside)
+    project.events.append("gate", [p.path for p in d.paths][:MAX_EVENT_PATHS], None, trigger, details)
+
+
+__all__ = [
+    "ROOT",
+    "GateResult",
+    "caller_details",
+    "changes_for_paths",
+    "changes_from_git",
+    "decision_record",
+    "parent_cmdline",
+    "relative_or_root",
+    "run_gate",
+    "summary_line",
+]
