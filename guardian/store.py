@@ -164,8 +164,8 @@ class ShadowRepo:
         """Move the snapshot ref from expected to new, or fail if someone else moved it.
 
         Uses git's lock-file protocol (create <ref>.lock exclusively, verify, write,
-        fsync, rename), which is what makes the update a compare-and-swap that
-        stock git respects too.
+        sync, rename, fsync the directory), which makes the update a compare-and-swap
+        that stock git respects too.
         """
         ref_path = self._ref_path()
         ref_path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,12 @@ class ShadowRepo:
                         f"the snapshot ref moved under us (expected {expected}, found {current}); retry the operation"
                     )
                 os.write(fd, f"{new}\n".encode())
-                os.fsync(fd)
+                if durability_mode() == "batch":
+                    # One syncfs makes every object written so far *and* the new ref value
+                    # durable before the rename publishes it.
+                    _sync_store(self.git_dir)
+                else:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(lock, ref_path)
@@ -371,8 +376,6 @@ class ShadowRepo:
         parents = [pygit2.Oid(hex=parent)] if parent else []
         commit_id = str(self._repo.create_commit(None, signature, signature, message, tree_id, parents))
         crash_point("snapshot-after-commit")
-        # Every object of this snapshot must be on disk before the ref names it.
-        _sync_store(self.git_dir)
         self.update_ref(commit_id, parent)
         crash_point("snapshot-after-ref")
         return commit_id
