@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import click
 
 # Importing the command modules registers their commands on the group.
+from guardian.cli import agent as _agent  # noqa: F401
 from guardian.cli import core as _core  # noqa: F401
 from guardian.cli import guard as _guard  # noqa: F401
 from guardian.cli import protect as _protect  # noqa: F401

@@ -1,0 +1,99 @@
+"""Agent commands: the PreToolUse hook itself, installing it, and a dry check of one command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.errors import EXIT_BLOCKED, EXIT_OK
+
+# guardian.agent is imported inside the commands: every guardian invocation loads this module.
+
+Scope = Literal["project", "user"]
+_project_option = click.option(
+    "--project", "scope", flag_value="project", default=True, help="The project's .claude/settings.json (default)."
+)
+_user_option = click.option("--user", "scope", flag_value="user", help="Your ~/.claude/settings.json (every project).")
+
+
+@cli.command("agent-hook")
+def agent_hook() -> int:
+    """Judge one Claude Code PreToolUse call read from stdin; exit 2 blocks it (run by the installed hook)."""
+    from guardian.agent import run_hook
+
+    data = sys.stdin.buffer.read()
+    result = run_hook(data, os.environ, Path.cwd())
+    if result.stderr:
+        click.echo(result.stderr, err=True, nl=False)
+    return result.exit_code
+
+
+@cli.group()
+def agent() -> None:
+    """Gate coding agents' commands: install the hook, or check a command by hand."""
+
+
+@agent.command("install")
+@click.argument("target", type=click.Choice(["claude"]))
+@_project_option
+@_user_option
+@pass_ctx
+def install(ctx: Context, target: str, scope: Scope) -> int:
+    """Add guardian's PreToolUse hook to Claude Code's settings, keeping every other setting."""
+    from guardian.agent import claude_settings_path, install_claude_hook
+
+    report = install_claude_hook(claude_settings_path(scope, ctx.cwd))
+    words = {"installed": "installed the hook in", "updated": "updated the hook in",
+             "unchanged": "the hook is already installed in"}
+    click.echo(f"{words[report.action]} {report.path}")
+    click.echo(f"  PreToolUse {report.command}")
+    return EXIT_OK
+
+
+@agent.command("uninstall")
+@click.argument("target", type=click.Choice(["claude"]))
+@_project_option
+@_user_option
+@pass_ctx
+def uninstall(ctx: Context, target: str, scope: Scope) -> int:
+    """Remove guardian's hook (only guardian's) from Claude Code's settings."""
+    from guardian.agent import claude_settings_path, uninstall_claude_hook
+
+    report = uninstall_claude_hook(claude_settings_path(scope, ctx.cwd))
+    if report.changed:
+        click.echo(f"removed the hook from {report.path}")
+    else:
+        click.echo(f"no guardian hook in {report.path}")
+    return EXIT_OK
+
+
+@agent.command("check")
+@click.argument("command")
+@json_option
+@pass_ctx
+def check(ctx: Context, command: str, as_json: bool) -> int:
+    """Say what the hook would decide for COMMAND run here; takes no snapshot, records nothing.
+
+    Exits 0 when the hook would allow it and 4 when it would block it.
+    """
+    from guardian.agent import ENV_FORCE, judge_command
+
+    project = ctx.project()
+    force = os.environ.get(ENV_FORCE, "").strip().lower() in ("1", "true", "yes", "on")
+    verdict = judge_command(project.root, project.policy, command, ctx.cwd, force=force)
+    if as_json:
+        emit_json(verdict.to_json())
+    elif verdict.blocked:
+        click.echo(verdict.message)
+    elif verdict.action == "benign":
+        click.echo("allow: nothing destructive")
+    else:
+        forced = " (forced by GUARDIAN_FORCE)" if verdict.action == "forced" else ""
+        scope = "the whole tree" if verdict.snapshot_paths is None else f"{len(verdict.snapshot_paths)} path(s)"
+        click.echo(f"allow{forced}: the hook would snapshot {scope} first")
+    return EXIT_BLOCKED if verdict.blocked else EXIT_OK
