@@ -1,3 +1,20 @@
+"""`python -m guardian`.  The hooks that run on every agent command take a short path."""
+
+import sys
+
+if len(sys.argv) > 1 and sys.argv[1] == "agent-hook" and len(sys.argv) == 2:
+    # Coding agents call this before every shell command: skip click and the command
+    # modules (~60 ms of imports) and answer from guardian.agent directly.
+    import os
+    from pathlib import Path
+
+    from guardian.agent import run_hook
+
+    result = run_hook(sys.stdin.buffer.read(), os.environ, Path.cwd())
+    if result.stderr:
+        sys.stderr.write(result.stderr)
+    raise SystemExit(result.exit_code)
+
 from guardian.cli import main
 
 raise SystemExit(main())
