@@ -21,7 +21,7 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,9 @@ def durability_mode() -> str:
     if _durability_mode is None:
         wanted = os.environ.get(ENV_FSYNC, "batch")
         _durability_mode = "batch" if wanted == "batch" and _syncfs_available() else "object"
+        # Snapshot trees and parents are always written by us just before the commit;
+        # libgit2's existence check of each (a pack-index lookup) is pure overhead.
+        pygit2.settings.enable_strict_object_creation(False)
         if _durability_mode == "object":
             # Must happen before any repository's refs are first touched, or libgit2
             # keeps using the non-fsyncing refdb it already initialised.
@@ -493,3 +496,155 @@ class ShadowRepo:
             if isinstance(obj, pygit2.Commit):
                 ids.append(str(oid))
         return ids
+
+    # ------------------------------------------------------------------ lifecycle: rewrite, pack, prune, remotes
+    # Used by guardian.lifecycle (gc) and guardian.mirror; the policy (what to keep, when) lives there.
+
+    def copy_commit(self, commit_id: str, parent: str | None, message: str) -> str:
+        """Write a commit with commit_id's tree, author and committer but a new parent and message.
+
+        The ref does not move; the caller swaps it once the whole new chain exists.
+        """
+        commit = self._commit(commit_id)
+        parents = [pygit2.Oid(hex=parent)] if parent else []
+        return str(self._repo.create_commit(None, commit.author, commit.committer, message, commit.tree_id, parents))
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant:
+            return True
+        return bool(self._repo.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor)))
+
+    def sync_objects(self) -> None:
+        """Make every object written so far durable (what commit() does before it moves the ref)."""
+        _sync_store(self.git_dir)
+
+    def reachable_objects(self, commit_ids: Iterable[str], known: Set[str] = frozenset()) -> Iterator[tuple[str, str]]:
+        """(object id, path) for the commits, their trees and blobs, each once; objects in known are skipped.
+
+        A tree in known is not entered: callers pass sets that are closed under reachability
+        (a pack of whole snapshots), so everything below it is known too.
+        """
+        seen: set[str] = set()
+        for commit_id in commit_ids:
+            if commit_id in known or commit_id in seen:
+                continue
+            seen.add(commit_id)
+            yield commit_id, ""
+            commit = self._commit(commit_id)
+            stack: list[tuple[str, pygit2.Oid]] = [("", commit.tree_id)]
+            while stack:
+                path, oid = stack.pop()
+                key = str(oid)
+                if key in known or key in seen:
+                    continue
+                seen.add(key)
+                yield key, path
+                tree = self._repo[oid]
+                for item in tree:  # type: ignore[attr-defined]
+                    sub = f"{path}/{item.name or ''}" if path else str(item.name or "")
+                    if item.filemode == MODE_TREE:
+                        stack.append((sub, item.id))
+                    else:
+                        blob = str(item.id)
+                        if blob not in known and blob not in seen:
+                            seen.add(blob)
+                            yield blob, sub
+
+    def write_pack(self, objects: Iterable[tuple[str, str]], directory: Path) -> int:
+        """Write one pack (.pack + .idx) of these (id, path) objects into directory; returns the object count.
+
+        Each object is inserted with its path: libgit2 orders delta candidates by a hash of
+        that name, so successive versions of one file get deltified against each other.
+        pygit2's PackBuilder.add passes no name, which made packs about 4x bigger here.
+        """
+        builder = pygit2.PackBuilder(self._repo)
+        insert = _named_insert(builder)
+        for oid, path in objects:
+            insert(pygit2.Oid(hex=oid), path)
+        builder.write(str(directory))
+        return int(builder.written_objects_count)
+
+    def object_files(self) -> tuple[list[str], list[Path]]:
+        """(loose object ids, pack files) currently in the object directory."""
+        objects = self.git_dir / "objects"
+        loose: list[str] = []
+        for sub in objects.iterdir():
+            if len(sub.name) == 2 and sub.is_dir():
+                with os.scandir(sub) as entries:
+                    loose.extend(sub.name + item.name for item in entries if len(item.name) == 38)
+        packs = sorted((objects / "pack").glob("pack-*.pack"))
+        return loose, packs
+
+    def install_pack(self, directory: Path) -> Path:
+        """Move a pack written by write_pack into objects/pack, index last, durably.  Returns the .pack path."""
+        target = self.git_dir / "objects" / "pack"
+        target.mkdir(exist_ok=True)
+        files = sorted(directory.iterdir(), key=lambda p: p.suffix == ".idx")  # readers find a pack by its .idx
+        installed = target
+        for item in files:
+            fd = os.open(item, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(item, target / item.name)
+            if item.suffix == ".pack":
+                installed = target / item.name
+        fsync_dir(target)
+        return installed
+
+    def remove_loose(self, oids: Iterable[str]) -> int:
+        removed = 0
+        objects = os.path.join(self.git_dir, "objects")
+        for oid in oids:
+            try:
+                os.unlink(os.path.join(objects, oid[:2], oid[2:]))
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def remove_pack(self, pack: Path) -> bool:
+        """Delete a pack and its side files, unless a .keep file says git is still using it."""
+        if pack.with_suffix(".keep").exists():
+            return False
+        # The index goes first: without it no reader picks the pack up again.
+        for suffix in (".idx", ".pack", ".rev", ".bitmap", ".mtimes", ".promisor"):
+            pack.with_suffix(suffix).unlink(missing_ok=True)
+        return True
+
+    def remotes(self) -> dict[str, str]:
+        """Remote name -> URL, from the store's own git config."""
+        found: dict[str, str] = {}
+        for entry in self._repo.config:
+            name = entry.name
+            if name.startswith("remote.") and name.endswith(".url"):
+                found[name[len("remote.") : -len(".url")]] = str(entry.value)
+        return dict(sorted(found.items()))
+
+    def set_remote(self, name: str, url: str) -> None:
+        self._repo.config[f"remote.{name}.url"] = url
+
+    def remove_remote(self, name: str) -> None:
+        config = self._repo.config
+        for entry in list(config):
+            if entry.name.startswith(f"remote.{name}."):
+                del config[entry.name]
+
+
+def _named_insert(builder: pygit2.PackBuilder) -> Callable[[pygit2.Oid, str], None]:
+    try:
+        from pygit2.errors import check_error
+        from pygit2.ffi import C, ffi
+
+        raw = builder._packbuilder
+    except (ImportError, AttributeError):  # pragma: no cover - a pygit2 without these internals
+        return lambda oid, _path: builder.add(oid)
+
+    def insert(oid: pygit2.Oid, path: str) -> None:
+        git_oid = ffi.new("git_oid *")
+        ffi.buffer(git_oid)[:] = oid.raw
+        name = path.encode("utf-8", "surrogateescape") if path else ffi.NULL
+        check_error(C.git_packbuilder_insert(raw, git_oid, name))
+
+    return insert
