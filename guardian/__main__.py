@@ -15,6 +15,12 @@ if len(sys.argv) > 1 and sys.argv[1] == "agent-hook" and len(sys.argv) == 2:
         sys.stderr.write(result.stderr)
     raise SystemExit(result.exit_code)
 
+if len(sys.argv) > 1 and sys.argv[1] == "hook-impl":
+    # Git hook shims call this on every checkout, commit and reset: same short path.
+    from guardian.hooks import main as hook_main
+
+    raise SystemExit(hook_main(sys.argv[2:]))
+
 from guardian.cli import main
 
 raise SystemExit(main())
