@@ -14,7 +14,6 @@ pygit2, for the same reason.
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from guardian.errors import PathRefused, UsageError
 from guardian.fsutil import lstat_at
 from guardian.paths import to_relative
 from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine
+from guardian.procinfo import caller_details
 from guardian.project import Project
 
 ROOT = "."  # the project root as a path: "everything"
@@ -49,31 +49,6 @@ class GateResult:
 
 
 # --------------------------------------------------------------------------- who is asking
-
-
-def parent_cmdline(pid: int) -> str | None:
-    """The command line of process ``pid`` from /proc, or None where that is not available (macOS)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    parts = [os.fsdecode(p) for p in raw.split(b"\0") if p]
-    return shlex.join(parts) if parts else None
-
-
-def caller_details(argv: Sequence[str]) -> dict[str, Any]:
-    """Who ran this command and from where, for the audit trail (user and pid are added by EventLog)."""
-    try:
-        cwd: str | None = os.getcwd()
-    except OSError:  # the directory was deleted under us; the record is still worth writing
-        cwd = None
-    ppid = os.getppid()
-    details: dict[str, Any] = {"argv": list(argv), "cwd": cwd, "ppid": ppid}
-    cmdline = parent_cmdline(ppid)
-    if cmdline is not None:
-        # The parent is usually the shell running the rollback script: that names the script.
-        details["parent_cmdline"] = cmdline
-    return details
 
 
 def decision_record(decision: Decision) -> dict[str, Any]:
@@ -292,11 +267,9 @@ def _record(project: Project, result: GateResult, argv: Sequence[str]) -> None:
 __all__ = [
     "ROOT",
     "GateResult",
-    "caller_details",
     "changes_for_paths",
     "changes_from_git",
     "decision_record",
-    "parent_cmdline",
     "relative_or_root",
     "run_gate",
     "summary_line",

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import EXIT_BLOCKED, EXIT_OK, OperationFailed, UsageError
+from guardian.procinfo import process_argv
 
 if TYPE_CHECKING:
     from guardian.policy import ChangeKind, Decision, PathDecision, PolicyEngine
@@ -198,22 +199,6 @@ def _parent_pid(pid: int) -> int | None:
         return int(out.strip())
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
-
-
-def process_argv(pid: int) -> list[str] | None:
-    """The command line of ``pid``: /proc on Linux, ``ps -o args=`` elsewhere (there split on spaces)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        parts = [os.fsdecode(p) for p in raw.split(b"\0") if p]
-        if parts:
-            return parts
-    except OSError:
-        pass
-    try:
-        out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.split() or None
 
 
 def _is_git(argv: Sequence[str] | None) -> bool:

@@ -39,9 +39,10 @@ from guardian.errors import (
     UsageError,
 )
 from guardian.fsutil import lstat_at, open_parent, remove_user_file
-from guardian.gate import MAX_EVENT_PATHS, ROOT, caller_details, decision_record, relative_or_root
+from guardian.gate import MAX_EVENT_PATHS, ROOT, decision_record, relative_or_root
 from guardian.lookup import resolve_snapshot
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine
+from guardian.procinfo import caller_details
 from guardian.project import Project
 from guardian.restore import write_entry
 from guardian.snapshot import Capture, clear_stale_git_locks, sync_catalog
