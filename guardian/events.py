@@ -37,6 +37,8 @@ EVENT_KINDS = (
     "watcher",
     "warning",
     "verify",
+    "gc",
+    "push",
 )
 
 

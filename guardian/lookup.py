@@ -47,6 +47,12 @@ def resolve_snapshot(catalog: Catalog, typed: str, option: str = "--at") -> Snap
         raise UsageError(f"{option}: '{typed}' is too short; give at least 4 hex digits of a snapshot id")
     matches = catalog.snapshots_by_prefix(text)
     if not matches:
+        # gc rewrites the chain: an id from before a gc is found through its Guardian-Original trailer.
+        from guardian.lifecycle import rewritten_to
+
+        found = (catalog.snapshot(cid) for cid in rewritten_to(catalog.path.parent, text))
+        matches = [row for row in found if row is not None]
+    if not matches:
         raise UsageError(f"{option}: no snapshot '{typed}' in this store; list them with 'guardian log'")
     if len(matches) > 1:
         raise UsageError(f"{option}: '{typed}' matches {len(matches)} snapshots; give more digits")

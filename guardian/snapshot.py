@@ -194,6 +194,9 @@ class Capture:
         self.catalog = catalog
         self.keep = PathFilter(project.root, project.policy.watch)
         self.reader = FileReader(project)
+        # Near the store's size cap or free-space floor, which files to skip (lifecycle.CaptureBudget:
+        # (path, size) -> why, or None).  None captures everything.
+        self.budget: Callable[[str, int], str | None] | None = None
 
     def candidates(self, paths: Iterable[str] | None) -> tuple[dict[str, os.stat_result], set[str]]:
         """(present files to look at, tracked paths to check for deletion)."""
@@ -255,6 +258,11 @@ class Capture:
             row = rows.get(rel) if rows is not None else self.catalog.file(rel)
             if rel not in accept_set and stat_matches(row, present[rel]):
                 continue
+            if self.budget is not None and rel not in accept_set:
+                why = self.budget(rel, present[rel].st_size)
+                if why is not None:
+                    result.skipped.append((rel, why))  # logged as a "skip" event with the snapshot
+                    continue
             kind, data, read_st = self.reader.read(rel)
             if kind in ("missing", "other"):
                 if row is not None and kind == "missing":
@@ -369,7 +377,10 @@ def sync_catalog(project: Project, repo: ShadowRepo, catalog: Catalog) -> list[s
     recovered = catalog.sync(repo)
     if recovered:
         logged = {e.snapshot for e in project.events.read() if e.event == "snapshot"}
-        missing = [sid for sid in recovered if sid not in logged]
+        from guardian.lifecycle import original_ids
+
+        # A snapshot rewritten by gc was logged under its original id (Guardian-Original trailer).
+        missing = [sid for sid in recovered if sid not in logged and not original_ids(repo.commit_record(sid).message)]
         for sid in missing:
             row = catalog.snapshot(sid)
             project.events.append(
@@ -432,6 +443,9 @@ def take_snapshot(
 ) -> SnapshotResult:
     """Lock the store, make the catalog agree with git, and capture."""
     repo = project.open_repo()
+    from guardian.lifecycle import capture_budget
+
+    budget = capture_budget(project)  # near a size limit: gc first, then skip the largest files
     lock = project.writer_lock() if lock_timeout is None else project.writer_lock(lock_timeout)
     with lock:
         cleared = clear_stale_git_locks(repo)
@@ -440,7 +454,9 @@ def take_snapshot(
         catalog = project.open_catalog()
         try:
             sync_catalog(project, repo, catalog)
-            return Capture(project, repo, catalog).run(paths, trigger, progress=progress, **kwargs)
+            capture = Capture(project, repo, catalog)
+            capture.budget = budget
+            return capture.run(paths, trigger, progress=progress, **kwargs)
         except OSError as exc:
             raise OperationFailed(
                 f"snapshot failed: {exc.strerror or exc} ({exc.filename or project.paths.store})"

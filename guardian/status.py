@@ -35,6 +35,7 @@ class Status:
     store_size: int
     files: int
     watcher: dict[str, Any] = field(default_factory=dict)
+    lifecycle: dict[str, Any] = field(default_factory=dict)  # lifecycle.StoreReport: limits, last gc, last push
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -48,6 +49,7 @@ class Status:
             "store_size": self.store_size,
             "files": self.files,
             "watcher": self.watcher,
+            "lifecycle": self.lifecycle,
             "warnings": self.warnings,
         }
 
@@ -86,6 +88,11 @@ def status(project: Project) -> Status:
             files=catalog.file_count(),
         )
     result.watcher = watcher_state(project)
+    from guardian.lifecycle import store_report
+
+    lifecycle = store_report(project)
+    result.lifecycle = lifecycle.to_json()
+    result.warnings.extend(lifecycle.warnings)
     if not result.watcher["running"]:
         result.warnings.append(
             "no watcher is running: changes are captured only by manual snapshots (run 'guardian start')"

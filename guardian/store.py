@@ -558,6 +558,7 @@ class ShadowRepo:
         pygit2's PackBuilder.add passes no name, which made packs about 4x bigger here.
         """
         builder = pygit2.PackBuilder(self._repo)
+        builder.set_threads(0)  # delta search on every CPU (0: libgit2 counts them)
         insert = _named_insert(builder)
         for oid, path in objects:
             insert(pygit2.Oid(hex=oid), path)

@@ -17,11 +17,28 @@ from guardian.timeutil import format_age, format_size, format_time, parse_time
 @click.option(
     "--preset", default="default", show_default=True, help="Policy preset from policies/ for a new guardian.yaml."
 )
+@click.option(
+    "--from",
+    "from_url",
+    metavar="URL",
+    default=None,
+    help="Recover from a mirror: fetch its snapshots, write the files.",
+)
+@click.option(
+    "--ref", metavar="HOST/PROJECT", default=None, help="With --from: whose snapshots, if the mirror has several."
+)
 @json_option
 @pass_ctx
-def init(ctx: Context, preset: str, as_json: bool) -> int:
+def init(ctx: Context, preset: str, from_url: str | None, ref: str | None, as_json: bool) -> int:
     """Create guardian.yaml (if absent) and the store, and take the first snapshot."""
     from guardian.initialize import init_project
+
+    if from_url is not None:
+        return _init_from(ctx, from_url, ref, as_json)
+    if ref is not None:
+        from guardian.errors import UsageError
+
+        raise UsageError("--ref only goes with --from URL")
 
     progress = DelayedProgress("first snapshot")
     report = init_project(ctx.cwd, preset, progress=progress)
@@ -36,6 +53,24 @@ def init(ctx: Context, preset: str, as_json: bool) -> int:
         click.echo(f"snapshot {snap.snapshot[:12]}: {len(snap.files)} file(s) captured")
     else:
         click.echo("nothing changed since the last snapshot")
+    return EXIT_OK
+
+
+def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
+    from guardian.mirror import init_from
+
+    report = init_from(ctx.cwd, url, ref=ref, cwd=ctx.cwd)
+    if as_json:
+        emit_json(report.to_json())
+        return EXIT_OK
+    click.echo(f"fetched {report.ref} ({report.head[:12]}) from {report.url} into {report.store}")
+    click.echo(f"restored {len(report.restored)} file(s) into {report.root}")
+    for path in report.older_valid:
+        click.echo(f"  {path}: its latest snapshot is not valid; restored its last valid version")
+    for path in report.kept:
+        click.echo(f"  kept {path}: it already exists and differs (compare with 'guardian diff {path}')")
+    for path, reason in report.refused:
+        click.echo(f"  refused {path}: {reason}")
     return EXIT_OK
 
 
@@ -59,7 +94,25 @@ def status(ctx: Context, as_json: bool) -> int:
             f"last:      {format_time(result.last_snapshot)} ({format_age(time.time() - result.last_snapshot)}) "
             f"{(result.last_snapshot_id or '')[:12]}"
         )
-    click.echo(f"size:      {format_size(result.store_size)}")
+    usage = result.lifecycle["usage"]
+    click.echo(
+        f"size:      {format_size(usage['size'])} (cap {format_size(usage['max_size'])}; "
+        f"{format_size(usage['free'])} free on its disk, floor {format_size(usage['min_free'])})"
+    )
+    gc = result.lifecycle["last_gc"]
+    if gc and gc.get("reason") != "start":
+        outcome = (
+            f"kept {gc.get('kept')}, dropped {gc.get('dropped')}" if gc.get("ok") else f"FAILED: {gc.get('error')}"
+        )
+        click.echo(f"last gc:   {format_time(gc['ts'])} ({format_age(time.time() - gc['ts'])}): {outcome}")
+    else:
+        click.echo("last gc:   never")
+    push = result.lifecycle["last_push"]
+    if push:
+        outcome = "ok" if push.get("ok") else f"FAILED: {push.get('error')}"
+        click.echo(
+            f"last push: {push['remote']} {format_time(push['ts'])} ({format_age(time.time() - push['ts'])}): {outcome}"
+        )
     w = result.watcher
     state = f"running (pid {w.get('pid')})" if w.get("running") else "not running"
     if w.get("running") and "heartbeat_age" in w:
@@ -216,10 +269,22 @@ def diff(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
 @click.option("--before", default=None, help="Latest valid version before this time (e.g. 2h, 2026-11-21T10:00).")
 @click.option("--dry-run", is_flag=True, help="Say what would be restored, change nothing.")
 @click.option("--force", is_flag=True, help="Restore protected paths whose policy says restore: force.")
+@click.option("--from-remote", is_flag=True, help="Pick versions from the mirror's history (see 'guardian push').")
+@click.option("--remote", "remote", metavar="NAME", default=None, help="With --from-remote: which remote.")
+@click.option("--ref", metavar="HOST/PROJECT", default=None, help="With --from-remote: another machine's snapshots.")
 @json_option
 @pass_ctx
 def restore(
-    ctx: Context, paths: tuple[str, ...], at: str | None, before: str | None, dry_run: bool, force: bool, as_json: bool
+    ctx: Context,
+    paths: tuple[str, ...],
+    at: str | None,
+    before: str | None,
+    dry_run: bool,
+    force: bool,
+    from_remote: bool,
+    remote: str | None,
+    ref: str | None,
+    as_json: bool,
 ) -> int:
     """Bring back the latest valid version of each PATH (a bare file name is found anywhere in history)."""
     from guardian.errors import UsageError
@@ -227,8 +292,25 @@ def restore(
 
     if at and before:
         raise UsageError("--at and --before cannot be used together; pick one")
+    if (remote or ref) and not from_remote:
+        raise UsageError("--remote and --ref only go with --from-remote")
     t_before = parse_time(before, "--before") if before else None
-    report = do_restore(ctx.project(), paths, cwd=ctx.cwd, at=at, before=t_before, dry_run=dry_run, force=force)
+    if from_remote:
+        from guardian.mirror import restore_from_remote
+
+        report = restore_from_remote(
+            ctx.project(),
+            paths,
+            remote=remote,
+            ref=ref,
+            cwd=ctx.cwd,
+            at=at,
+            before=t_before,
+            dry_run=dry_run,
+            force=force,
+        )
+    else:
+        report = do_restore(ctx.project(), paths, cwd=ctx.cwd, at=at, before=t_before, dry_run=dry_run, force=force)
     if as_json:
         emit_json(report.to_json())
         return EXIT_OK

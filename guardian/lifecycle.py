@@ -1,0 +1,1108 @@
+"""Store lifecycle: retention thinning, packing and pruning (``guardian gc``), and the size cap.
+
+Retention (policy ``retention: {keep_all, hourly, daily}``) keeps a snapshot when any rule holds:
+
+* it is the head;
+* it is younger than ``keep_all``;
+* it is the newest snapshot of its clock hour (UTC), among those younger than ``hourly``;
+* it is the newest snapshot of its day (UTC), among those younger than ``daily``;
+* it is the last one holding a file before a deletion of that file (so the latest version of
+  every file ever seen survives, deleted files included);
+* it captured the latest valid version of some file (what ``guardian restore NAME`` picks) and
+  no other kept snapshot holds that version (checked last, so usually another rule covers it);
+* it is a restore or rollback snapshot (before or after), a source of one (``Guardian-Source``),
+  or a snapshot that a restore, rollback or repair event names.
+
+Thinning rewrites the chain: every kept snapshot after the first dropped one becomes a new
+commit with the same tree, author, committer and message, plus trailers:
+
+* the verdicts (and acceptances) of changes folded in from dropped snapshots, for files whose
+  folded change is what the kept tree now shows, so a catalog rebuilt from git still knows them;
+* ``Guardian-Folded: N``, how many dropped snapshots it absorbed;
+* ``Guardian-Original: <id>`` for ids it had before: its first (capture-time) id, every earlier
+  id an event mentions, and the id it had just before this gc.  Events and printed messages
+  name the old ids; ``rewritten_to`` maps them to the current one.
+
+Trailers rather than a rewrite-map file: they move with the ref in one atomic step (the ref
+update is the commit point), travel to mirrors, survive catalog rebuilds, and stock git shows
+them.  Keeping only the ids something may still name bounds their number.
+
+A gc holds the writer lock only for short steps, so captures go on while it runs: the new
+chain, the new pack and a new catalog are built outside the lock; under it, snapshots taken
+meanwhile are replayed onto the new chain, the ref is swapped, old packs go and the catalog is
+swapped in (SQLite's backup API, so open connections see it); unreachable loose objects are
+then deleted in small locked chunks that first re-check what newer snapshots reach.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guardian.catalog import TRAILER_ACCEPTED, TRAILER_VERDICT, parse_message
+from guardian.config import RetentionSettings
+from guardian.errors import GuardianError, LockHeld, OperationFailed
+from guardian.events import EventLog
+from guardian.fsutil import atomic_write_file
+from guardian.lock import FileLock
+from guardian.project import Project
+from guardian.timeutil import format_size
+
+if TYPE_CHECKING:
+    from guardian.catalog import Catalog
+    from guardian.store import ShadowRepo
+
+log = logging.getLogger("guardian.lifecycle")
+
+TRAILER_ORIGINAL = "Guardian-Original"
+TRAILER_FOLDED = "Guardian-Folded"
+
+# The watcher gcs by itself after this many snapshots, or this long after the last gc.
+GC_EVERY_SNAPSHOTS = 5000
+GC_EVERY_SECONDS = 24 * 3600.0
+# Size pressure never gcs more often than this: a gc that could not make room will not either.
+GC_MIN_INTERVAL = 600.0
+# `guardian gc` does not queue behind a writer: it says who holds the store.
+GC_LOCK_TIMEOUT = 2.0
+# Pruning holds the writer lock for at most PRUNE_HOLD at a time (unlink speed varies 10x between
+# file systems), then lets go for longer than a waiting writer's longest poll (lock.FileLock: 0.1s).
+PRUNE_HOLD = 0.1
+PRUNE_PAUSE = 0.15
+
+# Size cap: "near" a limit is within this fraction of store.max_size.
+NEAR_LIMIT = 0.10
+SMALL_FILE = 64 * 1024  # still captured when the store is over a limit
+CRITICAL_FILE = 1024 * 1024  # protected files up to this size are captured whatever the limits
+DISK_FULL = 4 * 1024 * 1024  # below this much free space nothing is written at all
+USAGE_TTL = 60.0  # a store size measured this recently is good enough for a capture's budget
+
+RESTORE_TRIGGERS = frozenset({"pre-restore", "restore", "pre-rollback", "rollback"})
+RESTORE_EVENTS = frozenset({"restore", "rollback", "repair"})
+_HEX40 = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
+
+KEEP_REASONS = {
+    "head": "the head",
+    "keep_all": "younger than retention.keep_all",
+    "hourly": "newest of its hour (retention.hourly)",
+    "daily": "newest of its day (retention.daily)",
+    "before-delete": "last version before a deletion",
+    "latest-valid": "latest valid version of a file",
+    "restore": "restore/rollback point or source",
+}
+
+
+def _clock() -> float:
+    """Wall-clock time for the retention windows (one seam for tests)."""
+    return time.time()
+
+
+def maintenance_lock(project: Project, timeout: float) -> FileLock:
+    """Serialises gc and push (a push reads the packs a gc deletes); captures never take it."""
+    return FileLock(
+        project.paths.store / "maintenance.lock", f"maintenance (gc or push) of {project.paths.store}", timeout
+    )
+
+
+# --------------------------------------------------------------------------- reading history
+
+
+@dataclass(frozen=True)
+class SnapshotFacts:
+    """What retention needs to know about one snapshot."""
+
+    id: str
+    time: float
+    trigger: str
+    message: str
+    changed: dict[str, str | None]  # path -> new blob id, None for a deletion
+    invalid: dict[str, tuple[str, str]]  # path -> (verdict, reason) for changes that are not valid
+    accepted: frozenset[str]
+    sources: tuple[str, ...]
+    originals: tuple[str, ...]
+
+
+def original_ids(message: str) -> tuple[str, ...]:
+    prefix = f"{TRAILER_ORIGINAL}: "
+    return tuple(line[len(prefix) :].strip() for line in message.splitlines() if line.startswith(prefix))
+
+
+def _folded(message: str) -> int:
+    prefix = f"{TRAILER_FOLDED}: "
+    for line in message.splitlines():
+        if line.startswith(prefix) and line[len(prefix) :].strip().isdigit():
+            return int(line[len(prefix) :].strip())
+    return 0
+
+
+def facts_of(repo: ShadowRepo, commit_id: str) -> SnapshotFacts:
+    record = repo.commit_record(commit_id)
+    info = parse_message(record.message)
+    changed = {c.path: (c.new.oid if c.new is not None else None) for c in repo.changes(commit_id)}
+    return SnapshotFacts(
+        id=record.id,
+        time=record.time,
+        trigger=info.trigger,
+        message=record.message,
+        changed=changed,
+        invalid={p: v for p, v in info.verdicts.items() if p in changed and v[0] != "valid"},
+        accepted=info.accepted,
+        sources=tuple(_HEX40.findall(info.source or "")),
+        originals=original_ids(record.message),
+    )
+
+
+def read_history(
+    repo: ShadowRepo, head: str | None, progress: Callable[[int, int], None] | None = None
+) -> list[SnapshotFacts]:
+    """Every snapshot from the root to head, oldest first."""
+    ids = [r.id for r in repo.walk(head)] if head else []
+    ids.reverse()
+    facts: list[SnapshotFacts] = []
+    for n, commit_id in enumerate(ids, 1):
+        facts.append(facts_of(repo, commit_id))
+        if progress is not None and n % 200 == 0:
+            progress(n, len(ids))
+    return facts
+
+
+def _ids_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield from _HEX40.findall(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _ids_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _ids_in(item)
+
+
+def event_references(events: EventLog) -> tuple[set[str], set[str]]:
+    """(every snapshot id any event mentions, the ids restore/rollback/repair events name)."""
+    mentioned: set[str] = set()
+    restore_refs: set[str] = set()
+    for event in events.read():
+        ids = set(_ids_in(event.details))
+        if event.snapshot:
+            ids.add(event.snapshot)
+        mentioned |= ids
+        if event.event in RESTORE_EVENTS:
+            restore_refs |= ids
+    return mentioned, restore_refs
+
+
+# --------------------------------------------------------------------------- the retention plan (pure)
+
+
+@dataclass
+class RetentionPlan:
+    snapshots: list[SnapshotFacts]  # oldest first
+    keep: dict[str, list[str]]  # kept id -> reasons (keys of KEEP_REASONS)
+
+    @property
+    def dropped(self) -> list[str]:
+        return [s.id for s in self.snapshots if s.id not in self.keep]
+
+    def kept_by_reason(self) -> dict[str, int]:
+        """How many snapshots each rule keeps (a snapshot counts once, for its first reason)."""
+        counts = dict.fromkeys(KEEP_REASONS, 0)
+        for reasons in self.keep.values():
+            counts[reasons[0]] += 1
+        return {k: n for k, n in counts.items() if n}
+
+
+def plan_retention(
+    snapshots: Sequence[SnapshotFacts],
+    retention: RetentionSettings,
+    now: float,
+    referenced: Iterable[str] = (),
+) -> RetentionPlan:
+    """Which snapshots survive: the rules in this module's docstring, applied in that order."""
+    keep: dict[str, list[str]] = {}
+
+    def mark(index: int, reason: str) -> None:
+        reasons = keep.setdefault(snapshots[index].id, [])
+        if reason not in reasons:
+            reasons.append(reason)
+
+    if not snapshots:
+        return RetentionPlan([], keep)
+    mark(len(snapshots) - 1, "head")
+    newest_of_hour: dict[int, int] = {}
+    newest_of_day: dict[int, int] = {}
+    for i, snap in enumerate(snapshots):
+        age = now - snap.time
+        if age < retention.keep_all:
+            mark(i, "keep_all")
+        elif age < retention.hourly:
+            _newest(newest_of_hour, int(snap.time // 3600), i, snapshots)
+        elif age < retention.daily:
+            _newest(newest_of_day, int(snap.time // 86400), i, snapshots)
+    for i in sorted(newest_of_hour.values()):
+        mark(i, "hourly")
+    for i in sorted(newest_of_day.values()):
+        mark(i, "daily")
+    latest_valid: dict[str, int] = {}
+    changes: dict[str, list[int]] = {}
+    for i, snap in enumerate(snapshots):
+        for path, blob in snap.changed.items():
+            changes.setdefault(path, []).append(i)
+            if blob is None:
+                if i > 0:
+                    mark(i - 1, "before-delete")
+            elif path not in snap.invalid:
+                latest_valid[path] = i
+        for path in snap.accepted:
+            latest_valid[path] = i
+    alias: dict[str, int] = {}
+    for i, snap in enumerate(snapshots):
+        alias[snap.id] = i
+        for old in snap.originals:
+            alias.setdefault(old, i)
+    wanted = set(referenced)
+    for i, snap in enumerate(snapshots):
+        if snap.trigger in RESTORE_TRIGGERS:
+            mark(i, "restore")
+        wanted.update(snap.sources)
+    for ref in sorted(wanted):
+        if ref in alias:
+            mark(alias[ref], "restore")
+    # A file's latest valid version lives from the snapshot that made it until the file's next
+    # change; any snapshot kept in that span holds it (and its verdict, carried if need be).
+    index = {snap.id: i for i, snap in enumerate(snapshots)}
+    kept = sorted(index[k] for k in keep)
+    for path, start in sorted(latest_valid.items(), key=lambda item: item[1]):
+        changed_at = changes.get(path, [])
+        after = bisect.bisect_right(changed_at, start)
+        end = changed_at[after] if after < len(changed_at) else len(snapshots)
+        at = bisect.bisect_left(kept, start)
+        if at == len(kept) or kept[at] >= end:
+            mark(start, "latest-valid")
+            bisect.insort(kept, start)
+    return RetentionPlan(list(snapshots), keep)
+
+
+def _newest(buckets: dict[int, int], bucket: int, i: int, snapshots: Sequence[SnapshotFacts]) -> None:
+    best = buckets.get(bucket)
+    # Newest by time, then by chain order (snapshots in the same second, or a clock that stepped back).
+    if best is None or snapshots[i].time >= snapshots[best].time:
+        buckets[bucket] = i
+
+
+# --------------------------------------------------------------------------- rewriting the chain
+
+
+@dataclass(frozen=True)
+class _Touch:
+    index: int
+    invalid: tuple[str, str] | None
+    accepted: bool
+
+
+def rewritten_message(message: str, own_id: str, carried: Sequence[str], folded: int, mentioned: set[str]) -> str:
+    """message with carried trailers, the folded count and the ids it may still be named by."""
+    prefix_original = f"{TRAILER_ORIGINAL}: "
+    prefix_folded = f"{TRAILER_FOLDED}: "
+    originals = original_ids(message)
+    ids = [originals[0] if originals else own_id]
+    ids += [old for old in originals[1:] if old in mentioned]
+    ids.append(own_id)
+    lines = [line for line in message.rstrip("\n").split("\n") if not line.startswith((prefix_original, prefix_folded))]
+    lines.extend(carried)
+    total = _folded(message) + folded
+    if total:
+        lines.append(f"{prefix_folded}{total}")
+    lines.extend(f"{prefix_original}{old}" for old in dict.fromkeys(ids))
+    return "\n".join(lines) + "\n"
+
+
+def _carried_trailers(
+    window: dict[str, _Touch], base: dict[str, str | None], state: dict[str, str], kept_index: int
+) -> list[str]:
+    """Trailers a kept snapshot needs for changes folded into it from dropped snapshots."""
+    lines: list[str] = []
+    for path, touch in sorted(window.items()):
+        if touch.index == kept_index or state.get(path) is None:
+            continue  # its own trailers already say it, or the file is gone by now
+        if touch.accepted:
+            lines.append(f"{TRAILER_ACCEPTED}: {json.dumps(path)}")
+        elif touch.invalid is not None and base.get(path) != state.get(path):
+            verdict, reason = touch.invalid
+            lines.append(f"{TRAILER_VERDICT}: {verdict} {json.dumps(path)} {' '.join(reason.split())}")
+    return lines
+
+
+def rewrite_chain(
+    repo: ShadowRepo,
+    plan: RetentionPlan,
+    mentioned: set[str],
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Write the thinned chain as new commits (the ref does not move).  Returns its ids, oldest first."""
+    chain: list[str] = []
+    parent: str | None = None
+    rewriting = False
+    window: dict[str, _Touch] = {}  # path -> its last change since the previous kept snapshot
+    base: dict[str, str | None] = {}  # path -> its blob at the previous kept snapshot
+    state: dict[str, str] = {}  # path -> its blob now (the tree, kept incrementally)
+    folded = 0
+    for i, snap in enumerate(plan.snapshots):
+        for path, blob in snap.changed.items():
+            base.setdefault(path, state.get(path))
+            if blob is None:
+                state.pop(path, None)
+            else:
+                state[path] = blob
+            window[path] = _Touch(i, snap.invalid.get(path), path in snap.accepted)
+        for path in snap.accepted - snap.changed.keys():
+            base.setdefault(path, state.get(path))
+            window[path] = _Touch(i, None, True)
+        if snap.id not in plan.keep:
+            folded += 1
+            rewriting = True
+            continue
+        if rewriting:
+            carried = _carried_trailers(window, base, state, i)
+            message = rewritten_message(snap.message, snap.id, carried, folded, mentioned)
+            parent = repo.copy_commit(snap.id, parent, message)
+        else:
+            parent = snap.id
+        chain.append(parent)
+        window.clear()
+        base.clear()
+        folded = 0
+        if progress is not None:
+            progress(len(chain))
+    return chain
+
+
+def commits_since(repo: ShadowRepo, since: str, head: str) -> list[str]:
+    """The snapshots in (since, head], oldest first (since must be an ancestor of head)."""
+    newer: list[str] = []
+    for record in repo.walk(head):
+        if record.id == since:
+            break
+        newer.append(record.id)
+    newer.reverse()
+    return newer
+
+
+def replay(repo: ShadowRepo, onto: str, commits: Sequence[str], mentioned: set[str]) -> list[str]:
+    """Copy commits (oldest first) onto the new chain; returns the new ids, oldest first."""
+    out: list[str] = []
+    parent = onto
+    for commit_id in commits:
+        record = repo.commit_record(commit_id)
+        parent = repo.copy_commit(commit_id, parent, rewritten_message(record.message, commit_id, (), 0, mentioned))
+        out.append(parent)
+    return out
+
+
+def rewritten_to(store: Path, prefix: str) -> list[str]:
+    """Current ids of snapshots that were once named prefix (an id from before a gc)."""
+    from guardian.store import ShadowRepo
+
+    repo_dir = store / "repo.git"
+    if not repo_dir.is_dir():
+        return []
+    repo = ShadowRepo(repo_dir)
+    found: list[str] = []
+    for record in repo.walk():
+        if any(old.startswith(prefix) for old in original_ids(record.message)):
+            found.append(record.id)
+    return found
+
+
+# --------------------------------------------------------------------------- gc
+
+
+@dataclass
+class GcResult:
+    dry_run: bool
+    snapshots: int
+    kept: int
+    dropped: int
+    kept_by_reason: dict[str, int]
+    plan: RetentionPlan | None = None
+    head_before: str | None = None
+    head_after: str | None = None
+    replayed: int = 0
+    packed_objects: int = 0
+    pruned_objects: int = 0
+    removed_packs: int = 0
+    size_before: int = 0
+    size_after: int = 0
+    duration: float = 0.0
+    longest_lock: float = 0.0
+    reason: str = "manual"
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, for tuning and benchmarks
+
+    def to_json(self, verbose: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "dry_run": self.dry_run,
+            "reason": self.reason,
+            "snapshots": self.snapshots,
+            "kept": self.kept,
+            "dropped": self.dropped,
+            "kept_by_reason": self.kept_by_reason,
+            "head_before": self.head_before,
+            "head_after": self.head_after,
+            "replayed": self.replayed,
+            "packed_objects": self.packed_objects,
+            "pruned_objects": self.pruned_objects,
+            "removed_packs": self.removed_packs,
+            "size_before": self.size_before,
+            "size_after": self.size_after,
+            "duration": round(self.duration, 3),
+            "longest_lock": round(self.longest_lock, 3),
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
+        }
+        if verbose and self.plan is not None:
+            data["decisions"] = [
+                {"snapshot": s.id, "time": s.time, "keep": self.plan.keep.get(s.id, [])} for s in self.plan.snapshots
+            ]
+        return data
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class GcCancelled(OperationFailed):
+    """The watcher stopped while its gc ran; nothing was changed."""
+
+
+class _PinnedRepo:
+    """A view of the store whose head is a given commit, to index a chain the ref does not name yet."""
+
+    def __init__(self, repo: ShadowRepo, head: str | None) -> None:
+        self._repo = repo
+        self._head = head
+
+    def head(self) -> str | None:
+        return self._head
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+
+def catalog_for(repo: ShadowRepo, head: str | None, path: Path) -> Catalog:
+    """A catalog at path indexing the chain that ends at head (not necessarily the ref's)."""
+    from guardian.catalog import Catalog
+
+    catalog = Catalog(path)
+    catalog.sync(_PinnedRepo(repo, head))  # type: ignore[arg-type]
+    return catalog
+
+
+def _swap_catalog(project: Project, staged: Catalog, repo: ShadowRepo, head: str) -> None:
+    """Make the live catalog hold the staged one's index (at head), keeping the live stat cache."""
+    staged.sync(_PinnedRepo(repo, head))  # type: ignore[arg-type]
+    live = project.open_catalog()
+    try:
+        rows = list(live.files())
+    finally:
+        live.close()
+    ours = {r.path: r for r in staged.files()}
+    # The trees are the same, so the live stat data still describes the files: keep it, or the
+    # next rescan would re-hash every file.
+    staged.update_stats([r for r in rows if (o := ours.get(r.path)) and o.blob == r.blob and o.mode == r.mode])
+    staged_path = staged.path
+    staged.close()
+    source = sqlite3.connect(str(staged_path))
+    target = sqlite3.connect(str(project.paths.catalog))
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def store_size(store: Path) -> int:
+    """Bytes the store occupies on disk (allocated blocks, as du counts)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(store):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            blocks = getattr(st, "st_blocks", None)
+            total += blocks * 512 if blocks is not None else st.st_size
+    return total
+
+
+def gc(
+    project: Project,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    lock_timeout: float = GC_LOCK_TIMEOUT,
+    cancel: threading.Event | None = None,
+    reason: str = "manual",
+) -> GcResult:
+    """Thin the history by the retention policy, pack what is left and prune the rest."""
+    from guardian.snapshot import clear_stale_git_locks
+
+    started = time.monotonic()
+    repo = project.open_repo()
+    with maintenance_lock(project, lock_timeout):
+        hold = time.monotonic()
+        with project.writer_lock(lock_timeout):
+            clear_stale_git_locks(repo)
+            head0 = repo.head()
+        longest = time.monotonic() - hold
+        size_before = store_size(project.paths.store)
+        read_started = time.monotonic()
+        snapshots = read_history(repo, head0, progress and (lambda d, t: progress(d, 3 * t)))
+        mentioned, restore_refs = event_references(project.events)
+        plan = plan_retention(snapshots, project.policy.retention, _clock() if now is None else now, restore_refs)
+        result = GcResult(
+            dry_run=dry_run,
+            snapshots=len(snapshots),
+            kept=len(plan.keep),
+            dropped=len(plan.dropped),
+            kept_by_reason=plan.kept_by_reason(),
+            plan=plan,
+            head_before=head0,
+            head_after=head0,
+            size_before=size_before,
+            size_after=size_before,
+            reason=reason,
+            phases={"read": time.monotonic() - read_started},
+        )
+        if dry_run or head0 is None:
+            result.duration = time.monotonic() - started
+            return result
+        try:
+            _run_gc(project, repo, plan, mentioned, result, progress, cancel, longest)
+        except _Cancelled:
+            log.info("gc cancelled")
+            raise GcCancelled("gc was cancelled before it finished; the store is unchanged") from None
+        except (GuardianError, OSError, sqlite3.Error) as exc:
+            _write_state(project, {"ts": time.time(), "ok": False, "error": str(exc), "reason": reason})
+            project.events.append("gc", [], head0, reason, {"ok": False, "error": str(exc)})
+            raise
+    result.duration = time.monotonic() - started
+    result.size_after = store_size(project.paths.store)
+    _remember_size(project, result.size_after)
+    state = {
+        "ts": time.time(),
+        "ok": True,
+        "reason": reason,
+        "snapshots_after": _snapshot_count(project),  # what the next "every N snapshots" counts from
+        **{k: v for k, v in result.to_json().items() if k not in ("dry_run", "kept_by_reason", "reason")},
+    }
+    _write_state(project, state)
+    details = result.to_json()
+    details.pop("head_after", None)
+    project.events.append("gc", [], result.head_after, reason, details)
+    return result
+
+
+def _run_gc(
+    project: Project,
+    repo: ShadowRepo,
+    plan: RetentionPlan,
+    mentioned: set[str],
+    result: GcResult,
+    progress: Callable[[int, int], None] | None,
+    cancel: threading.Event | None,
+    longest: float,
+) -> None:
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled
+
+    head0 = result.head_before
+    assert head0 is not None
+    total = 3 * max(1, len(plan.snapshots))
+    base = len(plan.snapshots)
+    work = project.paths.store / f"gc-tmp-{os.getpid()}-{threading.get_ident()}"
+    _remove_stale_work_dirs(project.paths.store)
+    work.mkdir(mode=0o700)
+    staged: Catalog | None = None
+    clock = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        result.phases[name] = now - clock
+        clock = now
+
+    try:
+        chain = rewrite_chain(repo, plan, mentioned, progress and (lambda n: progress(base + n, total)))
+        new_head = chain[-1]
+        phase("rewrite")
+        check_cancel()
+        loose, packs = repo.object_files()
+        if new_head == head0 and not loose and len(packs) <= 1:
+            result.longest_lock = longest
+            return  # nothing dropped and already packed: nothing to do
+        if new_head != head0:
+            # Indexed now, outside the lock: a rebuild under it would stall captures for seconds.
+            staged = catalog_for(repo, new_head, work / "catalog.db")
+            phase("catalog")
+        check_cancel()
+        objects = list(repo.reachable_objects(reversed(chain)))
+        packed = {oid for oid, _ in objects}
+        result.packed_objects = repo.write_pack(objects, _fresh_dir(work / "pack"))
+        if progress is not None:
+            progress(total, total)
+        repo.sync_objects()
+        new_pack = repo.install_pack(work / "pack")
+        phase("pack")
+        old_packs = [p for p in packs if p != new_pack]
+        # Loose copies of packed objects are redundant whoever runs: no lock needed.
+        repo.remove_loose(oid for oid in loose if oid in packed)
+        phase("unlink packed")
+        check_cancel()
+        hold = time.monotonic()
+        with project.writer_lock():
+            keep, tip = _swap(project, repo, result, staged, new_head, packed, old_packs, mentioned, work)
+        longest = max(longest, time.monotonic() - hold)
+        phase("swap")
+        longest = max(longest, _prune(project, repo, keep, tip, result, cancel))
+        phase("prune")
+        result.longest_lock = longest
+    finally:
+        if staged is not None:
+            staged.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap(
+    project: Project,
+    repo: ShadowRepo,
+    result: GcResult,
+    staged: Catalog | None,
+    new_head: str,
+    packed: set[str],
+    old_packs: Sequence[Path],
+    mentioned: set[str],
+    work: Path,
+) -> tuple[set[str], str]:
+    """Under the writer lock: replay what was captured meanwhile, move the ref, drop old packs.
+
+    staged is the catalog of the new chain, None when nothing was rewritten.
+    """
+    head0 = result.head_before
+    assert head0 is not None
+    head1 = repo.head()
+    newer: list[str] = []
+    if head1 != head0:
+        if head1 is None or not repo.is_ancestor(head0, head1):
+            raise OperationFailed(
+                "the snapshot history was reset while gc ran (a 'verify --repair'?); nothing was dropped: "
+                "run 'guardian gc' again"
+            )
+        newer = commits_since(repo, head0, head1)
+    if staged is not None and newer:
+        newer = replay(repo, new_head, newer, mentioned)
+        result.replayed = len(newer)
+    tip = newer[-1] if newer else new_head
+    extra = list(repo.reachable_objects(reversed(newer), packed))
+    keep = packed | {oid for oid, _ in extra}
+    loose_now, _packs = repo.object_files()
+    loose_set = set(loose_now)
+    homeless = [(oid, path) for oid, path in extra if oid not in loose_set]
+    if homeless:
+        # Snapshots taken during gc may reuse objects that only an old pack holds.
+        repo.write_pack(homeless, _fresh_dir(work / "pack-extra"))
+        repo.install_pack(work / "pack-extra")
+    if tip != head1:
+        repo.sync_objects()
+        repo.update_ref(tip, head1)
+    result.head_after = tip
+    result.removed_packs = sum(1 for pack in old_packs if repo.remove_pack(pack))
+    if staged is not None:
+        _swap_catalog(project, staged, repo, tip)
+    return keep, tip
+
+
+def _prune(
+    project: Project,
+    repo: ShadowRepo,
+    keep: set[str],
+    tip: str | None,
+    result: GcResult,
+    cancel: threading.Event | None,
+) -> float:
+    """Delete unreachable loose objects, PRUNE_HOLD seconds per writer-lock hold; returns the longest hold.
+
+    Between holds a capture may have reused one of them (has_object was true), so each
+    hold first adds what snapshots newer than the last look reach.
+    """
+    loose, _packs = repo.object_files()
+    garbage = [oid for oid in loose if oid not in keep]
+    longest = 0.0
+    seen_head = tip
+    position = 0
+    while position < len(garbage):
+        if cancel is not None and cancel.is_set():
+            break
+        if position:
+            time.sleep(PRUNE_PAUSE)
+        hold = time.monotonic()
+        with project.writer_lock():
+            head = repo.head()
+            if head != seen_head:
+                if head is None or seen_head is None or not repo.is_ancestor(seen_head, head):
+                    break  # history was reset under us: leave the rest for the next gc
+                newer = []
+                for record in repo.walk(head):
+                    if record.id == seen_head:
+                        break
+                    newer.append(record.id)
+                keep.update(oid for oid, _ in repo.reachable_objects(newer, keep))
+                seen_head = head
+            while position < len(garbage) and time.monotonic() - hold < PRUNE_HOLD:
+                batch = [oid for oid in garbage[position : position + 50] if oid not in keep]
+                result.pruned_objects += repo.remove_loose(batch)
+                position += 50
+        longest = max(longest, time.monotonic() - hold)
+    return longest
+
+
+def _fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _remove_stale_work_dirs(store: Path) -> None:
+    # A gc killed mid-way leaves its work dir; holding the maintenance lock, no gc is using one.
+    for stale in store.glob("gc-tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- state, scheduling
+
+
+def _state_path(project: Project) -> Path:
+    return project.paths.store / "gc.json"
+
+
+def read_gc_state(project: Project) -> dict[str, Any]:
+    try:
+        raw = json.loads(_state_path(project).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _write_state(project: Project, state: dict[str, Any]) -> None:
+    previous = read_gc_state(project)
+    if not state.get("ok", True):
+        # Keep the last good gc's figures: a failure does not undo it.
+        state = {**previous, **state}
+    try:
+        atomic_write_file(_state_path(project), (json.dumps(state, indent=2, default=str) + "\n").encode())
+    except OSError as exc:
+        log.warning("cannot record gc state: %s", exc)
+
+
+def _snapshot_count(project: Project) -> int:
+    catalog = project.open_catalog()
+    try:
+        return catalog.snapshot_count()
+    finally:
+        catalog.close()
+
+
+def gc_due(project: Project, now: float | None = None) -> str | None:
+    """Why the watcher should gc now ("snapshots", "time", "size"), or None."""
+    now = time.time() if now is None else now
+    state = read_gc_state(project)
+    count = _snapshot_count(project)
+    if "ts" not in state:
+        # First look at this store: start the clock rather than gc the moment a watcher starts.
+        _write_state(project, {"ts": now, "ok": True, "reason": "start", "snapshots_after": count})
+        return None
+    last = float(state.get("ts", 0.0))
+    since = count - int(state.get("snapshots_after", 0))
+    if since >= GC_EVERY_SNAPSHOTS:
+        return "snapshots"
+    if since > 0 and now - last >= GC_EVERY_SECONDS:
+        return "time"
+    if now - last >= GC_MIN_INTERVAL and measure_usage(project).state != "ok":
+        return "size"
+    return None
+
+
+def maybe_gc(project: Project, *, now: float | None = None, cancel: threading.Event | None = None) -> GcResult | None:
+    """gc if it is due (every GC_EVERY_SNAPSHOTS snapshots, GC_EVERY_SECONDS, or near a size limit).
+
+    Returns None when nothing was due or another process holds the store (it is tried again later).
+    """
+    reason = gc_due(project, now)
+    if reason is None:
+        return None
+    try:
+        return gc(project, now=now, lock_timeout=0.0, cancel=cancel, reason=reason)
+    except (LockHeld, GcCancelled):
+        return None  # busy, or the watcher is stopping: tried again on a later round
+
+
+# --------------------------------------------------------------------------- size cap and free-space floor
+
+
+@dataclass(frozen=True)
+class StoreUsage:
+    size: int
+    free: int
+    max_size: int
+    min_free: int
+
+    @property
+    def headroom(self) -> int:
+        """Bytes the store may still grow before one of the two limits."""
+        return min(self.max_size - self.size, self.free - self.min_free)
+
+    @property
+    def state(self) -> str:
+        """ok, tight (within NEAR_LIMIT of a limit), over (past one), or full (the disk itself)."""
+        if self.free < DISK_FULL:
+            return "full"
+        if self.headroom <= 0:
+            return "over"
+        if self.headroom < NEAR_LIMIT * self.max_size:
+            return "tight"
+        return "ok"
+
+    def describe(self) -> str:
+        if self.max_size - self.size <= self.free - self.min_free:
+            return f"the store uses {format_size(self.size)} of its {format_size(self.max_size)} cap (store.max_size)"
+        floor = format_size(self.min_free)
+        return f"only {format_size(self.free)} is free on the store's disk (store.min_free is {floor})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "free": self.free,
+            "max_size": self.max_size,
+            "min_free": self.min_free,
+            "state": self.state,
+        }
+
+
+def disk_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def measure_usage(project: Project, max_age: float = 0.0) -> StoreUsage:
+    """The store's size and free disk space against the policy's limits.
+
+    Walking a store of many loose objects costs tens of milliseconds, too much for every
+    hook-triggered snapshot: with max_age, a size measured that recently is reused.
+    """
+    settings = project.policy.store
+    size = _recent_size(project, max_age) if max_age > 0 else None
+    if size is None:
+        size = store_size(project.paths.store)
+        if max_age > 0:
+            _remember_size(project, size)
+    return StoreUsage(size, disk_free(project.paths.store), settings.max_size, settings.min_free)
+
+
+def _recent_size(project: Project, max_age: float) -> int | None:
+    try:
+        raw = json.loads((project.paths.store / "usage.json").read_text(encoding="utf-8"))
+        if time.time() - float(raw["ts"]) < max_age:
+            return int(raw["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _remember_size(project: Project, size: int) -> None:
+    try:
+        atomic_write_file(project.paths.store / "usage.json", json.dumps({"ts": time.time(), "size": size}).encode())
+    except OSError:
+        pass  # a full disk: measure again next time
+
+
+class CaptureBudget:
+    """Which files a capture may store now: a callable (path, size) -> why it is skipped, or None.
+
+    Raises OperationFailed when the disk is truly full: nothing is written, nothing is
+    corrupted, and the next capture after space returns catches up.
+    """
+
+    def __init__(self, usage: StoreUsage, protected: Callable[[str], bool]) -> None:
+        self.usage = usage
+        self.protected = protected
+
+    def limit(self, protected: bool) -> int | None:
+        """Largest file captured now (None: no limit)."""
+        state = self.usage.state
+        if state == "ok":
+            return None
+        general = SMALL_FILE if state != "tight" else max(SMALL_FILE, self.usage.headroom // 16)
+        return max(general, CRITICAL_FILE) if protected else general
+
+    def __call__(self, rel: str, size: int) -> str | None:
+        if self.usage.state == "full":
+            raise OperationFailed(disk_full_message(self.usage))
+        limit = self.limit(self.protected(rel))
+        if limit is None or size <= limit:
+            return None
+        return (
+            f"not captured: {self.usage.describe()}; files over {format_size(limit)} are skipped "
+            "until 'guardian gc' or higher store limits make room"
+        )
+
+
+def disk_full_message(usage: StoreUsage) -> str:
+    return (
+        f"the store's disk is full ({format_size(usage.free)} free); nothing was captured and the store is "
+        "unchanged; free some space and the next snapshot catches up"
+    )
+
+
+def _protected_matcher(project: Project) -> Callable[[str], bool]:
+    from guardian.policy import PolicyEngine
+
+    return PolicyEngine(project.policy.protect_rules).is_protected
+
+
+def capture_budget(project: Project, *, allow_gc: bool = True) -> CaptureBudget:
+    """The budget for the next capture; near a limit, gc first (at most every GC_MIN_INTERVAL)."""
+    usage = measure_usage(project, USAGE_TTL)
+    if usage.state in ("tight", "over") and allow_gc:
+        last = float(read_gc_state(project).get("ts", 0.0))
+        if time.time() - last >= GC_MIN_INTERVAL:
+            try:
+                gc(project, reason="size")
+            except GuardianError as exc:
+                log.warning("gc near the size cap failed: %s", exc)
+            usage = measure_usage(project)
+    return CaptureBudget(usage, _protected_matcher(project))
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass
+class StoreReport:
+    usage: StoreUsage
+    last_gc: dict[str, Any]
+    last_push: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "usage": self.usage.to_json(),
+            "last_gc": self.last_gc or None,
+            "last_push": self.last_push or None,
+            "warnings": self.warnings,
+        }
+
+
+def store_report(project: Project) -> StoreReport:
+    """What `guardian status` shows about the store: size, limits, last gc, last push, warnings."""
+    from guardian.mirror import read_push_state
+
+    usage = measure_usage(project)
+    report = StoreReport(usage, read_gc_state(project), read_push_state(project).get("last") or {})
+    state = usage.state
+    if state == "full":
+        report.warnings.append(disk_full_message(usage))
+    elif state != "ok":
+        budget = CaptureBudget(usage, lambda _rel: False)
+        report.warnings.append(
+            f"{usage.describe()}: files over {format_size(budget.limit(False) or 0)} are not captured "
+            f"(protected files up to {format_size(budget.limit(True) or 0)} are); "
+            "see 'guardian events --kind skip', run 'guardian gc' or raise the store limits"
+        )
+    if report.last_gc and not report.last_gc.get("ok", True):
+        report.warnings.append(f"the last gc failed: {report.last_gc.get('error')}")
+    if report.last_push and not report.last_push.get("ok", True):
+        report.warnings.append(
+            f"the last push to '{report.last_push.get('remote')}' failed: {report.last_push.get('error')}"
+        )
+    return report
+
+
+# --------------------------------------------------------------------------- the watcher's helper
+
+
+class Maintenance:
+    """gc, size checks and mirror pushes for the watcher, run on a thread off its capture loop.
+
+    ``poll()`` is cheap and is called from the loop; ``budget`` is the callable to give
+    each capture; ``close()`` asks a running gc or push to stop and waits a bounded time.
+    """
+
+    def __init__(self, project: Project, *, check_every: float = 30.0, budget_ttl: float = 30.0) -> None:
+        self.project = project
+        self.check_every = check_every
+        self.budget_ttl = budget_ttl
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_check = time.monotonic() + check_every
+        self._budget: CaptureBudget | None = None
+        self._budget_at = 0.0
+        self._protected = _protected_matcher(project)
+        self.last_error: str | None = None
+
+    def budget(self, rel: str, size: int) -> str | None:
+        now = time.monotonic()
+        budget = self._budget
+        if budget is None or now - self._budget_at >= self.budget_ttl:
+            budget = self._budget = CaptureBudget(measure_usage(self.project, self.budget_ttl), self._protected)
+            self._budget_at = now
+        return budget(rel, size)
+
+    def use_project(self, project: Project) -> None:
+        """The watcher reloaded the policy: limits, protected paths and the mirror may have changed."""
+        self.project = project
+        self._protected = _protected_matcher(project)
+        self._budget = None
+
+    def poll(self) -> bool:
+        """Start a maintenance round if one is due to be checked; True if it started."""
+        now = time.monotonic()
+        if now < self._next_check or (self._thread is not None and self._thread.is_alive()):
+            return False
+        self._next_check = now + self.check_every
+        self._thread = threading.Thread(target=self._round, name="guardian-maintenance", daemon=True)
+        self._thread.start()
+        return True
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _round(self) -> None:
+        from guardian.mirror import maybe_push
+
+        try:
+            result = maybe_gc(self.project, cancel=self._cancel)
+            if result is not None:
+                self._budget = None  # measure again: the store just shrank
+                log.info("gc (%s): kept %d, dropped %d snapshot(s)", result.reason, result.kept, result.dropped)
+            if not self._cancel.is_set():
+                maybe_push(self.project)
+        except Exception as exc:  # noqa: BLE001 - maintenance must never take the watcher down
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("maintenance failed: %s", self.last_error)
+            try:
+                self.project.events.append("error", [], None, "maintenance", {"error": self.last_error})
+            except OSError:
+                pass
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._cancel.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
