@@ -20,6 +20,7 @@ from guardian.cli import guard as _guard  # noqa: F401
 from guardian.cli import hooks as _hooks  # noqa: F401
 from guardian.cli import protect as _protect  # noqa: F401
 from guardian.cli import store_cmds as _store_cmds  # noqa: F401
+from guardian.cli import watch as _watch  # noqa: F401
 from guardian.cli.base import cli
 from guardian.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
 
