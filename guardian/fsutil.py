@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +44,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def atomic_write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Atomically replace one of guardian's own state files."""
     directory = path.parent
-    tmp = directory / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    tmp = directory / f"{TEMP_PREFIX}{path.name}.{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         try:
@@ -167,7 +166,7 @@ def write_user_file(root: Path, rel: str, data: bytes, *, executable: bool = Fal
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise OperationFailed(f"cannot restore '{rel}': a directory is in the way; move it aside first")
         mode = _target_mode(existing, executable)
-        tmp = f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        tmp = f"{TEMP_PREFIX}{os.urandom(6).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         try:
             try:
@@ -190,7 +189,7 @@ def write_user_file(root: Path, rel: str, data: bytes, *, executable: bool = Fal
 def write_user_symlink(root: Path, rel: str, target: bytes) -> None:
     """Atomically make root/rel a symlink to target (the link itself; nothing is followed)."""
     with open_parent(root, rel, create=True) as (dir_fd, leaf):
-        tmp = f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        tmp = f"{TEMP_PREFIX}{os.urandom(6).hex()}"
         os.symlink(os.fsdecode(target), tmp, dir_fd=dir_fd)
         try:
             os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -25,6 +24,18 @@ from guardian.cli.base import cli
 from guardian.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
 
 
+def _print_traceback() -> None:
+    import traceback  # only on the error path: it costs ~7 ms of imports
+
+    traceback.print_exc()
+
+
+def _format_traceback() -> str:
+    import traceback
+
+    return traceback.format_exc()
+
+
 def _log_traceback() -> str | None:
     try:
         from guardian.paths import guardian_home
@@ -33,7 +44,7 @@ def _log_traceback() -> str | None:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = home / "errors.log"
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"--- pid {os.getpid()} argv {sys.argv!r}\n{traceback.format_exc()}\n")
+            handle.write(f"--- pid {os.getpid()} argv {sys.argv!r}\n{_format_traceback()}\n")
         return str(path)
     except OSError:
         return None
@@ -65,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result or 0)
     except GuardianError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(f"guardian: error: {exc}", err=True)
         _record_failure(exc)
         return exc.exit_code
@@ -87,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become an exit code
         where = _log_traceback()
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         hint = f"; traceback saved to {where}" if where else ""
         click.echo(
             f"guardian: internal error: {type(exc).__name__}: {exc}{hint}; rerun with --debug to see it", err=True
