@@ -64,8 +64,14 @@ def bench_incremental(count: int, rounds: int, git_rounds: int) -> dict[str, flo
         catalog = project.open_catalog()
         target = root / rels[len(rels) // 2]
         times = []
+        # Measure the steady state: let the kernel write back the freshly created tree
+        # first, or the first syncfs calls pay for the whole tree's writeback.
+        os.sync()
         with project.writer_lock():
             capture = Capture(project, repo, catalog)
+            for i in range(10):
+                target.write_text(f"WARMUP = {i}\n")
+                capture.run([rels[len(rels) // 2]], "manual")
             for i in range(rounds):
                 target.write_text(f"VALUE = {i}\n\ndef g(x):\n    return x * {i}\n")
                 rel = rels[len(rels) // 2]
@@ -85,6 +91,7 @@ def bench_incremental(count: int, rounds: int, git_rounds: int) -> dict[str, flo
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
         subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
         subprocess.run(["git", "commit", "-qm", "base"], cwd=root, check=True, env=env)
+        os.sync()
         git_times = []
         for i in range(git_rounds):
             target.write_text(f"VALUE = {i}\n# git round\n")
