@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guardian.errors import GuardianError, OperationFailed, PathRefused, StoreDamaged
 from guardian.pathcodec import decode_path, encode_path
+from guardian.paths import check_relative
 
 if TYPE_CHECKING:
     from guardian.store import ShadowRepo
@@ -33,13 +35,16 @@ CREATE TABLE IF NOT EXISTS snapshots(
     summary TEXT NOT NULL, nchanged INTEGER NOT NULL, nbad INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS versions(
     seq INTEGER NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, change TEXT NOT NULL,
-    blob TEXT, mode INTEGER, size INTEGER, verdict TEXT NOT NULL, reason TEXT NOT NULL);
+    blob TEXT, mode INTEGER, size INTEGER, verdict TEXT NOT NULL, reason TEXT NOT NULL, perm INTEGER);
 CREATE INDEX IF NOT EXISTS versions_path ON versions(path, seq);
 CREATE INDEX IF NOT EXISTS versions_name ON versions(name);
 CREATE TABLE IF NOT EXISTS files(
     path TEXT PRIMARY KEY, blob TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER);
+    mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, perm INTEGER);
 """
+# Columns added since the first schema: (table, column, type).  Catalogs made before get them
+# by ALTER TABLE on open; the column stays last, so SELECT * keeps the dataclass field order.
+_ADDED_COLUMNS = (("versions", "perm", "INTEGER"), ("files", "perm", "INTEGER"))
 
 # --------------------------------------------------------------------------- commit messages
 
@@ -49,6 +54,9 @@ TRAILER_ACCEPTED = "Guardian-Accepted"
 TRAILER_SOURCE = "Guardian-Source"
 TRAILER_COMMAND = "Guardian-Command"
 TRAILER_NOTE = "Guardian-Note"
+# Permission bits of a captured file, when not the default 0644 (0755 for an executable):
+# git keeps only the exec bit, and a deleted 0600 file must not come back world-readable.
+TRAILER_PERM = "Guardian-Perm"
 _TRAILER_RE = re.compile(r"^(Guardian-[A-Za-z]+): (.*)$")
 
 
@@ -64,6 +72,12 @@ class MessageInfo:
     source: str | None
     command: str | None
     note: str | None
+    perms: dict[str, int]  # path -> permission bits, only where not the default (Guardian-Perm)
+
+
+def default_perm(perm: int) -> int:
+    """The bits a file with perm's exec bit is assumed to have when no Guardian-Perm trailer says otherwise."""
+    return 0o755 if perm & 0o100 else 0o644
 
 
 def format_message(
@@ -74,6 +88,7 @@ def format_message(
     source: str | None = None,
     command: str | None = None,
     note: str | None = None,
+    perms: dict[str, int] | None = None,
 ) -> str:
     lines = [_one_line(summary), "", f"{TRAILER_TRIGGER}: {trigger}"]
     if note:
@@ -87,6 +102,9 @@ def format_message(
         lines.append(f"{TRAILER_ACCEPTED}: {json.dumps(path)}")
     for path, (verdict, reason) in sorted(verdicts.items()):
         lines.append(f"{TRAILER_VERDICT}: {verdict} {json.dumps(path)} {_one_line(reason)}")
+    for path, perm in sorted((perms or {}).items()):
+        if perm != default_perm(perm):
+            lines.append(f"{TRAILER_PERM}: {perm:04o} {json.dumps(path)}")
     return "\n".join(lines) + "\n"
 
 
@@ -94,6 +112,7 @@ def parse_message(message: str) -> MessageInfo:
     trigger = "unknown"
     verdicts: dict[str, tuple[str, str]] = {}
     accepted: set[str] = set()
+    perms: dict[str, int] = {}
     source = command = note = None
     decoder = json.JSONDecoder()
     for line in message.splitlines():
@@ -116,9 +135,12 @@ def parse_message(message: str) -> MessageInfo:
                 verdict, _, rest = value.partition(" ")
                 path, end = decoder.raw_decode(rest)
                 verdicts[str(path)] = (verdict, rest[end:].strip())
+            elif key == TRAILER_PERM:
+                bits, _, rest = value.partition(" ")
+                perms[str(json.loads(rest))] = int(bits, 8) & 0o7777
         except ValueError:
             continue
-    return MessageInfo(trigger, verdicts, frozenset(accepted), source, command, note)
+    return MessageInfo(trigger, verdicts, frozenset(accepted), source, command, note, perms)
 
 
 # --------------------------------------------------------------------------- rows
@@ -148,6 +170,7 @@ class VersionRow:
     size: int | None
     verdict: str
     reason: str
+    perm: int | None = None  # permission bits (st_mode & 0o7777) at capture; None when not known
 
 
 @dataclass(frozen=True)
@@ -159,6 +182,7 @@ class FileRow:
     mtime_ns: int | None
     ctime_ns: int | None
     ino: int | None
+    perm: int | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,7 @@ class NewVersion:
     size: int | None
     verdict: str
     reason: str
+    perm: int | None = None
 
 
 class Catalog:
@@ -181,7 +206,22 @@ class Catalog:
         # does not need a sync per transaction; WAL keeps it uncorrupted either way.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_columns()
         os.chmod(path, 0o600)
+
+    def _add_columns(self) -> None:
+        """Give a catalog made by an older guardian the columns added since (NULL: not known)."""
+        for table, column, kind in _ADDED_COLUMNS:
+            have = {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column in have:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError:
+                # Another process opening the same catalog may have added it first.
+                have = {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    raise
 
     def close(self) -> None:
         self._db.close()
@@ -201,6 +241,34 @@ class Catalog:
 
     # ------------------------------------------------------------------ writes
 
+    def _error(self, exc: sqlite3.Error) -> GuardianError:
+        """A SQLite failure as the one-line error the user sees (the catalog is derived from git)."""
+        text = str(exc)
+        if "malformed" in text or "not a database" in text:
+            return StoreDamaged(f"the catalog {self.path} is damaged: {text}")
+        return OperationFailed(
+            f"cannot update the catalog {self.path}: {text}; the snapshots are safe in git and the catalog "
+            "catches up on the next run (check free space, or run 'guardian verify --repair' if this persists)"
+        )
+
+    def _begin(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _abort(self, exc: BaseException) -> None:
+        """Undo a failed write transaction; a SQLite error becomes a GuardianError (the caller re-raises others)."""
+        # After SQLITE_FULL or SQLITE_IOERR, SQLite has usually rolled back already: a second
+        # ROLLBACK would fail and hide the real error.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error is the one to report
+        if isinstance(exc, sqlite3.Error):
+            raise self._error(exc) from None
+
     def record_snapshot(
         self,
         snapshot_id: str,
@@ -213,7 +281,7 @@ class Catalog:
     ) -> None:
         nbad = sum(1 for v in versions if v.verdict != "valid")
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             cur = db.execute(
                 "INSERT INTO snapshots(id, ts, trigger, summary, nchanged, nbad) VALUES(?,?,?,?,?,?)",
@@ -221,10 +289,10 @@ class Catalog:
             )
             seq = cur.lastrowid
             db.executemany(
-                "INSERT INTO versions(seq, path, name, change, blob, mode, size, verdict, reason) "
-                "VALUES(?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO versions(seq, path, name, change, blob, mode, size, verdict, reason, perm) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (seq, key, key.rsplit("/", 1)[-1], v.change, v.blob, v.mode, v.size, v.verdict, v.reason)
+                    (seq, key, key.rsplit("/", 1)[-1], v.change, v.blob, v.mode, v.size, v.verdict, v.reason, v.perm)
                     for v in versions
                     for key in (encode_path(v.path),)
                 ],
@@ -232,25 +300,29 @@ class Catalog:
             self._apply_files(stat_updates, removed_files)
             self._set_meta("head", snapshot_id)
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            self._abort(exc)
             raise
 
     def update_stats(self, stat_updates: Sequence[FileRow], removed_files: Sequence[str] = ()) -> None:
         if not stat_updates and not removed_files:
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             self._apply_files(stat_updates, removed_files)
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as exc:
+            self._abort(exc)
             raise
 
     def _apply_files(self, stat_updates: Sequence[FileRow], removed_files: Sequence[str]) -> None:
         self._db.executemany(
-            "INSERT OR REPLACE INTO files(path, blob, mode, size, mtime_ns, ctime_ns, ino) VALUES(?,?,?,?,?,?,?)",
-            [(encode_path(f.path), f.blob, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.ino) for f in stat_updates],
+            "INSERT OR REPLACE INTO files(path, blob, mode, size, mtime_ns, ctime_ns, ino, perm) "
+            "VALUES(?,?,?,?,?,?,?,?)",
+            [
+                (encode_path(f.path), f.blob, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.ino, f.perm)
+                for f in stat_updates
+            ],
         )
         self._db.executemany("DELETE FROM files WHERE path=?", [(encode_path(p),) for p in removed_files])
 
@@ -278,9 +350,13 @@ class Catalog:
         return list(reversed(missing))
 
     def reset(self) -> None:
-        self._db.executescript(
-            "BEGIN; DELETE FROM snapshots; DELETE FROM versions; DELETE FROM files; DELETE FROM meta; COMMIT;"
-        )
+        try:
+            self._db.executescript(
+                "BEGIN; DELETE FROM snapshots; DELETE FROM versions; DELETE FROM files; DELETE FROM meta; COMMIT;"
+            )
+        except sqlite3.Error as exc:
+            self._abort(exc)  # rolls back and raises the GuardianError
+            raise
 
     def _index_commit(self, repo: ShadowRepo, commit_id: str) -> None:
         record = repo.commit_record(commit_id)
@@ -290,6 +366,14 @@ class Catalog:
         removed: list[str] = []
         changed: set[str] = set()
         for change in repo.changes(commit_id):
+            if not is_safe_path(change.path):
+                # A crafted or corrupt tree entry ('..', '.git', a NUL): never offered to history or
+                # restore.  Only a stat row is kept, so the next full scan finds it gone and drops it.
+                if change.new is None:
+                    removed.append(change.path)
+                else:
+                    stats.append(FileRow(change.path, change.new.oid, change.new.mode, 0, None, None, None))
+                continue
             changed.add(change.path)
             verdict, reason = info.verdicts.get(change.path, ("valid", ""))
             if change.path in info.accepted:
@@ -308,15 +392,24 @@ class Catalog:
                         size,
                         verdict,
                         reason,
+                        # Only non-default bits are in the message; the rest stay unknown (None).
+                        info.perms.get(change.path),
                     )
                 )
                 # No stat data from git: the next rescan re-hashes these once.
-                stats.append(FileRow(change.path, change.new.oid, change.new.mode, size, None, None, None))
+                perm = info.perms.get(change.path)
+                stats.append(FileRow(change.path, change.new.oid, change.new.mode, size, None, None, None, perm))
         for path in sorted(info.accepted - changed):
+            if not is_safe_path(path):
+                continue
             entry = repo.entry_at(commit_id, path)
             if entry is not None:
                 size = repo.blob_size(entry.oid)
-                versions.append(NewVersion(path, "accept", entry.oid, entry.mode, size, "valid", "accepted by user"))
+                versions.append(
+                    NewVersion(
+                        path, "accept", entry.oid, entry.mode, size, "valid", "accepted by user", info.perms.get(path)
+                    )
+                )
         summary = record.message.splitlines()[0] if record.message else ""
         self.record_snapshot(commit_id, record.time, info.trigger, summary, versions, stats, removed)
 
@@ -378,16 +471,16 @@ class Catalog:
 
     def _versions(self, where: str, args: Sequence[object]) -> list[VersionRow]:
         rows = self._db.execute(
-            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason "
-            f"FROM versions v JOIN snapshots s ON s.seq = v.seq WHERE {where} ORDER BY v.seq, v.path",
+            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason, "
+            f"v.perm FROM versions v JOIN snapshots s ON s.seq = v.seq WHERE {where} ORDER BY v.seq, v.path",
             tuple(args),
         ).fetchall()
         return [_version_row(r) for r in rows]
 
     def latest_valid(self, path: str, before: float | None = None) -> VersionRow | None:
         sql = (
-            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason "
-            "FROM versions v JOIN snapshots s ON s.seq = v.seq "
+            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason, "
+            "v.perm FROM versions v JOIN snapshots s ON s.seq = v.seq "
             "WHERE v.path = ? AND v.verdict = 'valid' AND v.blob IS NOT NULL"
         )
         args: list[object] = [encode_path(path)]
@@ -396,6 +489,16 @@ class Catalog:
             args.append(before)
         row = self._db.execute(sql + " ORDER BY v.seq DESC LIMIT 1", args).fetchone()
         return _version_row(row) if row else None
+
+    def perm_at(self, path: str, seq: int, blob: str) -> int | None:
+        """The permission bits recorded for path as of snapshot seq, if its version there is blob."""
+        row = self._db.execute(
+            "SELECT blob, perm FROM versions WHERE path=? AND seq<=? AND blob IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (encode_path(path), seq),
+        ).fetchone()
+        if row is None or row[0] != blob or row[1] is None:
+            return None
+        return int(row[1])
 
     def last_valid_size(self, path: str) -> int | None:
         row = self._db.execute(
@@ -408,7 +511,7 @@ class Catalog:
         rows = self._db.execute(
             "SELECT DISTINCT path FROM versions WHERE name=? ORDER BY path", (encode_path(name),)
         ).fetchall()
-        return [decode_path(str(r[0])) for r in rows]
+        return [path for r in rows if is_safe_path(path := decode_path(str(r[0])))]
 
     def deleted_paths(self) -> list[str]:
         """Every path with a captured deletion (the guardrail checks protected ones among them)."""
@@ -453,6 +556,15 @@ def _file_row(row: Any) -> FileRow:
     values = list(row)
     values[0] = decode_path(values[0])
     return FileRow(*values)
+
+
+def is_safe_path(path: str) -> bool:
+    """Whether a path from a shadow tree passes paths.check_relative (no '..', '.git', NUL, ...)."""
+    try:
+        check_relative(path)
+    except PathRefused:
+        return False
+    return True
 
 
 def _prefix_range(prefix: str) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ POLICY_FILENAME = "guardian.yaml"
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "policies"
 PACKAGED_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 MAX_POLICY_BYTES = 256 * 1024
+MAX_POLICY_DEPTH = 64  # nesting of lists and mappings; yaml.compose recurses once per level
 
 Action = Literal["allow", "force", "block"]
 ACTIONS: tuple[str, ...] = ("allow", "force", "block")
@@ -177,7 +179,10 @@ class _Ctx:
 def _scalar(ctx: _Ctx, node: yaml.Node, keypath: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise ctx.fail(node, keypath, f"expected a single value, got a {_kind(node)}", "write a plain value")
-    return yaml.safe_load(yaml.serialize(node))
+    try:
+        return yaml.safe_load(yaml.serialize(node))
+    except yaml.YAMLError:  # e.g. ConstructorError for a tag such as !secret
+        raise ctx.fail(node, keypath, f"unsupported YAML tag {node.tag}", "remove the tag") from None
 
 
 def _kind(node: yaml.Node) -> str:
@@ -209,10 +214,12 @@ def _mapping(
     return out
 
 
-def _str_list(ctx: _Ctx, node: yaml.Node, keypath: str) -> tuple[str, ...]:
+def _str_list(ctx: _Ctx, node: yaml.Node, keypath: str, *, patterns: bool = True) -> tuple[str, ...]:
     if isinstance(node, yaml.ScalarNode):
         value = _scalar(ctx, node, keypath)
         if isinstance(value, str):
+            if patterns:
+                _check_pattern(ctx, node, keypath, value)
             return (value,)
     if not isinstance(node, yaml.SequenceNode):
         raise ctx.fail(
@@ -223,8 +230,29 @@ def _str_list(ctx: _Ctx, node: yaml.Node, keypath: str) -> tuple[str, ...]:
         value = _scalar(ctx, item, f"{keypath}[{i}]")
         if not isinstance(value, str) or not value:
             raise ctx.fail(item, f"{keypath}[{i}]", f"expected a non-empty pattern, got {value!r}", "quote it as text")
+        if patterns:
+            _check_pattern(ctx, item, f"{keypath}[{i}]", value)
         items.append(value)
     return tuple(items)
+
+
+def _check_pattern(ctx: _Ctx, node: yaml.Node, keypath: str, pattern: str) -> None:
+    """Compile a gitignore-style pattern now, so a bad one is a policy error and not a crash later."""
+    import pathspec  # imported here: the agent hook's benign path imports this module and must stay light
+
+    try:
+        pathspec.GitIgnoreSpec.from_lines([pattern])
+    except re.error as exc:
+        raise ctx.fail(
+            node, keypath, f"not a valid pattern {pattern!r}: {exc.msg}", "fix the bracket expression, e.g. [a-z]"
+        ) from None
+    except ValueError as exc:  # pathspec's own pattern errors
+        raise ctx.fail(
+            node,
+            keypath,
+            f"not a valid pattern {pattern!r}: {exc}",
+            "write a gitignore-style pattern such as 'dir/' or '*.py'",
+        ) from None
 
 
 def _typed(ctx: _Ctx, node: yaml.Node, keypath: str, convert: Callable[[Any], Any], fix: str) -> Any:
@@ -309,12 +337,19 @@ def _check(ctx: _Ctx, node: yaml.Node, keypath: str) -> CheckSpec:
     keys = _mapping(ctx, node, keypath, ("command", "timeout"))
     if "command" not in keys:
         raise ctx.fail(node, keypath, "a custom check needs 'command'", 'write {command: ["prog", "{path}"]}')
-    argv = _str_list(ctx, keys["command"][1], f"{keypath}.command")
+    argv = _str_list(ctx, keys["command"][1], f"{keypath}.command", patterns=False)
     if isinstance(keys["command"][1], yaml.ScalarNode):
         raise ctx.fail(
             keys["command"][1],
             f"{keypath}.command",
             "a command must be a list of arguments (no shell)",
+            'write ["prog", "--flag", "{path}"]',
+        )
+    if not argv:
+        raise ctx.fail(
+            keys["command"][1],
+            f"{keypath}.command",
+            "a command needs at least the program to run",
             'write ["prog", "--flag", "{path}"]',
         )
     timeout = 10.0
@@ -388,7 +423,9 @@ _TOP_KEYS = ("version", "watch", "validate", "suspect", "protect", "guardrail", 
 
 def _reject_aliases(text: str, ctx: _Ctx) -> None:
     # Anchors and aliases let a few hundred bytes expand into gigabytes
-    # ("billion laughs"); a policy file never needs them.
+    # ("billion laughs"); a policy file never needs them.  Deep nesting is refused
+    # here too, before yaml.compose, which recurses once per level.
+    depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
@@ -398,14 +435,34 @@ def _reject_aliases(text: str, ctx: _Ctx) -> None:
                     f"{where}: YAML anchors and aliases are not "
                     "allowed in a policy file; write the values out in full"
                 )
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_syntax_error(ctx, exc) from None
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_POLICY_DEPTH:
+                    mark = event.start_mark
+                    where = f"{ctx.source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else ctx.source
+                    raise ConfigError(
+                        f"{where}: lists and mappings are nested more than {MAX_POLICY_DEPTH} levels deep; "
+                        "a policy needs only a few levels"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise _yaml_syntax_error(ctx, exc, text) from None
 
 
-def _yaml_syntax_error(ctx: _Ctx, exc: yaml.MarkedYAMLError) -> ConfigError:
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{ctx.source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else ctx.source
-    return ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax at that line")
+def _yaml_syntax_error(ctx: _Ctx, exc: yaml.YAMLError, text: str = "") -> ConfigError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{ctx.source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else ctx.source
+        return ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}; fix the syntax at that line")
+    if isinstance(exc, yaml.reader.ReaderError):  # a NUL or control character: not text YAML accepts
+        pos = exc.position
+        where = f"{ctx.source}:{text.count(chr(10), 0, pos) + 1}:{pos - text.rfind(chr(10), 0, pos)}"
+        return ConfigError(
+            f"{where}: invalid YAML: unacceptable character #x{exc.character:04x} ({exc.reason}); "
+            "remove it, a policy file is plain text"
+        )
+    return ConfigError(f"{ctx.source}: invalid YAML: {exc}; fix the syntax of the policy file")
 
 
 def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
@@ -419,8 +476,8 @@ def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
     _reject_aliases(text, ctx)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_syntax_error(ctx, exc) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_syntax_error(ctx, exc, text) from None
     if root is None:
         raise ConfigError(f"{source}: the policy file is empty; write at least 'version: 1'")
     keys = _mapping(ctx, root, "", _TOP_KEYS)
@@ -511,7 +568,14 @@ def _is_null(node: yaml.Node) -> bool:
 
 def load_policy(path: Path) -> Policy:
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # A FIFO would block the read and /dev/zero never end it.
+            raise ConfigError(
+                f"{path}: is not a regular file (a FIFO, a device?); replace it with the policy file, "
+                "or run 'guardian init'"
+            )
+        size = st.st_size
         if size > MAX_POLICY_BYTES:
             raise ConfigError(
                 f"{path}: the policy file is {size} bytes, more than {MAX_POLICY_BYTES // 1024} KB; "

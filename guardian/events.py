@@ -159,13 +159,26 @@ class EventLog:
                     continue
                 if not isinstance(raw, dict) or "event" not in raw:
                     continue
+                ts, event = raw.get("ts") or "", raw.get("event")
+                paths, details = raw.get("paths") or [], raw.get("details") or {}
+                snapshot, trigger = raw.get("snapshot"), raw.get("trigger")
+                # A line of the wrong shape (hand-edited, or another tool's) is skipped like a torn one.
+                if (
+                    not isinstance(ts, str)
+                    or not isinstance(event, str)
+                    or not isinstance(paths, list)
+                    or not isinstance(details, dict)
+                    or not isinstance(snapshot, str | None)
+                    or not isinstance(trigger, str | None)
+                ):
+                    continue
                 yield Event(
-                    ts=str(raw.get("ts", "")),
-                    event=str(raw.get("event")),
-                    paths=[str(p) for p in raw.get("paths") or []],
-                    snapshot=raw.get("snapshot"),
-                    trigger=raw.get("trigger"),
-                    details=raw.get("details") or {},
+                    ts=ts,
+                    event=event,
+                    paths=[str(p) for p in paths],
+                    snapshot=snapshot,
+                    trigger=trigger,
+                    details=details,
                 )
 
     def tail(self, n: int | None = None, kinds: Sequence[str] = (), path: str | None = None) -> list[Event]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from guardian.crash import crash_point
 from guardian.errors import OperationFailed, PathRefused
+from guardian.lock import pid_alive
+from guardian.paths import check_relative
 
 TEMP_PREFIX = ".guardian-tmp-"
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -41,10 +43,52 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _user_temp_name() -> str:
+    """``.guardian-tmp-<pid>-<hex>``: the pid tells a later command whether the writer is gone."""
+    return f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def is_stale_temp(name: str) -> bool:
+    """A ``.guardian-tmp-*`` name left by a writer that is no longer running.
+
+    ``<pid>-...`` names are stale once that pid is dead; the older ``<12 hex>``
+    form (no pid) was only ever written by a user-file write under the writer
+    lock, so it is stale too.  Anything else is not ours to remove.
+    """
+    if not name.startswith(TEMP_PREFIX):
+        return False
+    rest = name[len(TEMP_PREFIX) :]
+    pid, sep, _tail = rest.partition("-")
+    if sep and pid.isdigit():
+        return int(pid) != os.getpid() and not pid_alive(int(pid))
+    return len(rest) == 12 and all(c in "0123456789abcdef" for c in rest)
+
+
+def clear_stale_temps(dir_fd: int) -> list[str]:
+    """Unlink the stale ``.guardian-tmp-*`` files (a killed restore's copies) in one directory."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(dir_fd)
+    except OSError:
+        return removed
+    for name in names:
+        if not is_stale_temp(name):
+            continue
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            os.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            continue  # gone already, or not ours to remove: the write itself goes on
+        removed.append(name)
+    return removed
+
+
 def atomic_write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Atomically replace one of guardian's own state files."""
     directory = path.parent
-    tmp = directory / f"{TEMP_PREFIX}{path.name}.{os.urandom(4).hex()}"
+    tmp = directory / f"{TEMP_PREFIX}{os.getpid()}-{path.name}.{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         try:
@@ -65,7 +109,10 @@ def open_parent(root: Path, rel: str, *, create: bool = False) -> Iterator[tuple
     """Yield (fd of rel's parent directory, leaf name), reached without following symlinks.
 
     With create=True, missing parent directories are made (and their parents fsynced).
+    Refuses (PathRefused) an empty, ".", ".." or ".git" component and a NUL byte, so no
+    caller can be steered outside the root or into a .git directory.
     """
+    check_relative(rel)
     parts = rel.split("/")
     leaf = parts.pop()
     fd = os.open(root, _DIR_FLAGS)
@@ -145,19 +192,30 @@ def read_state(root: Path, rel: str, max_size: int | None = None) -> FileState:
         return FileState("missing")
 
 
-def _target_mode(existing: os.stat_result | None, executable: bool) -> int:
+def _target_mode(existing: os.stat_result | None, executable: bool, perm: int | None = None) -> int:
     if existing is not None and stat.S_ISREG(existing.st_mode):
         mode = stat.S_IMODE(existing.st_mode)
-        read_bits = (mode & 0o444) >> 2
-        # Keep the user's permission bits (0640 stays 0640); only the exec bit follows the snapshot.
-        return (mode | read_bits) if executable else (mode & ~0o111)
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if executable else 0o666) & ~umask
+    elif perm is not None:
+        # A file that is gone comes back with the bits it was captured with (0600 stays private),
+        # less setuid/setgid: the new file belongs to whoever restores it, not to its old owner.
+        mode = perm & 0o7777 & ~0o6000
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        return (0o777 if executable else 0o666) & ~umask
+    read_bits = (mode & 0o444) >> 2
+    # Keep the user's permission bits (0640 stays 0640); only the exec bit follows the snapshot.
+    return (mode | read_bits) if executable else (mode & ~0o111)
 
 
-def write_user_file(root: Path, rel: str, data: bytes, *, executable: bool = False) -> None:
-    """Atomically replace root/rel with data, keeping the existing file's mode and owner."""
+def write_user_file(
+    root: Path, rel: str, data: bytes, *, executable: bool = False, perm: int | None = None
+) -> None:
+    """Atomically replace root/rel with data, keeping the existing file's mode and owner.
+
+    perm: the permission bits to give the file if none is there now (its recorded bits);
+    without it a new file gets the umask's default.
+    """
     with open_parent(root, rel, create=True) as (dir_fd, leaf):
         try:
             existing: os.stat_result | None = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
@@ -165,15 +223,17 @@ def write_user_file(root: Path, rel: str, data: bytes, *, executable: bool = Fal
             existing = None
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise OperationFailed(f"cannot restore '{rel}': a directory is in the way; move it aside first")
-        mode = _target_mode(existing, executable)
-        tmp = f"{TEMP_PREFIX}{os.urandom(6).hex()}"
+        mode = _target_mode(existing, executable, perm)
+        clear_stale_temps(dir_fd)  # a killed restore's copy of this (or a sibling) file
+        tmp = _user_temp_name()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         try:
             try:
                 _write_all(fd, data)
-                os.fchmod(fd, mode)
+                # chown first: the kernel clears setuid/setgid on chown, so fchmod must come after.
                 if existing is not None and os.geteuid() == 0 and existing.st_uid != 0:
                     os.fchown(fd, existing.st_uid, existing.st_gid)
+                os.fchmod(fd, mode)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -189,7 +249,8 @@ def write_user_file(root: Path, rel: str, data: bytes, *, executable: bool = Fal
 def write_user_symlink(root: Path, rel: str, target: bytes) -> None:
     """Atomically make root/rel a symlink to target (the link itself; nothing is followed)."""
     with open_parent(root, rel, create=True) as (dir_fd, leaf):
-        tmp = f"{TEMP_PREFIX}{os.urandom(6).hex()}"
+        clear_stale_temps(dir_fd)
+        tmp = _user_temp_name()
         os.symlink(os.fsdecode(target), tmp, dir_fd=dir_fd)
         try:
             os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -835,17 +835,65 @@ def _written_since(ctx: HookContext, oid: str, since: float) -> bool:
         return False
 
 
-def _in_object_store(ctx: HookContext, names: Sequence[str]) -> set[str]:
+def _work_tree_blob_id(path: Path, hash_name: str) -> str | None:
+    """The id of the blob git would store for ``path`` unfiltered (a symlink: its target text).
+
+    None for what is not a file or a symlink, or vanished.  Hashed here rather than
+    by ``git hash-object``, which follows symlinks and reads names line by line.
+    """
+    try:
+        if os.path.islink(path):
+            data = os.fsencode(os.readlink(path))
+            return hashlib.new(hash_name, b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        digest = hashlib.new(hash_name, b"blob %d\0" % st.st_size, usedforsecurity=False)
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _known_objects(ctx: HookContext, oids: Iterable[str]) -> set[str]:
+    listing = os.fsdecode(ctx.git.run("cat-file", "--batch-check", input="".join(f"{o}\n" for o in oids).encode()))
+    return {line.split()[0] for line in listing.splitlines() if line and not line.endswith(" missing")}
+
+
+def _in_object_store(ctx: HookContext, names: Sequence[str], hash_name: str = "sha1") -> set[str]:
     """Those of ``names`` that are missing, or whose content is a blob git already has."""
     present = [n for n in names if os.path.lexists(ctx.top / n)]
     found = {n for n in names if n not in present}
     if not present:
         return found
-    data = "".join(f"{n}\n" for n in present).encode("utf-8", "surrogateescape")
-    oids = os.fsdecode(ctx.git.run("hash-object", "--stdin-paths", input=data)).split()
-    listing = os.fsdecode(ctx.git.run("cat-file", "--batch-check", input="".join(f"{o}\n" for o in oids).encode()))
-    known = {line.split()[0] for line in listing.splitlines() if line and not line.endswith(" missing")}
-    found.update(n for n, oid in zip(present, oids, strict=True) if oid in known)
+    oids = {n: oid for n in present if (oid := _work_tree_blob_id(ctx.top / n, hash_name)) is not None}
+    known = _known_objects(ctx, oids.values())
+    found.update(n for n, oid in oids.items() if oid in known)
+    # Clean filters (eol conversion, LFS, ident) make a file's bytes differ from the blob git
+    # wrote it from; git hashes the rest through them.  --stdin-paths reads one name a line
+    # (stripping a CR, unquoting a leading '"'), so names it would misread stay out.
+    rest = [
+        n
+        for n in oids
+        if n not in found
+        and not os.path.islink(ctx.top / n)
+        and not any(c in n for c in "\n\r")
+        and not n.startswith('"')
+    ]
+    if rest:
+        data = b"".join(os.fsencode(n) + b"\n" for n in rest)
+        filtered = os.fsdecode(ctx.git.run("hash-object", "--stdin-paths", input=data)).split()
+        known = _known_objects(ctx, filtered)
+        found.update(n for n, oid in zip(rest, filtered, strict=True) if oid in known)
     return found
 
 
@@ -895,7 +943,9 @@ def _pre_command_sources(ctx: HookContext, names: Sequence[str], old: str) -> di
                 continue
             last = versions[-1]
             if last.change == "delete" or last.blob is None or last.mode is None or last.verdict != "valid":
-                found[name] = None
+                # Content ``old`` committed is no broken transient state, whatever the validators say.
+                committed = git_source is not None and last.change != "delete" and git_source.sha1 == last.blob
+                found[name] = git_source if committed else None
                 continue
             snap = Source("snapshot", last.blob, last.blob, last.mode, snapshot=last.snapshot)
             found[name] = snap
@@ -910,7 +960,10 @@ def _pre_command_sources(ctx: HookContext, names: Sequence[str], old: str) -> di
 
 def _snapshot_is_stale(ctx: HookContext, head: str, name: str, snap: Source, taken: float) -> bool:
     """Is a snapshotted version older than what ``head`` has committed for the file?"""
-    raw = os.fsdecode(ctx.git.run("log", "--raw", "--no-abbrev", "--format=%x01%ct", head, "--", name))
+    # --literal-pathspecs: a file named "*.py" is that file, not a glob.
+    raw = os.fsdecode(
+        ctx.git.run("--literal-pathspecs", "log", "--raw", "--no-abbrev", "--format=%x01%ct", head, "--", name)
+    )
     newest_commit: int | None = None
     committed_blobs: set[str] = set()
     for line in raw.splitlines():
@@ -969,7 +1022,8 @@ def _find_losses(
     if not protected:
         return [], [], []
     # A file someone edited just before git started has a fresh ctime too; what git writes, it has.
-    protected = [n for n in protected if n in _in_object_store(ctx, protected)]
+    in_store = _in_object_store(ctx, protected, "sha1" if len(old) == 40 else "sha256")
+    protected = [n for n in protected if n in in_store]
     # Moving forward brings newer history; only what it overwrote besides is a loss.
     forward = moved and ctx.git.ok("merge-base", "--is-ancestor", old, new)
     suspects = [n for n in protected if not (forward and n in diff)]

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.catalog import TRAILER_ACCEPTED, TRAILER_VERDICT, parse_message
+from guardian.catalog import TRAILER_ACCEPTED, TRAILER_PERM, TRAILER_VERDICT, parse_message
 from guardian.config import RetentionSettings
 from guardian.errors import GuardianError, LockHeld, OperationFailed
 from guardian.events import EventLog
@@ -130,6 +130,7 @@ class SnapshotFacts:
     accepted: frozenset[str]
     sources: tuple[str, ...]
     originals: tuple[str, ...]
+    perms: dict[str, int] = field(default_factory=dict)  # path -> its Guardian-Perm bits
 
 
 def original_ids(message: str) -> tuple[str, ...]:
@@ -159,6 +160,7 @@ def facts_of(repo: ShadowRepo, commit_id: str) -> SnapshotFacts:
         accepted=info.accepted,
         sources=tuple(_HEX40.findall(info.source or "")),
         originals=original_ids(record.message),
+        perms=info.perms,
     )
 
 
@@ -307,6 +309,7 @@ class _Touch:
     index: int
     invalid: tuple[str, str] | None
     accepted: bool
+    perm: int | None = None
 
 
 def rewritten_message(message: str, own_id: str, carried: Sequence[str], folded: int, mentioned: set[str]) -> str:
@@ -339,6 +342,8 @@ def _carried_trailers(
         elif touch.invalid is not None and base.get(path) != state.get(path):
             verdict, reason = touch.invalid
             lines.append(f"{TRAILER_VERDICT}: {verdict} {json.dumps(path)} {' '.join(reason.split())}")
+        if touch.perm is not None:
+            lines.append(f"{TRAILER_PERM}: {touch.perm:04o} {json.dumps(path)}")
     return lines
 
 
@@ -363,10 +368,10 @@ def rewrite_chain(
                 state.pop(path, None)
             else:
                 state[path] = blob
-            window[path] = _Touch(i, snap.invalid.get(path), path in snap.accepted)
+            window[path] = _Touch(i, snap.invalid.get(path), path in snap.accepted, snap.perms.get(path))
         for path in snap.accepted - snap.changed.keys():
             base.setdefault(path, state.get(path))
-            window[path] = _Touch(i, None, True)
+            window[path] = _Touch(i, None, True, snap.perms.get(path))
         if snap.id not in plan.keep:
             folded += 1
             rewriting = True

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from guardian.errors import LockHeld
+from guardian.errors import LockHeld, OperationFailed
 
 
 def read_holder_pid(path: Path) -> int | None:
@@ -50,8 +50,16 @@ class FileLock:
         except BlockingIOError:
             os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            # The pid only names the holder in messages, but a disk that cannot take these
+            # few bytes cannot take a snapshot either: say so cleanly, holding nothing.
+            os.close(fd)
+            raise OperationFailed(
+                f"cannot write to the lock file {self.path}: {exc.strerror or exc}; check free space and permissions"
+            ) from None
         self._fd = fd
         return True
 
@@ -68,7 +76,10 @@ class FileLock:
     def release(self) -> None:
         if self._fd is not None:
             # Clear the pid first so a reader never names a process that let go.
-            os.ftruncate(self._fd, 0)
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass  # informational only, as in try_acquire
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -101,9 +112,14 @@ def is_locked(path: Path) -> bool:
     return False
 
 
-def lock_file_holders(path: Path) -> list[int]:
-    """Pids that have path open, found through /proc (Linux).  Empty where /proc is absent."""
+def lock_file_holders(path: Path) -> list[int] | None:
+    """Pids that have path open, found through /proc (Linux).  Empty where /proc is absent.
+
+    None means "unknown": no holder was seen, but the open files of some process
+    (another user's, or a non-dumpable one) could not be read, so one may hold it.
+    """
     holders: list[int] = []
+    unknown = False
     proc = Path("/proc")
     if not proc.is_dir():
         return holders
@@ -118,7 +134,12 @@ def lock_file_holders(path: Path) -> list[int]:
                         holders.append(int(entry.name))
                         break
                 except OSError:
+                    # Some listable fds still refuse readlink (a process guarded by an LSM or
+                    # another namespace, even from root): skipped, as counting them as unknown
+                    # would make every lock look held.
                     continue
+        except PermissionError:
+            unknown = True  # cannot see this process's files: that is not "it has none open"
         except OSError:
-            continue
-    return holders
+            continue  # the process exited meanwhile
+    return None if unknown and not holders else holders

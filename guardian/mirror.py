@@ -600,7 +600,7 @@ def restore_from_remote(
                 report.pre_snapshot = capture.run(paths, "pre-restore").snapshot or repo.head()
                 for t in targets:
                     size_before = current_size(root, t.path)
-                    size = write_entry(root, repo, t.path, t.entry)
+                    size = write_entry(root, repo, t.path, t.entry, perm=t.perm)
                     report.files.append(RestoredFile(t.path, t.snapshot, t.time, size_before, size))
                 sources = sorted({t.snapshot for t in targets})
                 report.post_snapshot = capture.run(paths, "restore", source=",".join(sources)).snapshot

@@ -31,9 +31,14 @@ def _decode_component(name: str) -> str:
     if not name.startswith(PREFIX):
         return name
     try:
-        return os.fsdecode(base64.urlsafe_b64decode(name[len(PREFIX) :]))
+        raw = base64.urlsafe_b64decode(name[len(PREFIX) :])
     except (ValueError, TypeError):
         return name  # not one of ours after all: leave it as stored
+    # A crafted entry must not decode to a name that could leave the root or reach a .git
+    # directory (git's own name checks cannot see through the encoding): keep it as stored.
+    if b"/" in raw or b"\0" in raw or raw in (b"", b".", b"..") or raw.lower() == b".git":
+        return name
+    return os.fsdecode(raw)
 
 
 def encode_path(path: str) -> str:

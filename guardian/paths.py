@@ -7,6 +7,7 @@ users with unusual setups) never write into the real home directory.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path, PurePosixPath
 
@@ -32,11 +33,27 @@ def store_dir_for(root: Path) -> Path:
     return guardian_home() / f"{root.name or 'root'}-{digest}"
 
 
+def has_own_store(root: Path) -> bool:
+    """Whether root has a store (repo.git) whose project.json names root itself."""
+    try:
+        real = root.resolve()
+        store = store_dir_for(real)
+        meta = json.loads((store / "project.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RuntimeError):
+        return False
+    return isinstance(meta, dict) and meta.get("root") == str(real) and (store / "repo.git").is_dir()
+
+
 def find_project_root(start: Path) -> Path:
-    """Walk up from start to the nearest directory holding guardian.yaml, like git does for .git."""
+    """Walk up from start to the nearest directory holding guardian.yaml, like git does for .git.
+
+    guardian.yaml is usually untracked, so `git clean -fdx` or `rsync --delete` can
+    remove it: a directory whose store still exists is still a project, and
+    Project.find then loads the policy from the store (and warns).
+    """
     here = start.absolute()
     for candidate in (here, *here.parents):
-        if (candidate / POLICY_FILENAME).is_file():
+        if (candidate / POLICY_FILENAME).is_file() or has_own_store(candidate):
             return candidate
     raise NotAProject(f"no {POLICY_FILENAME} found in {here} or any parent; run 'guardian init' there, or pass -C DIR")
 

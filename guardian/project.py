@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from guardian.config import POLICY_FILENAME, Policy, load_policy
-from guardian.errors import OperationFailed, StoreDamaged
+from guardian.config import POLICY_FILENAME, Policy, load_policy, parse_policy, preset_text
+from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
 from guardian.fsutil import atomic_write_file
 from guardian.lock import FileLock
@@ -101,6 +102,9 @@ class Project:
         root = find_project_root(start)
         # The root is resolved once: every later path check is relative to the real directory.
         paths = ProjectPaths.for_root(root.resolve())
+        if not os.path.lexists(paths.policy_file) and paths.repo.is_dir():
+            # Removed by a tool (git clean -fdx, rsync --delete): the store still knows the project.
+            return cls(paths, _policy_from_store(paths))
         return cls(paths, load_policy(paths.policy_file))
 
     def require_store(self) -> None:
@@ -189,6 +193,45 @@ class _LazyRepo:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+_POLICY_SEARCH_LIMIT = 1000  # snapshots to look back through for the last guardian.yaml
+
+
+def _policy_from_store(paths: ProjectPaths) -> Policy:
+    """The policy of a project whose guardian.yaml is gone: the newest snapshotted one, else the defaults.
+
+    Warns on stderr on every use, with the way to bring the file back.
+    """
+    policy: Policy | None = None
+    where = "the default policy"
+    try:
+        from guardian.store import ShadowRepo
+
+        repo = ShadowRepo(paths.repo)
+        for count, record in enumerate(repo.walk()):
+            if count >= _POLICY_SEARCH_LIMIT:
+                break
+            entry = repo.entry_at(record.id, POLICY_FILENAME)
+            if entry is None or entry.is_link:
+                continue
+            text = repo.read_blob(entry.oid).decode("utf-8")
+            policy = parse_policy(text, f"{POLICY_FILENAME} of snapshot {record.id[:12]}")
+            where = f"the policy of snapshot {record.id[:12]} in the store {paths.store}"
+            break
+    except (GuardianError, OSError, ValueError, KeyError):
+        policy = None  # unreadable or invalid: the defaults below
+        where = "the default policy"
+    if policy is None:
+        try:
+            policy = parse_policy(preset_text("default"), "policies/default.yaml")
+        except GuardianError:
+            policy = Policy()
+    sys.stderr.write(
+        f"guardian: warning: {paths.policy_file} is missing (removed by a tool such as 'git clean -fdx'?); "
+        f"using {where}; bring it back with 'guardian restore {POLICY_FILENAME}'\n"
+    )
+    return policy
 
 
 def write_project_meta(paths: ProjectPaths) -> None:

@@ -26,6 +26,7 @@ class RestoreTarget:
     snapshot: str
     time: float
     verdict: str
+    perm: int | None = None  # the version's recorded permission bits, for a file that is gone
 
 
 @dataclass
@@ -75,18 +76,24 @@ def choose_version(
             raise OperationFailed(f"'{rel}' is not in snapshot {snap.id[:12]} (not yet created, or deleted by then)")
         versions = [v for v in catalog.versions_of(rel) if v.seq <= snap.seq and v.blob]
         verdict = versions[-1].verdict if versions else "valid"
-        return RestoreTarget(rel, entry, snap.id, snap.ts, verdict)
+        perm = versions[-1].perm if versions and versions[-1].blob == entry.oid else None
+        return RestoreTarget(rel, entry, snap.id, snap.ts, verdict, perm)
     version: VersionRow | None = catalog.latest_valid(rel, before)
     if version is None or version.blob is None or version.mode is None:
         when = " before that time" if before is not None else ""
         raise OperationFailed(
             f"no valid version of '{rel}'{when}; see 'guardian history {rel}', then pick one with --at SNAPSHOT"
         )
-    return RestoreTarget(rel, Entry(version.blob, version.mode), version.snapshot, version.ts, version.verdict)
+    return RestoreTarget(
+        rel, Entry(version.blob, version.mode), version.snapshot, version.ts, version.verdict, version.perm
+    )
 
 
-def write_entry(root: Path, repo: ShadowRepo, rel: str, entry: Entry) -> int:
-    """Put one snapshotted entry back on disk, atomically.  Returns the size written."""
+def write_entry(root: Path, repo: ShadowRepo, rel: str, entry: Entry, *, perm: int | None = None) -> int:
+    """Put one snapshotted entry back on disk, atomically.  Returns the size written.
+
+    perm: the entry's recorded permission bits, used if the file does not exist now.
+    """
     check_relative(rel)  # a crafted shadow tree must not steer a write outside the root
     data = repo.read_blob(entry.oid)
     if entry.is_link:
@@ -97,7 +104,7 @@ def write_entry(root: Path, repo: ShadowRepo, rel: str, entry: Entry) -> int:
         # corrupt it; they go first, while the pre-restore snapshot holds their content.
         for suffix in ("-wal", "-shm", "-journal"):
             remove_user_file(root, rel + suffix)
-    write_user_file(root, rel, data, executable=entry.executable)
+    write_user_file(root, rel, data, executable=entry.executable, perm=perm)
     return len(data)
 
 
@@ -154,10 +161,24 @@ def restore(
             report.pre_snapshot = capture.run(paths, "pre-restore").snapshot or repo.head()
             for t in targets:
                 before_size = current_size(root, t.path)
-                size = write_entry(root, repo, t.path, t.entry)
+                try:
+                    size = write_entry(root, repo, t.path, t.entry, perm=t.perm)
+                except OSError as exc:
+                    done = f" ({len(report.files)} file(s) before it were restored)" if report.files else ""
+                    raise OperationFailed(
+                        f"cannot restore '{t.path}': {exc.strerror or exc}{done}; files are replaced whole or "
+                        "not at all, so none is torn: run the restore again once the cause is fixed"
+                    ) from None
                 report.files.append(RestoredFile(t.path, t.snapshot, t.time, before_size, size))
             sources = sorted({t.snapshot for t in targets})
-            report.post_snapshot = capture.run(paths, "restore", source=",".join(sources)).snapshot
+            try:
+                report.post_snapshot = capture.run(paths, "restore", source=",".join(sources)).snapshot
+            except OSError as exc:
+                raise OperationFailed(
+                    "the files were restored, but the post-restore snapshot could not be taken: "
+                    f"{exc.strerror or exc} ({exc.filename or project.paths.store}); "
+                    "run 'guardian snapshot' once the cause is fixed"
+                ) from None
             project.events.append(
                 "restore",
                 paths,
@@ -171,6 +192,11 @@ def restore(
                 },
             )
             return report
+        except OSError as exc:
+            raise OperationFailed(
+                f"restore failed: {exc.strerror or exc} ({exc.filename or project.paths.store}); "
+                "files not yet written are unchanged"
+            ) from None
         finally:
             catalog.close()
 

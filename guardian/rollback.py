@@ -41,6 +41,7 @@ from guardian.errors import (
 from guardian.fsutil import lstat_at, open_parent, remove_user_file
 from guardian.gate import MAX_EVENT_PATHS, ROOT, decision_record, relative_or_root
 from guardian.lookup import resolve_snapshot
+from guardian.paths import check_relative
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine
 from guardian.procinfo import caller_details
 from guardian.project import Project
@@ -136,7 +137,7 @@ class RollbackReport:
 
     def summary(self) -> str:
         when = format_time(self.target_time)
-        if not self.plan:
+        if not self.plan and not self.failed:
             return f"nothing to roll back: the tree already matches snapshot {self.target[:12]} ({when})"
         verb = "would roll back" if self.dry_run else "rolled back"
         text = (
@@ -207,11 +208,24 @@ def tree_in_scope(repo: ShadowRepo, commit_id: str | None, scope: Sequence[str])
     return {path: entry for path, entry in repo.iter_tree(commit_id) if in_scope(path, scope)}
 
 
-def plan_changes(target: dict[str, Entry], current: dict[str, Entry]) -> list[PlannedChange]:
-    """What turns ``current`` into ``target``, sorted by path."""
+def plan_changes(
+    target: dict[str, Entry], current: dict[str, Entry], refused: list[FailedChange] | None = None
+) -> list[PlannedChange]:
+    """What turns ``current`` into ``target``, sorted by path.
+
+    A path no file may have ('..', '.git', a NUL: only a crafted or corrupt shadow tree
+    holds one) is never planned; it goes to ``refused`` instead, to be reported as failed.
+    """
     plan: list[PlannedChange] = []
     for path in sorted(target.keys() | current.keys()):
         want, have = target.get(path), current.get(path)
+        try:
+            check_relative(path)
+        except PathRefused as exc:
+            if refused is not None and want != have:
+                action: Action = "delete" if want is None else ("recreate" if have is None else "rewrite")
+                refused.append(FailedChange(path, action, str(exc)))
+            continue
         if want is None:
             plan.append(PlannedChange(path, "delete", None))
         elif have is None:
@@ -286,6 +300,7 @@ def _apply(
     changes: list[PlannedChange],
     target_dirs: set[str],
     progress: ProgressFn | None,
+    perms: dict[str, int] | None = None,
 ) -> None:
     # Deletions first: a file that must become a directory (or the reverse) is only
     # free to be written once what stood in its way is gone.
@@ -296,6 +311,8 @@ def _apply(
             if change.entry is None:
                 remove_user_file(root, change.path)
                 _remove_empty_parents(root, change.path, target_dirs)
+            elif perms and change.path in perms:
+                write_entry(root, repo, change.path, change.entry, perm=perms[change.path])
             else:
                 write_entry(root, repo, change.path, change.entry)
         except StoreDamaged:
@@ -311,6 +328,17 @@ def _apply(
             crash_point("rollback-mid")
         if progress is not None and (done % _PROGRESS_EVERY == 0 or done == total):
             progress(done, total)
+
+
+def _recorded_perms(catalog: Catalog, target_seq: int, changes: Iterable[PlannedChange]) -> dict[str, int]:
+    """The permission bits recorded for the target's version of each file to recreate (where known)."""
+    perms: dict[str, int] = {}
+    for change in changes:
+        if change.action == "recreate" and change.entry is not None and not change.entry.is_link:
+            perm = catalog.perm_at(change.path, target_seq, change.entry.oid)
+            if perm is not None:
+                perms[change.path] = perm
+    return perms
 
 
 def _record(project: Project, report: RollbackReport, argv: Sequence[str]) -> None:
@@ -378,13 +406,21 @@ def rollback(
             _check_scope_exists(root, catalog, scope, wanted, target.id)
             capture = Capture(project, repo, catalog)
             note = "taken by rollback --dry-run" if dry_run else None
-            pre = capture.run(
-                list(scope) or None, "pre-rollback", note=note, command=shlex.join(argv), progress=progress
-            )
+            try:
+                pre = capture.run(
+                    list(scope) or None, "pre-rollback", note=note, command=shlex.join(argv), progress=progress
+                )
+            except OSError as exc:
+                raise OperationFailed(
+                    f"rollback failed: cannot take the pre-rollback snapshot: {exc.strerror or exc} "
+                    f"({exc.filename or project.paths.store}); no file was changed"
+                ) from None
             report = RollbackReport(
                 target.id, target.ts, scope, force, dry_run, pre_snapshot=pre.snapshot or repo.head()
             )
-            report.plan = plan_changes(wanted, tree_in_scope(repo, report.pre_snapshot, scope))
+            refused: list[FailedChange] = []
+            report.plan = plan_changes(wanted, tree_in_scope(repo, report.pre_snapshot, scope), refused)
+            report.failed.extend(refused)  # hostile tree entries: reported, never touched
             decision = engine.decide("rollback", [PathChange(c.path, CHANGE_OF[c.action]) for c in report.plan], force)
             report.decision = decision
             permitted = [c for c, d in zip(report.plan, decision.paths, strict=True) if d.permitted]
@@ -392,8 +428,9 @@ def rollback(
                 report.applied = permitted
                 report.complete = True
                 return report
+            perms = _recorded_perms(catalog, target.seq, permitted)  # recreated files get their recorded bits
             try:
-                _apply(root, repo, report, permitted, target_dirs, progress)
+                _apply(root, repo, report, permitted, target_dirs, progress, perms)
             except BaseException:
                 # Interrupted part-way (^C, a damaged store): still snapshot what is on disk
                 # now and put the partial rollback on the record, then let the error through.
@@ -403,7 +440,14 @@ def rollback(
                     pass  # the original error is the one the user needs to see
                 raise
             report.complete = True
-            _finish(capture, project, report, argv)
+            try:
+                _finish(capture, project, report, argv)
+            except OSError as exc:
+                raise OperationFailed(
+                    "the rollback was applied, but the post-rollback snapshot could not be taken: "
+                    f"{exc.strerror or exc} ({exc.filename or project.paths.store}); "
+                    "run 'guardian snapshot' once the cause is fixed"
+                ) from None
             return report
         finally:
             catalog.close()

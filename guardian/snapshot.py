@@ -22,7 +22,7 @@ from guardian.catalog import Catalog, FileRow, NewVersion, format_message
 from guardian.crash import crash_point
 from guardian.errors import OperationFailed, PathRefused
 from guardian.filters import PathFilter
-from guardian.fsutil import TEMP_PREFIX, open_parent
+from guardian.fsutil import TEMP_PREFIX, is_stale_temp, open_parent
 from guardian.lock import lock_file_holders
 from guardian.project import Project
 from guardian.store import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
@@ -63,6 +63,9 @@ class SnapshotResult:
     trigger: str
     files: list[CapturedFile] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Files that changed while they were read: what was captured may already be stale (or torn),
+    # so the caller should capture them again (the watcher re-queues them).
+    unstable: list[str] = field(default_factory=list)
 
     @property
     def bad(self) -> list[CapturedFile]:
@@ -98,8 +101,14 @@ def summarize(trigger: str, files: list[CapturedFile]) -> str:
 # --------------------------------------------------------------------------- scanning
 
 
-def walk_tree(root: Path, keep: PathFilter, start: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """Every capturable file and symlink under root/start, without following symlinks."""
+def walk_tree(
+    root: Path, keep: PathFilter, start: str = "", temps: list[str] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Every capturable file and symlink under root/start, without following symlinks.
+
+    With ``temps``, guardian's own ``.guardian-tmp-*`` files met on the way (never
+    captured) are collected there, so a full scan can sweep a killed writer's leftovers.
+    """
     stack = [start]
     while stack:
         rel_dir = stack.pop()
@@ -119,6 +128,8 @@ def walk_tree(root: Path, keep: PathFilter, start: str = "") -> Iterator[tuple[s
                     stack.append(rel)
             elif (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and keep(rel):
                 yield rel, st
+            elif temps is not None and entry.name.startswith(TEMP_PREFIX) and not stat.S_ISDIR(st.st_mode):
+                temps.append(rel)
 
 
 def _git_mode(st_mode: int) -> int:
@@ -142,6 +153,32 @@ def _is_sqlite_path(rel: str) -> bool:
     return rel.endswith(_SQLITE_SUFFIXES)
 
 
+# When a read's stat may be cached ("racy git"): a later in-place write of the same size goes
+# unnoticed by stat_matches only if it leaves mtime and ctime as they were, i.e. if it lands in
+# the same timestamp tick as the last change before the read.  ctime is the kernel's own clock
+# (no tool can set it back), taken from the coarse clock, which ticks every 1-10 ms (HZ 1000 to
+# 100) and lags real time by up to one tick.  So a stat whose ctime is within _RACY_NS of the time
+# right after it was taken is not trusted; on a filesystem with whole-second timestamps (ctime
+# with no sub-second part: FAT has 2 s, ext3 and HFS+ 1 s) the window is _RACY_COARSE_NS.  An
+# untrusted stat costs one re-read (and re-hash) on the next rescan, nothing more.
+_RACY_NS = 20_000_000
+_RACY_COARSE_NS = 2_000_000_000
+
+
+def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -> str | None:
+    """None if `after` describes the data read between the two fstats; else "changed" or "racy"."""
+    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    ):
+        return "changed"
+    window = _RACY_COARSE_NS if after.st_ctime_ns % 1_000_000_000 == 0 else _RACY_NS
+    if after.st_ctime_ns > now_ns - window:
+        return "racy"
+    return None
+
+
 class FileReader:
     """Reads one path's current content safely, folding SQLite through the backup API."""
 
@@ -151,34 +188,47 @@ class FileReader:
 
     def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
         """('missing'|'other'|'toolarge'|'file'|'symlink', data, stat)."""
+        kind, data, st, _distrust = self.read_checked(rel)
+        return kind, data, st
+
+    def read_checked(self, rel: str) -> tuple[str, bytes, os.stat_result | None, str | None]:
+        """As read, plus whether the stat may be cached: None, or why not ("changed", "racy").
+
+        A file is fstat'ed before and after its content is read: a stat taken only after the
+        read could describe content guardian never saw, and a rescan trusting it would skip the
+        file until it changed again.
+        """
         try:
             with open_parent(self.root, rel) as (dir_fd, leaf):
                 st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
-                    return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st
+                    return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None
                 if not stat.S_ISREG(st.st_mode):
-                    return "other", b"", st
+                    return "other", b"", st, None
                 if st.st_size > self.max_size:
-                    return "toolarge", b"", st
+                    return "toolarge", b"", st, None
                 fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
                 try:
+                    before = os.fstat(fd)
                     head = os.pread(fd, 16, 0)
-                    if _is_sqlite_path(rel) or is_sqlite_bytes(head):
-                        st = os.fstat(fd)
-                        if is_sqlite_bytes(head):
-                            return "file", sqlite_consistent_copy(self.root / rel), st
-                    chunks: list[bytes] = []
-                    while chunk := os.read(fd, 1 << 20):
-                        chunks.append(chunk)
-                    return "file", b"".join(chunks), os.fstat(fd)
+                    if is_sqlite_bytes(head):
+                        data = sqlite_consistent_copy(self.root / rel)
+                    else:
+                        chunks: list[bytes] = []
+                        while chunk := os.read(fd, 1 << 20):
+                            chunks.append(chunk)
+                        data = b"".join(chunks)
+                    after = os.fstat(fd)
+                    now_ns = time.time_ns()
                 finally:
                     os.close(fd)
+                return "file", data, after, _stat_distrust(before, after, now_ns)
         except (FileNotFoundError, NotADirectoryError, PathRefused):
             # PathRefused: a parent became a symlink, so the path has left the tree.
-            return "missing", b"", None
+            return "missing", b"", None, None
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # the leaf became a symlink between stat and open
-                return "missing", b"", None
+                return "missing", b"", None, None
             raise
 
 
@@ -197,6 +247,8 @@ class Capture:
         # Near the store's size cap or free-space floor, which files to skip (lifecycle.CaptureBudget:
         # (path, size) -> why, or None).  None captures everything.
         self.budget: Callable[[str, int], str | None] | None = None
+        # ``.guardian-tmp-*`` files the last full scan walked past (see sweep_temps).
+        self.temps: list[str] = []
 
     def candidates(self, paths: Iterable[str] | None) -> tuple[dict[str, os.stat_result], set[str]]:
         """(present files to look at, tracked paths to check for deletion)."""
@@ -204,7 +256,8 @@ class Capture:
         gone: set[str] = set()
         root = self.project.root
         if paths is None:
-            for rel, st in walk_tree(root, self.keep):
+            self.temps = []
+            for rel, st in walk_tree(root, self.keep, temps=self.temps):
                 present[rel] = st
             gone = {row.path for row in self.catalog.files()} - present.keys()
             return present, gone
@@ -240,11 +293,14 @@ class Capture:
     ) -> SnapshotResult:
         accept_set = set(accept)
         present, gone = self.candidates(paths)
+        if paths is None:
+            self.sweep_temps(trigger)
         parent = self.repo.head()
         started = time.time()
         result = SnapshotResult(None, parent, started, trigger)
         changes: dict[str, Entry | None] = {}
         verdicts: dict[str, tuple[str, str]] = {}
+        perms: dict[str, int] = {}  # path -> permission bits, for the Guardian-Perm trailers
         versions: list[NewVersion] = []
         stats: list[FileRow] = []
         removed: list[str] = []
@@ -263,7 +319,7 @@ class Capture:
                 if why is not None:
                     result.skipped.append((rel, why))  # logged as a "skip" event with the snapshot
                     continue
-            kind, data, read_st = self.reader.read(rel)
+            kind, data, read_st, distrust = self.reader.read_checked(rel)
             if kind in ("missing", "other"):
                 if row is not None and kind == "missing":
                     gone.add(rel)
@@ -276,7 +332,14 @@ class Capture:
                 continue
             mode = MODE_LINK if kind == "symlink" else _git_mode(st.st_mode)
             oid = hash_blob(data)
-            stats.append(FileRow(rel, oid, mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+            # git keeps only the exec bit; the permission bits go to the catalog (and, when not the
+            # default, a Guardian-Perm trailer) so a deleted 0600 file comes back 0600.
+            perm = None if kind == "symlink" else stat.S_IMODE(st.st_mode)
+            # A stat that may not describe the data read is stored without mtime: the next scan re-reads.
+            mtime_ns = None if distrust is not None else st.st_mtime_ns
+            stats.append(FileRow(rel, oid, mode, st.st_size, mtime_ns, st.st_ctime_ns, st.st_ino, perm))
+            if distrust == "changed":
+                result.unstable.append(rel)
             unchanged = row is not None and row.blob == oid and row.mode == mode
             if unchanged and rel not in accept_set:
                 continue
@@ -292,7 +355,9 @@ class Capture:
             if not unchanged:
                 changes[rel] = Entry(oid, mode)
             result.files.append(CapturedFile(rel, change, len(data), verdict, reason, oid, mode))
-            versions.append(NewVersion(rel, change, oid, mode, len(data), verdict, reason))
+            versions.append(NewVersion(rel, change, oid, mode, len(data), verdict, reason, perm))
+            if perm is not None:
+                perms[rel] = perm
         for rel in sorted(gone):
             if rel in changes:
                 continue
@@ -307,13 +372,36 @@ class Capture:
             self.catalog.update_stats(stats)
             return result
         summary = summarize(trigger, result.files)
-        message = format_message(summary, trigger, verdicts, accepted, source, command, note)
+        message = format_message(summary, trigger, verdicts, accepted, source, command, note, perms)
         commit_id = self.repo.commit(changes, message, parent, started)
         result.snapshot = commit_id
         self._log(result, details or {})
         crash_point("snapshot-after-event")
         self.catalog.record_snapshot(commit_id, float(int(started)), trigger, summary, versions, stats, removed)
         return result
+
+    def sweep_temps(self, trigger: str) -> list[str]:
+        """Remove the stale ``.guardian-tmp-*`` files the full scan walked past, and log a repair.
+
+        They are a killed restore's half-done copies (up to the size of the file); a
+        live writer's temp is kept (its pid is in the name), and every user-file write
+        runs under the writer lock, which the caller holds.
+        """
+        removed: list[str] = []
+        for rel in self.temps:
+            try:
+                with open_parent(self.project.root, rel) as (dir_fd, leaf):
+                    if not is_stale_temp(leaf):
+                        continue
+                    os.unlink(leaf, dir_fd=dir_fd)
+            except (OSError, PathRefused):
+                continue
+            removed.append(rel)
+        self.temps = []
+        if removed:
+            details = {"removed_temp_files": removed[:1000], "reason": "left by a killed guardian write"}
+            self.project.events.append("repair", removed[:1000], None, trigger, details)
+        return removed
 
     def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
         if kind == "symlink":
@@ -397,7 +485,8 @@ def clear_stale_git_locks(repo: ShadowRepo, paths: Iterable[Path] | None = None)
     """Remove git lock files whose writer is gone.  Call only while holding guardian's writer lock.
 
     A lock some live process still has open is respected.  Where /proc is missing
-    (macOS), a lock is taken as stale once it is more than a minute old.
+    (macOS), or some process's open files cannot be read (another user's), a lock
+    is taken as stale only once it is more than a minute old.
     """
     candidates = list(paths) if paths is not None else [repo.git_dir / name for name in _GIT_LOCK_NAMES]
     cleared: list[Path] = []
@@ -407,10 +496,8 @@ def clear_stale_git_locks(repo: ShadowRepo, paths: Iterable[Path] | None = None)
             age = time.time() - lock.stat().st_mtime
         except FileNotFoundError:
             continue
-        if has_proc:
-            if lock_file_holders(lock):
-                continue
-        elif age < 60:
+        holders = lock_file_holders(lock) if has_proc else None
+        if holders or (holders is None and age < 60):
             continue
         lock.unlink(missing_ok=True)
         cleared.append(lock)

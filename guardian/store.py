@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import os
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,23 @@ def hash_blob(data: bytes) -> str:
     return str(pygit2.hash(data))
 
 
+def _loose_object_ok(path: Path, oid: str) -> bool:
+    """Whether a loose object file inflates completely to content whose hash is its id.
+
+    Read in Python, not through libgit2, whose odb may answer from a pack instead.
+    """
+    digest = hashlib.sha256() if len(oid) == 64 else hashlib.sha1()
+    inflater = zlib.decompressobj()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(inflater.decompress(chunk))
+        digest.update(inflater.flush())
+    except (OSError, zlib.error):
+        return False
+    return inflater.eof and digest.hexdigest() == oid
+
+
 class ShadowRepo:
     """A bare git repository holding one chain of snapshot commits."""
 
@@ -204,11 +223,69 @@ class ShadowRepo:
 
     # ------------------------------------------------------------------ objects
 
+    def _write_failed(self, exc: Exception) -> OperationFailed:
+        # libgit2 often loses the errno of a failed write (ENOSPC, EIO, EFBIG): name the store instead.
+        return OperationFailed(
+            f"cannot write to the store {self.git_dir}: {exc}; check free space and permissions"
+        )
+
     def write_blob(self, data: bytes) -> str:
-        return str(self._repo.create_blob(data))
+        try:
+            return str(self._repo.create_blob(data))
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise self._write_failed(exc) from None
 
     def has_object(self, oid: str) -> bool:
-        return pygit2.Oid(hex=oid) in self._repo.odb
+        """Whether oid is stored and reads back.
+
+        A loose copy that exists but does not read back (zeroed, torn) counts as missing and
+        is moved to the quarantine first: libgit2 never overwrites an existing object file,
+        so the caller's write_blob would otherwise leave the damaged copy in place.
+        """
+        key = pygit2.Oid(hex=oid)
+        if key not in self._repo.odb:
+            return False
+        try:
+            self._repo.odb.read(key)
+        except (KeyError, ValueError, pygit2.GitError):
+            if not _loose_object_ok(self._loose_path(oid), oid):
+                self.quarantine([oid])
+            return False
+        return True
+
+    def _loose_path(self, oid: str) -> Path:
+        return self.git_dir / "objects" / oid[:2] / oid[2:]
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where damaged object files are moved: beside repo.git in the store, out of git's sight."""
+        return self.git_dir.parent / "quarantine"
+
+    def unreadable_loose_objects(self) -> list[str]:
+        """Ids of the loose object files that do not inflate to content hashing to their name."""
+        loose, _packs = self.object_files()
+        return sorted(oid for oid in loose if not _loose_object_ok(self._loose_path(oid), oid))
+
+    def quarantine(self, oids: Iterable[str]) -> list[Path]:
+        """Move these loose object files to the quarantine (kept, not deleted).  Returns where each went."""
+        moved: list[Path] = []
+        target_dir = self.quarantine_dir
+        for oid in oids:
+            source = self._loose_path(oid)
+            if not source.exists():
+                continue
+            target_dir.mkdir(mode=0o700, exist_ok=True)
+            target = target_dir / oid
+            n = 1
+            while target.exists():
+                target = target_dir / f"{oid}.{n}"
+                n += 1
+            os.replace(source, target)
+            fsync_dir(source.parent)
+            moved.append(target)
+        if moved:
+            fsync_dir(target_dir)
+        return moved
 
     def blob_size(self, oid: str) -> int:
         try:
@@ -266,7 +343,22 @@ class ShadowRepo:
     def _tree_of(self, commit_id: str | None) -> pygit2.Tree | None:
         if commit_id is None:
             return None
-        return self._commit(commit_id).tree
+        commit = self._commit(commit_id)
+        try:
+            return commit.tree
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StoreDamaged(
+                f"the tree {commit.tree_id} of snapshot {commit_id} is missing or unreadable in {self.git_dir}: {exc}"
+            ) from None
+
+    def _subtree(self, oid: pygit2.Oid, path: str) -> pygit2.Tree:
+        try:
+            obj = self._repo[oid]
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StoreDamaged(f"tree {oid} ({path}) is missing or unreadable in {self.git_dir}: {exc}") from None
+        if not isinstance(obj, pygit2.Tree):
+            raise StoreDamaged(f"object {oid} ({path}) in {self.git_dir} is not a tree")
+        return obj
 
     def entry_at(self, commit_id: str, path: str) -> Entry | None:
         tree = self._tree_of(commit_id)
@@ -276,6 +368,10 @@ class ShadowRepo:
             obj = tree[encode_path(path)]
         except KeyError:
             return None
+        except (ValueError, pygit2.GitError) as exc:  # a tree on the way is unreadable
+            raise StoreDamaged(
+                f"a tree on the path '{path}' of snapshot {commit_id} is unreadable in {self.git_dir}: {exc}"
+            ) from None
         if obj.filemode == MODE_TREE:
             return None
         return Entry(str(obj.id), int(obj.filemode))
@@ -291,15 +387,22 @@ class ShadowRepo:
                 name = item.name or ""
                 path = f"{prefix}{name}"
                 if item.filemode == MODE_TREE:
-                    stack.append((path + "/", self._repo[item.id]))  # type: ignore[arg-type]
+                    stack.append((path + "/", self._subtree(item.id, decode_path(path))))
                 else:
                     yield decode_path(path), Entry(str(item.id), int(item.filemode))
 
     def changes(self, commit_id: str) -> list[TreeChange]:
         """What a snapshot changed relative to its parent."""
         commit = self._commit(commit_id)
-        parent_tree = commit.parents[0].tree if commit.parents else None
-        diff = parent_tree.diff_to_tree(commit.tree) if parent_tree is not None else commit.tree.diff_to_tree(swap=True)
+        try:
+            parent_tree = commit.parents[0].tree if commit.parents else None
+            tree = commit.tree
+            diff = parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise StoreDamaged(
+                f"snapshot {commit_id} cannot be compared with its parent: an object is missing or unreadable "
+                f"in {self.git_dir}: {exc}"
+            ) from None
         out: list[TreeChange] = []
         for delta in diff.deltas:
             old = (
@@ -324,21 +427,30 @@ class ShadowRepo:
                 if tree is not None and name in tree:
                     obj = tree[name]
                     if obj.filemode == MODE_TREE:
-                        existing = self._repo[obj.id]
-                sub = self._build(existing, change)  # type: ignore[arg-type]
+                        existing = self._subtree(obj.id, decode_path(name))
+                sub = self._build(existing, change)
                 if sub is None:
                     if builder.get(name) is not None:
                         builder.remove(name)
                 else:
-                    builder.insert(name, sub, MODE_TREE)
+                    self._insert(builder, name, sub, MODE_TREE)
             elif change is None:
                 if builder.get(name) is not None:
                     builder.remove(name)
             else:
-                builder.insert(name, pygit2.Oid(hex=change.oid), change.mode)
+                self._insert(builder, name, pygit2.Oid(hex=change.oid), change.mode)
         if len(builder) == 0:
             return None
-        return builder.write()
+        try:
+            return builder.write()
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise self._write_failed(exc) from None
+
+    def _insert(self, builder: pygit2.TreeBuilder, name: str, oid: pygit2.Oid, mode: int) -> None:
+        try:
+            builder.insert(name, oid, mode)
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise self._write_failed(exc) from None
 
     def commit(
         self,
@@ -371,13 +483,19 @@ class ShadowRepo:
         parent_tree = self._tree_of(parent)
         tree_id = self._build(parent_tree, nested)
         if tree_id is None:
-            tree_id = self._repo.TreeBuilder().write()
+            try:
+                tree_id = self._repo.TreeBuilder().write()
+            except (pygit2.GitError, OSError, ValueError) as exc:
+                raise self._write_failed(exc) from None
         crash_point("snapshot-after-tree")
         when = int(timestamp if timestamp is not None else time.time())
         offset = -(time.altzone if time.daylight and time.localtime(when).tm_isdst else time.timezone) // 60
         signature = pygit2.Signature("guardian", "guardian@localhost", when, offset)
         parents = [pygit2.Oid(hex=parent)] if parent else []
-        commit_id = str(self._repo.create_commit(None, signature, signature, message, tree_id, parents))
+        try:
+            commit_id = str(self._repo.create_commit(None, signature, signature, message, tree_id, parents))
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise self._write_failed(exc) from None
         crash_point("snapshot-after-commit")
         self.update_ref(commit_id, parent)
         crash_point("snapshot-after-ref")

@@ -96,6 +96,10 @@ def verify(project: Project, repair: bool = False) -> VerifyReport:
                 report.repaired.append(f"removed stale lock {lock} (its writer is gone)")
             for tmp in clear_temp_objects(repo):
                 report.repaired.append(f"removed half-written temp file {tmp}")
+            # An unreadable object file must go: libgit2 never overwrites one, so a later capture
+            # of the same content would point at the damaged copy again.
+            for moved in repo.quarantine(repo.unreadable_loose_objects()):
+                report.repaired.append(f"moved the unreadable object {moved.name.split('.')[0]} to {moved}")
         else:
             for lock in repo.stale_git_locks():
                 report.warnings.append(

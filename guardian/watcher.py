@@ -811,6 +811,10 @@ class Watcher:
             self._event("error", paths[:100], {"where": "snapshot", "error": str(exc), "reason": reason})
             return None
         self._retry_delay = 1.0
+        if result.unstable:
+            # Written to while guardian read them: what was captured may already be stale, and the
+            # write's event may have arrived before the read; look again after the quiet window.
+            self._add_pending(result.unstable)
         if result.snapshot is not None:
             self.stats.snapshots += 1
             self.stats.last_snapshot = time.time()

@@ -21,7 +21,7 @@ from guardian.cli import protect as _protect  # noqa: F401
 from guardian.cli import store_cmds as _store_cmds  # noqa: F401
 from guardian.cli import watch as _watch  # noqa: F401
 from guardian.cli.base import cli
-from guardian.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
+from guardian.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
 
 
 def _print_traceback() -> None:
@@ -95,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `guardian log | head` closing the pipe early is not an error.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # An environment error (a full disk, an I/O error, a permission) that no layer
+        # turned into a GuardianError: still not a guardian bug, so one line and exit 1.
+        _log_traceback()
+        if debug:
+            _print_traceback()
+        name = exc.filename
+        named = f" ({os.fsdecode(name) if isinstance(name, bytes) else name})" if name is not None else ""
+        click.echo(f"guardian: error: {exc.strerror or exc}{named}", err=True)
+        return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become an exit code
         where = _log_traceback()
         if debug:
