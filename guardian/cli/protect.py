@@ -68,11 +68,11 @@ def gate(ctx: Context, operation: str, paths: tuple[str, ...], force: bool, from
 
 
 _DONE = {"rewrite": "rewrote", "delete": "deleted", "recreate": "recreated"}
-_TODO = {"rewrite": "would rewrite", "delete": "would delete", "recreate": "would recreate"}
+_PLANNED = {"rewrite": "would rewrite", "delete": "would delete", "recreate": "would recreate"}
 
 
 def _print_rollback(report: RollbackReport) -> None:
-    verbs = _TODO if report.dry_run else _DONE
+    verbs = _PLANNED if report.dry_run else _DONE
     forced = report.forced
     for c in sorted(report.applied, key=lambda c: c.path):
         mark = f" (forced: {forced[c.path].reason})" if c.path in forced else ""

@@ -201,14 +201,7 @@ def test_restore_crash_point_campaign(tmp_path: Path, point: str) -> None:
     assert not problems, "\n".join(problems[:20])
 
 
-def _rollback_available() -> bool:
-    proc = subprocess.run(guardian_argv("rollback", "--help"), capture_output=True, timeout=60, check=False)
-    return proc.returncode == 0
-
-
 def test_rollback_mid_crash_point(tmp_path: Path) -> None:
-    if not _rollback_available():
-        pytest.skip("pending: 'guardian rollback' does not exist yet (guardian/rollback.py is being written)")
     root = tmp_path / "proj"
     files = {f"m/f{i}.txt": b"version one of %d\n" % i for i in range(20)}
     paths = init_project(root, files)

@@ -20,18 +20,11 @@ import pytest
 
 from guardian.project import ProjectPaths
 from tests.conftest import run_cli
-from tests.reliability.harness import guardian_argv, record
+from tests.reliability.harness import record
 
 POLICY = "version: 1\nprotect:\n  - paths: [core/]\n    rollback: force\n    delete: block\n    reason: core\n"
 NAMES = ["core/engine.py", "core/$(touch pwned).py", "core/new\nline.py", 'core/quote\'s "x".py', "core/-rf"]
 
-
-def _hooks_available() -> bool:
-    proc = subprocess.run(guardian_argv("hooks", "--help"), capture_output=True, timeout=60, check=False)
-    return proc.returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _hooks_available(), reason="pending: 'guardian hooks' does not exist yet")
 
 
 def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
