@@ -35,9 +35,8 @@ from guardian.fsutil import lstat_at
 from guardian.policy import ChangeKind, PathChange, PolicyEngine
 from guardian.project import Project
 from guardian.restore import RestoreReport, restore
-from guardian.snapshot import FileReader, stat_matches
+from guardian.snapshot import FileReader, judge_content, stat_matches
 from guardian.store import hash_blob
-from guardian.validate import checks_for, judge
 
 PROBLEMS = ("missing", "invalid", "suspect")
 
@@ -184,17 +183,7 @@ class _Inspector:
         return (versions[-1].verdict, versions[-1].reason) if versions else ("valid", "")
 
     def _verdict_now(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
-        if kind == "symlink":
-            return "valid", ""
-        policy = self.project.policy
-        verdict = judge(
-            rel,
-            data,
-            checks_for(rel, policy.validate),
-            last_valid_size=self.catalog.last_valid_size(rel),
-            suspect=policy.suspect,
-        )
-        return verdict.verdict, verdict.reason
+        return judge_content(self.project, self.catalog, rel, kind, data)
 
     def inspect_tracked(self, row: FileRow) -> Drift | None:
         rel = row.path

@@ -373,38 +373,28 @@ class _Lexer:
                 j += 1
         raise _LexError(f"unterminated {closing}")
 
-    def _match_paren(self, start: int) -> int:
-        """Index of the ')' closing the '(' at ``start``, skipping quoted text."""
+    def _match_closing(self, start: int, opening: str, closing: str, what: str) -> int:
+        """Index of the ``closing`` that balances the ``opening`` at ``start``, skipping quoted text."""
         s, depth, j = self.s, 0, start
         while j < len(s):
             c = s[j]
             if c in "\\'\"`":
                 j = self._skip_quoted(j)
                 continue
-            if c == "(":
+            if c == opening:
                 depth += 1
-            elif c == ")":
+            elif c == closing:
                 depth -= 1
                 if depth == 0:
                     return j
             j += 1
-        raise _LexError("unterminated $( or (")
+        raise _LexError(f"unterminated {what}")
+
+    def _match_paren(self, start: int) -> int:
+        return self._match_closing(start, "(", ")", "$( or (")
 
     def _match_brace(self, start: int) -> int:
-        s, depth, j = self.s, 0, start
-        while j < len(s):
-            c = s[j]
-            if c in "\\'\"`":
-                j = self._skip_quoted(j)
-                continue
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return j
-            j += 1
-        raise _LexError("unterminated ${")
+        return self._match_closing(start, "{", "}", "${")
 
 
 def _expansions(text: str) -> tuple[str, ...]:

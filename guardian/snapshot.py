@@ -22,7 +22,7 @@ from guardian.catalog import Catalog, FileRow, NewVersion, format_message
 from guardian.crash import crash_point
 from guardian.errors import OperationFailed, PathRefused
 from guardian.filters import PathFilter
-from guardian.fsutil import TEMP_PREFIX, is_stale_temp, open_parent
+from guardian.fsutil import TEMP_PREFIX, is_stale_temp, lstat_at, open_parent
 from guardian.lock import lock_file_holders
 from guardian.project import Project
 from guardian.store import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
@@ -30,7 +30,6 @@ from guardian.validate import checks_for, is_sqlite_bytes, judge, sqlite_consist
 
 ProgressFn = Callable[[int, int], None]
 
-_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 # Known lock files of a git dir; a dead writer's leftovers block every later commit.
 _GIT_LOCK_NAMES = ("refs/heads/snapshots.lock", "packed-refs.lock", "config.lock", "HEAD.lock", "index.lock")
 
@@ -149,10 +148,6 @@ def stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
     )
 
 
-def _is_sqlite_path(rel: str) -> bool:
-    return rel.endswith(_SQLITE_SUFFIXES)
-
-
 # When a read's stat may be cached ("racy git"): a later in-place write of the same size goes
 # unnoticed by stat_matches only if it leaves mtime and ctime as they were, i.e. if it lands in
 # the same timestamp tick as the last change before the read.  ctime is the kernel's own clock
@@ -177,6 +172,22 @@ def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -
     if after.st_ctime_ns > now_ns - window:
         return "racy"
     return None
+
+
+def judge_content(project: Project, catalog: Catalog, rel: str, kind: str, data: bytes) -> tuple[str, str]:
+    """The verdict for one file's content: the single place snapshots and the guardrail judge."""
+    if kind == "symlink":
+        return "valid", ""
+    policy = project.policy
+    verdict = judge(
+        rel,
+        data,
+        checks_for(rel, policy.validate),
+        last_valid_size=catalog.last_valid_size(rel),
+        suspect=policy.suspect,
+        cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
+    )
+    return verdict.verdict, verdict.reason
 
 
 class FileReader:
@@ -262,7 +273,7 @@ class Capture:
             gone = {row.path for row in self.catalog.files()} - present.keys()
             return present, gone
         for rel in paths:
-            found = _lstat_safe(root, rel)
+            found = lstat_at(root, rel)
             if found is not None and stat.S_ISDIR(found.st_mode):
                 if self.keep(rel, is_dir=True):
                     for sub, sub_st in walk_tree(root, self.keep, rel):
@@ -404,18 +415,7 @@ class Capture:
         return removed
 
     def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
-        if kind == "symlink":
-            return "valid", ""
-        policy = self.project.policy
-        verdict = judge(
-            rel,
-            data,
-            checks_for(rel, policy.validate),
-            last_valid_size=self.catalog.last_valid_size(rel),
-            suspect=policy.suspect,
-            cwd=self.project.root,
-        )
-        return verdict.verdict, verdict.reason
+        return judge_content(self.project, self.catalog, rel, kind, data)
 
     def _log(self, result: SnapshotResult, details: dict[str, Any]) -> None:
         from guardian.events import Event, current_user, now_iso
@@ -450,11 +450,6 @@ class Capture:
         # Snapshot events are re-derived from git if lost (sync_catalog), so they skip the fsync.
         self.project.events.append_many(records, durable=False)
 
-
-def _lstat_safe(root: Path, rel: str) -> os.stat_result | None:
-    from guardian.fsutil import lstat_at
-
-    return lstat_at(root, rel)
 
 
 # --------------------------------------------------------------------------- sessions

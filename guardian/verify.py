@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -155,7 +154,3 @@ def verify(project: Project, repair: bool = False) -> VerifyReport:
             {"ok": report.ok, "problems": report.problems[:20], "repaired": report.repaired},
         )
     return report
-
-
-def digest_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -436,3 +436,22 @@ def _latest_valid(project: Project, rel: str) -> tuple[str, float]:
         version = catalog.latest_valid(rel)
     assert version is not None
     return version.snapshot, version.ts
+
+
+def test_check_runs_user_command_checks_from_the_project_root(tmp_path: Path) -> None:
+    # The guardrail judges changed files exactly as snapshots do: a relative program resolves at the root.
+    project = tmp_path / "proj"
+    (project / "scripts").mkdir(parents=True)
+    checker = project / "scripts" / "check.sh"
+    checker.write_text('#!/bin/sh\ngrep -q FORBIDDEN "$1" && { echo "found FORBIDDEN" >&2; exit 1; }\nexit 0\n')
+    checker.chmod(0o755)
+    (project / "guardian.yaml").write_text(
+        "version: 1\nvalidate:\n  - paths: ['*.cfg']\n    checks: [{command: ['./scripts/check.sh', '{path}']}]\n"
+        "protect:\n  - paths: ['app.cfg']\n    reason: config\n"
+    )
+    (project / "app.cfg").write_text("ok\n")
+    assert run_cli("-C", str(project), "init", cwd=tmp_path).exit_code == 0
+    (project / "app.cfg").write_text("FORBIDDEN\n")
+    r = run_cli("-C", str(project), "check", "--json", cwd=tmp_path)
+    assert r.exit_code == 1
+    assert "command './scripts/check.sh': found FORBIDDEN" in r.stdout
