@@ -18,6 +18,7 @@ POINTS = (
     "snapshot-after-commit",
     "snapshot-after-ref",
     "snapshot-after-event",
+    "pack-staged-written",  # only reached by a snapshot of STAGED_LOOSE_LIMIT objects or more
     "restore-after-temp",
     "restore-after-rename",
     "rollback-mid",

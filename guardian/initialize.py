@@ -12,9 +12,6 @@ from guardian.fsutil import write_user_file
 from guardian.project import Project, ProjectPaths, make_store_dir, read_project_meta, write_project_meta
 from guardian.snapshot import ProgressFn, SnapshotResult, take_snapshot
 
-# libgit2 never packs; past this many new objects, pack so the store stays compact.
-PACK_AFTER_OBJECTS = 1000
-
 
 @dataclass
 class InitReport:
@@ -60,10 +57,8 @@ def init_project(root: Path, preset: str = "default", progress: ProgressFn | Non
         ShadowRepo.create(paths.repo)
     write_project_meta(paths)
     project = Project.find(root)
+    # A large first snapshot reaches the store as packs, not loose objects (ShadowRepo.staged_writes).
     snapshot = take_snapshot(project, None, "init", progress=progress)
-    if snapshot.snapshot is not None and len(snapshot.files) >= PACK_AFTER_OBJECTS:
-        with project.writer_lock():
-            project.open_repo().pack()
     if created_store:
         project.events.append("init", [], snapshot.snapshot, "init", {"root": str(root), "preset": preset})
     return InitReport(root, paths.store, created_policy, created_store, snapshot)

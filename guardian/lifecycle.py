@@ -71,6 +71,9 @@ TRAILER_FOLDED = "Guardian-Folded"
 # The watcher gcs by itself after this many snapshots, or this long after the last gc.
 GC_EVERY_SNAPSHOTS = 5000
 GC_EVERY_SECONDS = 24 * 3600.0
+# ...or once the store holds this many packs (git's gc.autoPackLimit): every large snapshot
+# writes a pack of its own, and each extra pack is one more index to search on a lookup.
+GC_MAX_PACKS = 50
 # Size pressure never gcs more often than this: a gc that could not make room will not either.
 GC_MIN_INTERVAL = 600.0
 # `guardian gc` does not queue behind a writer: it says who holds the store.
@@ -827,7 +830,7 @@ def _snapshot_count(project: Project) -> int:
 
 
 def gc_due(project: Project, now: float | None = None) -> str | None:
-    """Why the watcher should gc now ("snapshots", "time", "size"), or None."""
+    """Why the watcher should gc now ("snapshots", "time", "packs", "size"), or None."""
     now = time.time() if now is None else now
     state = read_gc_state(project)
     count = _snapshot_count(project)
@@ -841,9 +844,18 @@ def gc_due(project: Project, now: float | None = None) -> str | None:
         return "snapshots"
     if since > 0 and now - last >= GC_EVERY_SECONDS:
         return "time"
+    if _pack_count(project) >= GC_MAX_PACKS:
+        return "packs"
     if now - last >= GC_MIN_INTERVAL and measure_usage(project).state != "ok":
         return "size"
     return None
+
+
+def _pack_count(project: Project) -> int:
+    try:
+        return sum(1 for name in os.listdir(project.paths.repo / "objects" / "pack") if name.endswith(".pack"))
+    except OSError:
+        return 0
 
 
 def maybe_gc(project: Project, *, now: float | None = None, cancel: threading.Event | None = None) -> GcResult | None:

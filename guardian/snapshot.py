@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -302,6 +303,21 @@ class Capture:
         progress: ProgressFn | None = None,
         details: dict[str, Any] | None = None,
     ) -> SnapshotResult:
+        # The new objects reach disk together at the commit: loose when few, one pack when many.
+        with self.repo.staged_writes():
+            return self._run(paths, trigger, note, accept, source, command, progress, details)
+
+    def _run(
+        self,
+        paths: Iterable[str] | None,
+        trigger: str,
+        note: str | None,
+        accept: Iterable[str],
+        source: str | None,
+        command: str | None,
+        progress: ProgressFn | None,
+        details: dict[str, Any] | None,
+    ) -> SnapshotResult:
         accept_set = set(accept)
         present, gone = self.candidates(paths)
         if paths is None:
@@ -499,16 +515,25 @@ def clear_stale_git_locks(repo: ShadowRepo, paths: Iterable[Path] | None = None)
     return cleared
 
 
-def clear_temp_objects(repo: ShadowRepo) -> list[Path]:
-    """libgit2's and guardian's half-written temp files left by a killed writer."""
+def clear_temp_objects(repo: ShadowRepo, deep: bool = True) -> list[Path]:
+    """libgit2's and guardian's half-written temp files left by a killed writer.
+
+    Both write their temp files at the top of objects/; deep also looks in the 256
+    fan-out directories, which costs a directory listing each.  Call only while holding
+    guardian's writer lock: every writer of these holds it too.
+    """
     cleared: list[Path] = []
     objects = repo.git_dir / "objects"
-    for sub in [objects, *objects.glob("??")]:
+    for sub in [objects, *objects.glob("??")] if deep else [objects]:
         try:
             for item in sub.iterdir():
-                if item.name.startswith(("tmp_object_git2_", TEMP_PREFIX)) or item.name.startswith("pack_git2_"):
+                if not item.name.startswith(("tmp_object_git2_", "pack_git2_", TEMP_PREFIX)):
+                    continue
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item, ignore_errors=True)  # a staged pack's work directory
+                else:
                     item.unlink(missing_ok=True)
-                    cleared.append(item)
+                cleared.append(item)
         except FileNotFoundError:
             continue
     return cleared
@@ -533,6 +558,9 @@ def take_snapshot(
         cleared = clear_stale_git_locks(repo)
         if cleared:
             project.events.append("repair", [], None, trigger, {"cleared_locks": [str(p) for p in cleared]})
+        leftovers = clear_temp_objects(repo, deep=False)
+        if leftovers:
+            project.events.append("repair", [], None, trigger, {"cleared_temp": [str(p) for p in leftovers][:100]})
         catalog = project.open_catalog()
         try:
             sync_catalog(project, repo, catalog)

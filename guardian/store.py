@@ -20,10 +20,12 @@ import ctypes
 import errno
 import hashlib
 import os
+import shutil
 import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ import pygit2
 
 from guardian.crash import crash_point
 from guardian.errors import OperationFailed, StoreDamaged
-from guardian.fsutil import fsync_dir
+from guardian.fsutil import TEMP_PREFIX, fsync_dir
 from guardian.pathcodec import decode_path, encode_path
 
 SNAPSHOT_REF = "refs/heads/snapshots"
@@ -42,6 +44,12 @@ MODE_LINK = 0o120000
 MODE_TREE = 0o040000
 
 ENV_FSYNC = "GUARDIAN_FSYNC"
+# A staged batch of fewer objects than this is written loose, a larger one as a pack: git's own
+# rule for received objects (fetch.unpackLimit, default 100).  Small packs would pile up; loose
+# objects by the hundred thousand cost one inode each (see ShadowRepo.staged_writes).
+STAGED_LOOSE_LIMIT = 100
+# Staged objects are flushed to a pack once they hold this much content, so memory stays bounded.
+STAGED_FLUSH_BYTES = 64 << 20
 _durability_mode: str | None = None
 _libc: Any = None
 
@@ -143,14 +151,82 @@ def _loose_object_ok(path: Path, oid: str) -> bool:
     return inflater.eof and digest.hexdigest() == oid
 
 
+class _StagedObjects(pygit2.OdbBackend):
+    """An in-memory object backend: a snapshot's new objects wait here until its commit.
+
+    libgit2 writes each object as a loose file and never packs.  An initial snapshot of
+    100k files made 115k loose files, which the pack that followed then unlinked; on an
+    ext4 without a journal, every file created in the next minute scanned past those
+    freed inodes (0.5 ms per create, measured), tripling snapshot times.  Staged, a large
+    batch reaches disk as one pack and never makes those files at all.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objects: dict[pygit2.Oid, tuple[int, bytes]] = {}
+        self.size = 0
+
+    # pygit2 calls these *_cb methods from libgit2; a KeyError means "not in this backend".
+    def read_cb(self, oid: pygit2.Oid) -> tuple[int, bytes]:
+        return self.objects[oid]
+
+    def read_header_cb(self, oid: pygit2.Oid) -> tuple[int, int]:
+        kind, data = self.objects[oid]
+        return kind, len(data)
+
+    def read_prefix_cb(self, prefix: str) -> tuple[int, bytes, pygit2.Oid]:
+        # pygit2's Odb.read and some object lookups ask by prefix, even with a full id.
+        oid = self.exists_prefix_cb(prefix)
+        kind, data = self.objects[oid]
+        return kind, data, oid
+
+    def exists_cb(self, oid: pygit2.Oid) -> bool:
+        return oid in self.objects
+
+    def exists_prefix_cb(self, prefix: str) -> pygit2.Oid:
+        if len(prefix) == pygit2.GIT_OID_HEXSZ:
+            full = pygit2.Oid(hex=prefix)
+            if full in self.objects:
+                return full
+            raise KeyError(prefix)
+        matches = [oid for oid in self.objects if str(oid).startswith(prefix)]
+        if len(matches) > 1:
+            raise ValueError(f"ambiguous object prefix {prefix}")  # pygit2 maps it to GIT_EAMBIGUOUS
+        if not matches:
+            raise KeyError(prefix)
+        return matches[0]
+
+    def refresh_cb(self) -> None:
+        return None
+
+    def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
+        if oid not in self.objects:
+            self.objects[oid] = (kind, bytes(data))
+            self.size += len(data)
+
+    def __iter__(self) -> Iterator[pygit2.Oid]:
+        return iter(list(self.objects))
+
+    def clear(self) -> None:
+        self.objects.clear()
+        self.size = 0
+
+
 class ShadowRepo:
     """A bare git repository holding one chain of snapshot commits."""
 
     def __init__(self, git_dir: Path) -> None:
         durability_mode()
         self.git_dir = git_dir
+        self._plain = self._open(git_dir)
+        self._repo = self._plain  # while staged_writes is active: the staging repository
+        self._staging: tuple[pygit2.Repository, _StagedObjects] | None = None
+        self._staged: _StagedObjects | None = None
+
+    @staticmethod
+    def _open(git_dir: Path) -> pygit2.Repository:
         try:
-            self._repo = pygit2.Repository(str(git_dir), pygit2.enums.RepositoryOpenFlag.BARE)
+            return pygit2.Repository(str(git_dir), pygit2.enums.RepositoryOpenFlag.BARE)
         except pygit2.GitError as exc:
             raise StoreDamaged(f"cannot open the shadow repository {git_dir}: {exc}") from None
 
@@ -231,9 +307,71 @@ class ShadowRepo:
 
     def write_blob(self, data: bytes) -> str:
         try:
-            return str(self._repo.create_blob(data))
+            oid = str(self._repo.create_blob(data))
         except (pygit2.GitError, OSError, ValueError) as exc:
             raise self._write_failed(exc) from None
+        if self._staged is not None and self._staged.size >= STAGED_FLUSH_BYTES:
+            self._flush_staged()
+        return oid
+
+    @contextmanager
+    def staged_writes(self) -> Iterator[None]:
+        """Hold the objects written inside in memory, and write them in one go.
+
+        commit() flushes them before it moves the ref, and so does a normal exit: fewer
+        than STAGED_LOOSE_LIMIT objects go loose, more go into one pack (several, past
+        STAGED_FLUSH_BYTES).  On an exception they are dropped: no ref names them.
+        Reads inside see the staged objects too.  Re-entering is a no-op.
+        """
+        if self._staged is not None:
+            yield
+            return
+        if self._staging is None:
+            staging = self._open(self.git_dir)
+            backend = _StagedObjects()
+            # Highest priority: libgit2 writes to the first backend that can write.
+            staging.odb.add_backend(backend, 1000)
+            self._staging = (staging, backend)
+        staging, backend = self._staging
+        backend.clear()
+        self._repo, self._staged = staging, backend
+        try:
+            yield
+            self._flush_staged()
+        finally:
+            backend.clear()
+            self._repo, self._staged = self._plain, None
+
+    def _flush_staged(self) -> None:
+        staged = self._staged
+        if staged is None or not staged.objects:
+            return
+        try:
+            if len(staged.objects) < STAGED_LOOSE_LIMIT:
+                odb = self._plain.odb
+                for kind, data in staged.objects.values():
+                    odb.write(kind, data)
+            else:
+                self._write_staged_pack(list(staged.objects))
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise self._write_failed(exc) from None
+        staged.clear()
+
+    def _write_staged_pack(self, oids: list[pygit2.Oid]) -> None:
+        # The work directory sits in objects/ (same filesystem, so the pack moves in by rename);
+        # one left by a killed writer is removed by snapshot.clear_temp_objects.
+        work = self.git_dir / "objects" / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+        work.mkdir(mode=0o700)
+        try:
+            builder = pygit2.PackBuilder(self._repo)  # the staging repository: it reads the staged objects
+            builder.set_threads(0)
+            for oid in oids:
+                builder.add(oid)
+            builder.write(str(work))
+            crash_point("pack-staged-written")
+            self.install_pack(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def has_object(self, oid: str) -> bool:
         """Whether oid is stored and reads back.
@@ -497,6 +635,7 @@ class ShadowRepo:
         except (pygit2.GitError, OSError, ValueError) as exc:
             raise self._write_failed(exc) from None
         crash_point("snapshot-after-commit")
+        self._flush_staged()
         self.update_ref(commit_id, parent)
         crash_point("snapshot-after-ref")
         return commit_id

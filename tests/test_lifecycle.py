@@ -599,6 +599,27 @@ def test_maybe_gc_waits_until_due(project: Path, monkeypatch: pytest.MonkeyPatch
         assert lifecycle.maybe_gc(proj) is None  # busy: tried again on the next round, no error
 
 
+def test_many_packs_make_gc_due(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from guardian.snapshot import take_snapshot
+
+    (project / "a.txt").write_text("a\n")
+    assert run_cli("init", cwd=project).exit_code == 0
+    proj = Project.find(project)
+    assert lifecycle.maybe_gc(proj) is None  # the first look starts the clock
+    monkeypatch.setattr(lifecycle, "GC_MAX_PACKS", 3)
+    for burst in range(3):  # each burst of 120 new files is written as a pack of its own
+        for i in range(120):
+            (project / f"b{burst}-{i}.txt").write_text(f"{burst} {i}\n")
+        take_snapshot(proj, None, "watch")
+    packs = proj.paths.repo / "objects" / "pack"
+    assert len(list(packs.glob("*.pack"))) == 3
+    result = lifecycle.maybe_gc(proj)
+    assert result is not None and result.reason == "packs"
+    assert len(list(packs.glob("*.pack"))) == 1
+    assert lifecycle.maybe_gc(proj) is None
+    fsck(proj.paths.repo)
+
+
 def test_maintenance_runs_off_the_capture_loop(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (project / "a.txt").write_text("a\n")
     assert run_cli("init", cwd=project).exit_code == 0

@@ -334,3 +334,97 @@ def test_user_command_check_runs_from_the_project_root(project: Path, tmp_path: 
     bad = json.loads(r.stdout)["snapshots"][0]["not_valid"]
     assert bad == [{"path": "bad.cfg", "verdict": "invalid", "reason": "command './scripts/check.sh': found FORBIDDEN"}]
     fsck(paths.repo)
+
+
+# --------------------------------------------------------------------------- staged object writes
+
+
+def _loose_objects(paths: ProjectPaths) -> list[str]:
+    objects = paths.repo / "objects"
+    return [f"{d.name}{f.name}" for d in objects.iterdir() if len(d.name) == 2 for f in d.iterdir()]
+
+
+def _packs(paths: ProjectPaths) -> list[str]:
+    return sorted(p.name for p in (paths.repo / "objects" / "pack").glob("*.pack"))
+
+
+def _many_files(root: Path, count: int, tag: str = "") -> None:
+    for i in range(count):
+        folder = root / f"d{i % 7}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"f{i}.txt").write_text(f"{tag}file {i}\n")
+
+
+def test_large_snapshot_reaches_the_store_as_one_pack(project: Path) -> None:
+    _many_files(project, 300)
+    paths = _init(project)
+    # Every object of the first snapshot is in a pack: not one loose file was made.
+    assert _loose_objects(paths) == []
+    assert len(_packs(paths)) == 1
+    assert len(_git(paths, "ls-tree", "-r", "HEAD").splitlines()) == 301  # and guardian.yaml
+    assert _git(paths, "show", "HEAD:d3/f10.txt") == "file 10\n"
+    fsck(paths.repo)
+
+
+def test_small_snapshot_is_written_loose(project: Path) -> None:
+    _many_files(project, 300)
+    paths = _init(project)
+    (project / "d1" / "f1.txt").write_text("changed\n")
+    result = take_snapshot(Project.find(project), ["d1/f1.txt"], "manual")
+    assert result.snapshot is not None
+    # A blob, two trees and a commit: too few for a pack of their own (git's unpackLimit rule).
+    assert len(_loose_objects(paths)) == 4
+    assert len(_packs(paths)) == 1
+    assert _git(paths, "show", "HEAD:d1/f1.txt") == "changed\n"
+    fsck(paths.repo)
+
+
+def test_staged_objects_past_the_memory_budget_go_out_in_several_packs(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import guardian.store
+
+    monkeypatch.setattr(guardian.store, "STAGED_FLUSH_BYTES", 6000)
+    _many_files(project, 400, tag="x" * 40)
+    paths = _init(project)
+    # 400 blobs of ~50 bytes, flushed every 6000 bytes (~120 blobs): three packs, and the
+    # rest (under STAGED_LOOSE_LIMIT objects) loose at the commit.
+    assert len(_packs(paths)) == 3
+    assert 0 < len(_loose_objects(paths)) < 100
+    assert len(_git(paths, "ls-tree", "-r", "HEAD").splitlines()) == 401
+    fsck(paths.repo)
+
+
+def test_staged_objects_are_dropped_when_the_snapshot_fails(project: Path) -> None:
+    (project / "a.txt").write_text("a\n")
+    paths = _init(project)
+    repo = ShadowRepo(paths.repo)
+    before = set(_loose_objects(paths))
+    with pytest.raises(RuntimeError, match="boom"), repo.staged_writes():
+        oid = repo.write_blob(b"never committed\n")
+        assert repo.has_object(oid)  # reads inside see the staged object
+        raise RuntimeError("boom")
+    assert set(_loose_objects(paths)) == before
+    assert not repo.has_object(oid)
+    fsck(paths.repo)
+
+
+def test_kill_while_installing_a_staged_pack_leaves_the_old_snapshot(project: Path) -> None:
+    (project / "a.txt").write_text("one\n")
+    paths = _init(project)
+    old_head = _git(paths, "rev-parse", "HEAD").strip()
+    packs_before = _packs(paths)
+    _many_files(project, 200)
+    proc = guardian_subprocess("snapshot", cwd=project, env={"GUARDIAN_CRASH_AT": "pack-staged-written"})
+    assert proc.returncode == -signal.SIGKILL
+    assert _git(paths, "rev-parse", "HEAD").strip() == old_head
+    assert _packs(paths) == packs_before
+    left = [p for p in (paths.repo / "objects").iterdir() if p.name.startswith(".guardian-tmp-")]
+    assert len(left) == 1 and any(left[0].glob("*.pack"))  # the half-done pack's work directory
+    fsck(paths.repo)
+    r = run_cli("snapshot", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    assert not [p for p in (paths.repo / "objects").iterdir() if p.name.startswith(".guardian-tmp-")]
+    assert any('"cleared_temp"' in line for line in paths.events.read_text().splitlines())
+    assert _git(paths, "show", "HEAD:d5/f5.txt") == "file 5\n"
+    fsck(paths.repo)
