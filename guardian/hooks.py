@@ -577,7 +577,11 @@ def _context(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> HookCon
     git = Git(cwd)
     out = git.run("rev-parse", "--show-toplevel", "--git-dir", check=False).decode("utf-8", "surrogateescape")
     lines = out.split("\n")
-    if len(lines) < 2 or not lines[0] or not lines[1]:
+    if len(lines) != 3:
+        # A path with a newline in it (rev-parse has no -z): one question per call, so each
+        # answer is everything before its final newline.  Costs a git process only then.
+        lines = [_rev_parse_one(git, "--show-toplevel"), _rev_parse_one(git, "--git-dir")]
+    if not lines[0] or not lines[1]:
         return None  # a bare repository: no work tree to guard
     top = Path(lines[0])
     git_dir = Path(os.path.abspath(cwd / lines[1]))
@@ -586,6 +590,11 @@ def _context(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> HookCon
     if root is None:
         return None
     return HookContext(name, args, stdin, git, top, git_dir, root)
+
+
+def _rev_parse_one(git: Git, option: str) -> str:
+    out = git.run("rev-parse", option, check=False).decode("utf-8", "surrogateescape")
+    return out[:-1] if out.endswith("\n") else out
 
 
 def run_hook(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> int:

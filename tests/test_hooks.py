@@ -599,6 +599,20 @@ def test_linked_worktrees_share_the_hooks_but_are_separate_projects(repo: Path, 
 # --------------------------------------------------------------------------- speed
 
 
+def test_hooks_work_in_a_repository_whose_path_has_a_newline(tmp_path: Path) -> None:
+    # `git rev-parse --show-toplevel --git-dir` prints one path per line, so a newline in the
+    # work tree's path used to split it in two and the hook guarded nothing.
+    root = make_repo(tmp_path / "odd\nname" / "repo")
+    guard(root)
+    write(root, A, "x = 3\n")
+    snapshot(root)
+    ok(g(root, "checkout", "-q", "--", A, extra={"GUARDIAN_FORCE": "1"}))
+    r = g(root, "reset", "--hard", "HEAD~1")
+    assert r.returncode == 128, r.stderr
+    assert "refused: `git reset --hard 'HEAD~1'` rolled back protected paths" in r.stderr
+    assert read(root, B) == "y = 1\n"
+
+
 def test_the_fast_path_does_not_import_pygit2(repo: Path) -> None:
     write(repo, "other.txt", "scratch\n")
     r = g(repo, "checkout", "--", "other.txt", extra={"PYTHONPROFILEIMPORTTIME": "1"})
