@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from guardian.errors import OperationFailed
+from guardian.errors import OperationFailed, WatcherNotRunning, WatcherRunning
 from guardian.lock import FileLock, is_locked, read_holder_pid
 from guardian.project import Project
 
@@ -42,22 +42,6 @@ STOP_TIMEOUT = 60.0
 LOG_MAX_BYTES = 2 * 1024 * 1024
 LOG_BACKUPS = 3
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-class WatcherRunning(OperationFailed):
-    """A second watcher for the same project (exit 1)."""
-
-    def __init__(self, root: Path, pid: int | None) -> None:
-        holder = f"pid {pid}" if pid else "another process"
-        super().__init__(f"a watcher is already running for {root} ({holder}); stop it with 'guardian stop'")
-        self.pid = pid
-
-
-class WatcherNotRunning(OperationFailed):
-    """``guardian stop`` with nothing to stop (exit 1)."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(f"no watcher is running for {root}; start one with 'guardian start'")
 
 
 def watcher_out(project: Project) -> Path:

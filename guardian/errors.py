@@ -7,6 +7,8 @@ other exception is a bug and exits with ``EXIT_BUG``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -34,6 +36,22 @@ class OperationFailed(GuardianError):
     """The operation could not be completed (exit 1)."""
 
     exit_code = EXIT_FAILED
+
+
+class WatcherRunning(OperationFailed):
+    """A second watcher for the same project (exit 1)."""
+
+    def __init__(self, root: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid else "another process"
+        super().__init__(f"a watcher is already running for {root} ({holder}); stop it with 'guardian stop'")
+        self.pid = pid
+
+
+class WatcherNotRunning(OperationFailed):
+    """``guardian stop`` with nothing to stop (exit 1)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(f"no watcher is running for {root}; start one with 'guardian start'")
 
 
 class UsageError(GuardianError):
