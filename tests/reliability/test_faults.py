@@ -120,11 +120,21 @@ class Scenario:
             for i in range(3):
                 (self.root / f"f{i}.bin").write_bytes(_payload(i, 96 * 1024, self.trial))
             (self.root / "notes" / f"n{self.trial}.txt").write_text(f"trial {self.trial}\n")
+        elif self.op == "burst":
+            # 120 new files: enough objects that the snapshot reaches the store as a pack (store.STAGED_LOOSE_LIMIT).
+            burst = self.root / f"burst{self.trial}"
+            burst.mkdir()
+            for i in range(120):
+                (burst / f"b{i}.txt").write_text(f"trial {self.trial} file {i}\n")
         else:
             (self.root / "target.dat").write_bytes(b"clobbered %d\n" % self.trial)
 
+    @property
+    def snapshots(self) -> bool:
+        return self.op in ("snapshot", "burst")
+
     def args(self) -> list[str]:
-        if self.op == "snapshot":
+        if self.snapshots:
             return ["snapshot"]
         return ["restore", "--at", self.good_snap, "target.dat"]
 
@@ -200,7 +210,7 @@ def _check_one(
         tally.problems.append(f"{where}: git fsck --strict: {complaint[:300]}")
     # The user's files: untouched by a snapshot; for a restore, the target is old or new, never torn.
     after_state = tree_state(root)
-    if scenario.op == "snapshot":
+    if scenario.snapshots:
         if after_state != before_state:
             tally.problems.append(f"{where}: the snapshot changed the user's files")
     else:
@@ -229,7 +239,7 @@ def _check_one(
     trees = [store_git(paths, "rev-parse", f"{c}^{{tree}}").decode().strip() for c in commits[:6]]
     if any(a == b for a, b in itertools.pairwise(trees)):
         tally.problems.append(f"{where}: a snapshot was duplicated (two consecutive commits with the same tree)")
-    if scenario.op == "snapshot" and tree_files(paths) != expected_tree(root):
+    if scenario.snapshots and tree_files(paths) != expected_tree(root):
         tally.problems.append(f"{where}: after the re-run the latest snapshot is not the work tree")
     if scenario.op == "restore" and (root / "target.dat").read_bytes() != scenario.good:
         tally.problems.append(f"{where}: after the re-run the target is not restored")
@@ -308,6 +318,39 @@ def test_rlimit_fsize_efbig(tmp_path: Path, op: str) -> None:
         _check_run(scenario, tally, f"RLIMIT_FSIZE={limit} {op}", run, fired_hint=True)
     tally.record()
     assert not tally.problems, "\n".join(tally.problems[:15])
+
+
+# --------------------------------------------------------------------------- a snapshot written as a pack
+
+
+@pytest.mark.parametrize(
+    ("seam", "fault", "once"),
+    [("py-fsync", "EIO", True), ("py-fsync", "ENOSPC", False), ("py-write", "ENOSPC", False)],
+)
+def test_faults_while_a_burst_is_written_as_a_pack(tmp_path: Path, seam: str, fault: str, once: bool) -> None:
+    """A burst goes to the store as one pack (fsynced file by file, then renamed in): a fault anywhere
+    there must leave the old snapshot, no half-installed pack and no work directory behind."""
+    tally = _sweep(tmp_path, "burst", fault, seam, [], {}, once)
+    tally.record()
+    assert tally.injected, "the sweep never reached a fault: the seam is not wired"
+    assert not tally.problems, "\n".join(tally.problems[:15])
+    objects = ProjectPaths.for_root((tmp_path / "proj").resolve()).repo / "objects"
+    assert [p.name for p in objects.iterdir() if p.name.startswith(".guardian-tmp-")] == []
+
+
+def test_rlimit_fsize_while_a_burst_is_written_as_a_pack(tmp_path: Path) -> None:
+    scenario = Scenario(tmp_path / "proj", "burst")
+    tally = Tally("EFBIG")
+    for limit in [1, 2048, 8192] if not LONG else [1, 512, 2048, 4096, 8192, 16384]:
+        # libgit2's pack builder writes the pack and its index in C: only the kernel's limit reaches it.
+        def run(limit: int = limit) -> tuple[subprocess.CompletedProcess[str], int]:
+            return _run_faulty(scenario, {}, [], _limit(limit))
+
+        _check_run(scenario, tally, f"RLIMIT_FSIZE={limit} burst", run, fired_hint=True)
+    tally.record()
+    assert not tally.problems, "\n".join(tally.problems[:15])
+    leftovers = [p.name for p in (scenario.paths.repo / "objects").iterdir() if p.name.startswith(".guardian-tmp-")]
+    assert leftovers == []
 
 
 # --------------------------------------------------------------------------- libfiu (libc level, optional)
