@@ -64,6 +64,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Paths per `IN (...)` lookup: well under SQLite's oldest limit of 999 bound variables.
+_LOOKUP_CHUNK = 500
+
+
 @dataclass(frozen=True)
 class MessageInfo:
     trigger: str
@@ -535,6 +539,21 @@ class Catalog:
     def files(self) -> Iterator[FileRow]:
         for row in self._db.execute("SELECT * FROM files ORDER BY path"):
             yield _file_row(row)
+
+    def paths(self) -> Iterator[str]:
+        for (raw,) in self._db.execute("SELECT path FROM files"):
+            yield decode_path(raw)
+
+    def files_named(self, paths: Sequence[str]) -> dict[str, FileRow]:
+        """The rows of these paths (those that have one), looked up a few hundred at a time."""
+        found: dict[str, FileRow] = {}
+        for start in range(0, len(paths), _LOOKUP_CHUNK):
+            keys = [encode_path(p) for p in paths[start : start + _LOOKUP_CHUNK]]
+            marks = ",".join("?" * len(keys))
+            for row in self._db.execute(f"SELECT * FROM files WHERE path IN ({marks})", keys):
+                file_row = _file_row(row)
+                found[file_row.path] = file_row
+        return found
 
     def files_under(self, prefix: str) -> list[FileRow]:
         rows = self._db.execute(

@@ -100,6 +100,9 @@ def summarize(trigger: str, files: list[CapturedFile]) -> str:
 
 # --------------------------------------------------------------------------- scanning
 
+# Files whose stat data a full scan compares with the catalog in one query.
+SCAN_CHUNK = 500
+
 
 def walk_tree(
     root: Path, keep: PathFilter, start: str = "", temps: list[str] | None = None
@@ -262,17 +265,43 @@ class Capture:
         # ``.guardian-tmp-*`` files the last full scan walked past (see sweep_temps).
         self.temps: list[str] = []
 
-    def candidates(self, paths: Iterable[str] | None) -> tuple[dict[str, os.stat_result], set[str]]:
-        """(present files to look at, tracked paths to check for deletion)."""
+    def scan(self) -> tuple[dict[str, os.stat_result], dict[str, FileRow | None], set[str]]:
+        """A full scan that keeps only what it must look at: (changed files, their rows, gone paths).
+
+        The walk's stat data is compared with the catalog a chunk at a time, so memory holds
+        the changed files and the set of paths seen, not every stat result and every row.
+        Unchanged files are not read.  Tracked files no longer on disk, or no longer
+        captured (the filter changed), are gone.
+        """
+        self.temps = []
+        present: dict[str, os.stat_result] = {}
+        rows: dict[str, FileRow | None] = {}
+        seen: set[str] = set()
+        chunk: list[tuple[str, os.stat_result]] = []
+
+        def settle() -> None:
+            known = self.catalog.files_named([rel for rel, _st in chunk])
+            for rel, st in chunk:
+                row = known.get(rel)
+                if not stat_matches(row, st):
+                    present[rel] = st
+                    rows[rel] = row
+            chunk.clear()
+
+        for rel, st in walk_tree(self.project.root, self.keep, temps=self.temps):
+            seen.add(rel)
+            chunk.append((rel, st))
+            if len(chunk) >= SCAN_CHUNK:
+                settle()
+        settle()
+        gone = {rel for rel in self.catalog.paths() if rel not in seen}
+        return present, rows, gone
+
+    def candidates(self, paths: Iterable[str]) -> tuple[dict[str, os.stat_result], set[str]]:
+        """(present files to look at, tracked paths to check for deletion) for these paths."""
         present: dict[str, os.stat_result] = {}
         gone: set[str] = set()
         root = self.project.root
-        if paths is None:
-            self.temps = []
-            for rel, st in walk_tree(root, self.keep, temps=self.temps):
-                present[rel] = st
-            gone = {row.path for row in self.catalog.files()} - present.keys()
-            return present, gone
         for rel in paths:
             found = lstat_at(root, rel)
             if found is not None and stat.S_ISDIR(found.st_mode):
@@ -303,13 +332,22 @@ class Capture:
         progress: ProgressFn | None = None,
         details: dict[str, Any] | None = None,
     ) -> SnapshotResult:
+        """Capture these paths, or with None whatever a full scan finds changed."""
         # The new objects reach disk together at the commit: loose when few, one pack when many.
         with self.repo.staged_writes():
-            return self._run(paths, trigger, note, accept, source, command, progress, details)
+            rows: dict[str, FileRow | None] | None = None
+            if paths is None:
+                present, rows, gone = self.scan()
+                self.sweep_temps(trigger)
+            else:
+                present, gone = self.candidates(paths)
+            return self._run(present, rows, gone, trigger, note, accept, source, command, progress, details)
 
     def _run(
         self,
-        paths: Iterable[str] | None,
+        present: dict[str, os.stat_result],
+        rows: dict[str, FileRow | None] | None,
+        gone: set[str],
         trigger: str,
         note: str | None,
         accept: Iterable[str],
@@ -319,9 +357,6 @@ class Capture:
         details: dict[str, Any] | None,
     ) -> SnapshotResult:
         accept_set = set(accept)
-        present, gone = self.candidates(paths)
-        if paths is None:
-            self.sweep_temps(trigger)
         parent = self.repo.head()
         started = time.time()
         result = SnapshotResult(None, parent, started, trigger)
@@ -331,14 +366,13 @@ class Capture:
         versions: list[NewVersion] = []
         stats: list[FileRow] = []
         removed: list[str] = []
-        rows = {r.path: r for r in self.catalog.files()} if paths is None else None
         total = len(present) + len(gone)
         done = 0
         for rel in sorted(present):
             done += 1
             if progress is not None and done % 200 == 0:
                 progress(done, total)
-            row = rows.get(rel) if rows is not None else self.catalog.file(rel)
+            row = rows[rel] if rows is not None else self.catalog.file(rel)
             if rel not in accept_set and stat_matches(row, present[rel]):
                 continue
             if self.budget is not None and rel not in accept_set:

@@ -22,7 +22,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,7 @@ from guardian.fsutil import atomic_write_file
 from guardian.lifecycle import Maintenance
 from guardian.policy import PolicyEngine
 from guardian.project import Project
-from guardian.snapshot import Capture, SnapshotResult, stat_matches, walk_tree
+from guardian.snapshot import Capture, SnapshotResult
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -274,39 +274,6 @@ def count_watchable_dirs(root: Path) -> int:
 Batch = dict[str, None]  # pending root-relative paths, in arrival order
 
 
-class WatchCapture(Capture):
-    """Capture whose full rescan streams the stat comparison.
-
-    ``Capture.run(None)`` holds every stat result and every catalog row at once
-    (about 120 MiB on a 100k-file tree).  ``prepare_rescan`` walks the tree
-    comparing stat data row by row and keeps only the paths that need a look:
-    the same decisions (unchanged files are not re-read), in a fraction of the
-    memory.  Files that left the tree or the filter are reported as deleted,
-    exactly as a full scan would.
-    """
-
-    def __init__(self, project: Project, repo: ShadowRepo, catalog: Catalog) -> None:
-        super().__init__(project, repo, catalog)
-        self.dropped: set[str] = set()
-
-    def prepare_rescan(self) -> list[str]:
-        seen: set[str] = set()
-        stale: list[str] = []
-        for rel, st in walk_tree(self.project.root, self.keep):
-            seen.add(rel)
-            if not stat_matches(self.catalog.file(rel), st):
-                stale.append(rel)
-        self.dropped = {row.path for row in self.catalog.files() if row.path not in seen}
-        return stale + sorted(self.dropped)
-
-    def candidates(self, paths: Iterable[str] | None) -> tuple[dict[str, os.stat_result], set[str]]:
-        present, gone = super().candidates(paths)
-        # An explicit path that still exists but is no longer captured stays tracked by the base class;
-        # a full scan drops it, and so does a rescan.
-        gone.update(rel for rel in self.dropped if rel not in present)
-        return present, gone
-
-
 def _empty_result() -> SnapshotResult:
     return SnapshotResult(None, None, time.time(), "watch")
 
@@ -369,7 +336,7 @@ class Watcher:
         self._observer: BaseObserver | None = None
         self._repo: ShadowRepo | None = None
         self._catalog: Catalog | None = None
-        self._capturer: WatchCapture | None = None
+        self._capturer: Capture | None = None
         self._signals = WatchdogSignals(self._watchdog_signal)
         self._next_heartbeat = 0.0
 
@@ -497,9 +464,9 @@ class Watcher:
         self._catalog = catalog
         self._capturer = self._new_capture()
 
-    def _new_capture(self) -> WatchCapture:
+    def _new_capture(self) -> Capture:
         assert self._repo is not None and self._catalog is not None
-        capture = WatchCapture(self.project, self._repo, self._catalog)
+        capture = Capture(self.project, self._repo, self._catalog)
         capture.keep = self.keep  # one filter, so a .gitignore invalidation reaches both
         capture.budget = self._maintenance.budget
         return capture
@@ -783,18 +750,13 @@ class Watcher:
 
         assert self._repo is not None and self._catalog is not None and self._capturer is not None
         self.stats.batches += 1
-        paths: list[str] = []
+        paths: list[str] | None = None if batch is None else list(batch)
         try:
             with self.project.writer_lock():
                 if self._catalog.indexed_head != self._repo.head():
                     # Someone else (a manual snapshot, a restore) committed since our last batch.
                     sync_catalog(self.project, self._repo, self._catalog)
-                if batch is None:
-                    paths = self._capturer.prepare_rescan()
-                else:
-                    paths = list(batch)
-                    self._capturer.dropped = set()
-                if not paths:
+                if paths == []:
                     return _empty_result()
                 try:
                     result = self._capturer.run(paths, "watch", progress=self._progress, details={"reason": reason})
@@ -806,9 +768,9 @@ class Watcher:
                     result = self._capturer.run(paths, "watch", progress=self._progress, details={"reason": reason})
         except (GuardianError, OSError, sqlite3.Error) as exc:
             self.stats.errors += 1
-            what = "the rescan" if batch is None else f"{len(paths)} path(s)"
+            what = "the rescan" if paths is None else f"{len(paths)} path(s)"
             log.error("snapshot of %s failed: %s; will retry", what, exc)
-            self._event("error", paths[:100], {"where": "snapshot", "error": str(exc), "reason": reason})
+            self._event("error", (paths or [])[:100], {"where": "snapshot", "error": str(exc), "reason": reason})
             return None
         self._retry_delay = 1.0
         if result.unstable:

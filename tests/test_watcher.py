@@ -613,7 +613,7 @@ def test_failed_snapshots_are_logged_and_retried_with_backoff(
     project = make_project(tmp_path / "p", {"a.txt": "a\n"})
     (project.root / "offline.txt").write_text("made while no watcher ran\n")
     calls: list[float] = []
-    real_run = watcher_module.WatchCapture.run
+    real_run = watcher_module.Capture.run
 
     def flaky(self: Any, paths: Any, trigger: str, **kwargs: Any) -> SnapshotResult:
         calls.append(time.monotonic())
@@ -621,7 +621,7 @@ def test_failed_snapshots_are_logged_and_retried_with_backoff(
             raise OSError(28, "No space left on device")
         return real_run(self, paths, trigger, **kwargs)
 
-    monkeypatch.setattr(watcher_module.WatchCapture, "run", flaky)
+    monkeypatch.setattr(watcher_module.Capture, "run", flaky)
     with running(project):
         (project.root / "a.txt").write_text("after the disk filled up\n")
         wait_captured(project, "offline.txt", "made while no watcher ran\n", timeout=20)
