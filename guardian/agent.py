@@ -19,12 +19,15 @@ MultiEdit call and pipes it a PreToolUse JSON document.  The gate:
 
 Mapping to the policy's operations (see docs/agents.md for the full table):
 deleting (``rm``, ``find -delete``, ``git clean``, the sources of ``mv``) is
-``delete``; everything that replaces a file's content with another version
-(``git reset/checkout/restore/rebase``, ``stash drop``, ``branch -D``, ``rsync``,
-``>``, ``truncate``, ``sed -i``, ``cp``/``mv`` onto it, and the Write/Edit tools)
-is ``rollback``: an agent overwriting a protected file is, for the file, the same
-loss as a rollback of it.  Creating a file where none exists loses nothing and
-is not gated.
+``delete``; what replaces a file's content with another version from git or
+elsewhere (``git reset/checkout/restore/rebase``, ``stash drop``, ``branch -D``,
+``rsync``) is ``rollback``; an in-place edit of an existing file (``>``, ``tee``,
+``dd of=``, ``truncate``, ``sed -i``/``perl -i``, ``cp``/``mv``/``ln -sf`` onto
+it, and the Write/Edit tools) is ``modify``.  A rule that does not set
+``modify`` judges edits by its ``rollback`` action (an agent overwriting a
+protected file is, for the file, the same loss as a rollback of it), so a rule
+can let agents edit a component (``modify: allow``) while rollbacks of it stay
+gated.  Creating a file where none exists loses nothing and is not gated.
 
 Everything that writes (snapshots, events) happens in :func:`run_hook`;
 :func:`judge_command` and :func:`judge_file_write` only read, so the decision
@@ -242,8 +245,9 @@ class Verdict:
             "intents": [{"kind": i.kind, "argv": list(i.argv)[:50], "cwd": i.cwd} for i in self.intents[:50]],
             "touched": len(self.touches),
             "protected": [
-                {"path": d.path, "change": d.change, "outcome": d.outcome, "reason": d.reason, "forced": d.forced}
-                for d in self.decisions
+                {"path": d.path, "operation": t.operation, "change": d.change, "outcome": d.outcome,
+                 "reason": d.reason, "forced": d.forced}
+                for t, d in zip(self.touches, self.decisions, strict=True)
                 if d.rule_paths
             ][:200],
             "unknown": [{"reason": u.reason, "scope": u.scope} for u in self.unknown][:50],
@@ -434,7 +438,9 @@ class _Resolver:
         return [Touch(rel, operation, "delete", verb, idx, container=True),
                 *(Touch(f, operation, "delete", verb, idx) for f in files)]
 
-    def overwrites(self, path: Path, idx: int, *, verb: str = "overwrite", into_dirs: bool = False) -> list[Touch]:
+    def overwrites(self, path: Path, idx: int, *, operation: Operation = "modify", verb: str = "overwrite",
+                   into_dirs: bool = False) -> list[Touch]:
+        """An existing file whose content is replaced: an in-place edit (``modify``) unless told otherwise."""
         rel = self.rel(path)
         if rel is None or not os.path.lexists(path):
             return []  # a new file: nothing is lost
@@ -442,12 +448,12 @@ class _Resolver:
             if not into_dirs:
                 return []  # `> dir` and `sed -i dir` fail without touching anything
             files, _partial = self.protected_under(rel)
-            return [Touch(rel, "rollback", "modify", verb, idx, container=True),
-                    *(Touch(f, "rollback", "modify", verb, idx) for f in files)]
-        return [Touch(rel, "rollback", "modify", verb, idx)]
+            return [Touch(rel, operation, "modify", verb, idx, container=True),
+                    *(Touch(f, operation, "modify", verb, idx) for f in files)]
+        return [Touch(rel, operation, "modify", verb, idx)]
 
     def changed(self, path: Path, change: str, idx: int, verb: str) -> list[Touch]:
-        """A change reported by git or rsync; an "add" over an existing file overwrites it."""
+        """A change reported by git or rsync (a ``rollback``); an "add" over an existing file overwrites it."""
         rel = self.rel(path)
         if rel is None or rel == ".":
             return []
@@ -702,9 +708,10 @@ _RSYNC_UNSAFE = ("--log-file", "--write-batch", "--only-write-batch", "--read-ba
 
 def _rsync_fallback(r: _Resolver, intent: Intent, idx: int, dest: Path) -> list[Touch]:
     # Without a dry run, assume the worst: everything under the destination may be replaced or deleted.
+    # rsync puts another version in place, as its dry run would have said: a rollback, not an edit.
     if intent.kind == "rsync-delete":
         return r.deletes(dest, idx, operation="rollback")
-    return r.overwrites(dest, idx, into_dirs=True)
+    return r.overwrites(dest, idx, operation="rollback", into_dirs=True)
 
 
 def _resolve_rsync(r: _Resolver, intent: Intent, idx: int, cwd: Path) -> list[Touch]:
@@ -793,7 +800,7 @@ def _resolve_find(r: _Resolver, intent: Intent, idx: int, cwd: Path) -> list[Tou
 
 
 def _resolve_copy(r: _Resolver, intent: Intent, idx: int, cwd: Path) -> list[Touch]:
-    """cp/mv/ln/install: the destination is overwritten; mv (and git mv) also removes its sources."""
+    """cp/mv/ln/install: the destination is overwritten (``modify``); mv (and git mv) also removes its sources."""
     detail = intent.detail
     sources = [p for s in detail.get("sources", "").split("\n") if s for p in r.expand(cwd, s)]
     touches: list[Touch] = []
@@ -824,7 +831,7 @@ def _resolve_simple(r: _Resolver, intent: Intent, idx: int, cwd: Path) -> list[T
             elif kind == "truncate" and detail.get("size", "").startswith("+"):
                 continue  # growing a file loses nothing
             else:
-                # redirect, truncate, sed -i, the Write/Edit tools; a `find -exec sed -i` has dirs as targets.
+                # redirect, truncate, sed -i: in-place edits (``modify``); a `find -exec sed -i` has dirs as targets.
                 touches += r.overwrites(path, idx, into_dirs=detail.get("via") == "find")
     return touches
 
@@ -947,12 +954,13 @@ def judge_intents(
         touches += found
         unknown += unsure
     decisions_by_touch: list[PathDecision] = []
-    for operation in ("delete", "rollback"):
+    operations: tuple[Operation, ...] = ("delete", "rollback", "modify")
+    for operation in operations:
         group = [t for t in touches if t.operation == operation]
         if group:
             decision = engine.decide(operation, [PathChange(t.path, t.change) for t in group], force)
             decisions_by_touch += decision.paths
-    ordered = [t for op in ("delete", "rollback") for t in touches if t.operation == op]
+    ordered = [t for op in operations for t in touches if t.operation == op]
     displays = [_display(i) for i in intents]
     problems = _problems(ordered, decisions_by_touch, displays)
     # Fail closed only where it matters: a command we cannot read is a problem when the user's
@@ -1004,7 +1012,7 @@ def judge_command(
 def judge_file_write(
     project_root: Path, policy: Policy, tool: str, file_path: str, cwd: Path, *, force: bool = False
 ) -> Verdict:
-    """Write/Edit/MultiEdit onto ``file_path``: a rollback of that file when it exists (see module doc)."""
+    """Write/Edit/MultiEdit onto ``file_path``: a ``modify`` of that file when it exists (see module doc)."""
     intent = Intent("tool-write", (tool, file_path), None, (file_path,), {"tool": tool})
     return judge_intents(project_root, policy, [intent], cwd.resolve(), f"{tool} {file_path}", force=force)
 

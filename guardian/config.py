@@ -57,11 +57,25 @@ class ValidateRule:
 
 @dataclass(frozen=True)
 class ProtectRule:
+    """One ``protect:`` rule: what each operation may do to its paths.
+
+    ``modify`` governs in-place edits of an existing file (the agent gate's
+    Write/Edit tools, ``sed -i``, ``>``, ``cp`` onto it).  None means the rule
+    does not set it and edits follow ``rollback``, as they did before ``modify``
+    existed; :attr:`modify_action` is the action that applies.
+    """
+
     paths: tuple[str, ...]
     rollback: Action = "force"
     delete: Action = "force"
     restore: Action = "allow"
     reason: str = "protected"
+    modify: Action | None = None
+
+    @property
+    def modify_action(self) -> Action:
+        """The action for an in-place edit: ``modify`` when set, else ``rollback``."""
+        return self.rollback if self.modify is None else self.modify
 
 
 @dataclass(frozen=True)
@@ -103,13 +117,17 @@ class MirrorSettings:
     remote: str = ""
 
 
-# guardian.yaml guards the guard: a rollback or delete of the policy itself needs --force.
+# guardian.yaml guards the guard: a rollback, an edit (an agent rewriting its own policy) or a
+# delete of the policy itself needs --force.  ``modify`` is spelled out, not left to follow
+# ``rollback``, so that editing the policy stays gated whatever happens to the rollback action.
+# Strictest-wins means a user's ``modify: allow`` on "**" cannot loosen it.
 POLICY_FILE_RULE = ProtectRule(
     paths=(POLICY_FILENAME,),
     rollback="force",
     delete="force",
     restore="allow",
     reason="the guardian policy file",
+    modify="force",
 )
 
 
@@ -386,12 +404,13 @@ def _protect(ctx: _Ctx, node: yaml.Node) -> tuple[ProtectRule, ...]:
     rules: list[ProtectRule] = []
     for i, item in enumerate(node.value):
         kp = f"protect[{i}]"
-        keys = _mapping(ctx, item, kp, ("paths", "rollback", "delete", "restore", "reason"))
+        keys = _mapping(ctx, item, kp, ("paths", "rollback", "modify", "delete", "restore", "reason"))
         if "paths" not in keys:
             raise ctx.fail(item, kp, "missing 'paths'", "add 'paths: [dir/, file]' to this rule")
         d = ProtectRule(paths=())
         values: dict[str, Any] = {}
-        for op in ("rollback", "delete", "restore"):
+        # An absent 'modify' stays None (the default): the rule's rollback action then governs edits too.
+        for op in ("rollback", "modify", "delete", "restore"):
             values[op] = (
                 _typed(ctx, keys[op][1], f"{kp}.{op}", _as_action, "write allow, force or block")
                 if op in keys

@@ -81,8 +81,8 @@ def changes_for_paths(root: Path, operation: Operation, typed: Iterable[str], cw
 
     For ``delete`` every path is a deletion (even one already gone: the script
     means to delete it, and the policy's delete rule is what applies).  For
-    ``rollback`` and ``restore`` an existing path is modified and a missing one
-    is added back.
+    ``rollback``, ``restore`` and ``modify`` (a script about to edit files in
+    place) an existing path is modified and a missing one is added back.
     """
     changes: dict[str, ChangeKind] = {}
     for text in typed:

@@ -1,4 +1,4 @@
-"""The decision engine: given protect rules, may this rollback, delete or restore touch these paths?
+"""The decision engine: given protect rules, may this rollback, edit, delete or restore touch these paths?
 
 This module is pure: no file system, no git, no clock.  Callers (the CLI, the
 agent hooks, the daemon) work out *which* paths an operation would change and
@@ -11,6 +11,12 @@ policy reads like the ignore files users already know: ``agents/wo_executor/``
 covers everything under that directory, ``*.sql`` any SQL file at any depth,
 ``/setup.py`` only the top-level one, and ``!pattern`` carves an exception out
 of the same rule.
+
+The operations: ``rollback`` replaces a file's content with another version
+(guardian rollback, git reset/checkout/restore/rebase, rsync), ``modify`` is an
+in-place edit of an existing file (an agent's Write/Edit, ``sed -i``, ``>``),
+``delete`` removes it and ``restore`` brings back a snapshot's version.  A rule
+without ``modify`` judges edits by its ``rollback`` action.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ import pathspec
 from guardian.config import Policy, ProtectRule
 from guardian.errors import EXIT_BLOCKED, EXIT_NEEDS_FORCE, EXIT_OK, ConfigError
 
-Operation = Literal["rollback", "delete", "restore"]
+Operation = Literal["rollback", "delete", "restore", "modify"]
 ChangeKind = Literal["modify", "delete", "add"]
 Outcome = Literal["allow", "force", "block"]  # "force" means: allowed only with --force
 
-OPERATIONS: tuple[Operation, ...] = ("rollback", "delete", "restore")
+OPERATIONS: tuple[Operation, ...] = ("rollback", "delete", "restore", "modify")
 _RANK: dict[str, int] = {"allow": 0, "force": 1, "block": 2}
 _GLOB_CHARS = frozenset("*?[\\")
 
@@ -47,8 +53,11 @@ def rule_outcome(rule: ProtectRule, operation: Operation, change: ChangeKind = "
     action too, whatever the operation: a rollback (or restore) to a snapshot
     in which a protected file did not exist removes it just as ``rm`` would, so
     it must not slip through a lenient ``rollback: allow``.
+
+    ``modify`` uses :attr:`ProtectRule.modify_action`: the rule's ``modify``, or
+    its ``rollback`` when it does not set one.
     """
-    action: Outcome = getattr(rule, operation)
+    action: Outcome = rule.modify_action if operation == "modify" else getattr(rule, operation)
     if change == "delete" and operation != "delete":
         action = stricter(action, rule.delete)
     return action
@@ -254,14 +263,18 @@ class PolicyEngine:
         user's own reason is preferred over the built-in one.
 
         With no ``operation``, rules are ranked by their strictest action over
-        all operations (then by the sum), which suits "why is this protected?".
+        all operations (then by the sum of the actions the rule sets), which
+        suits "why is this protected?".
         """
         best: ProtectRule | None = None
         best_key: tuple[int, int] = (-1, -1)
         for compiled in self._rules_matching(path):
             rule = compiled.rule
             if operation is None:
-                ranks = [_RANK[rule_outcome(rule, op, change)] for op in OPERATIONS]
+                # A 'modify' the rule does not set only repeats its rollback action: it is left
+                # out of the sum, so rules written before 'modify' existed rank as they did.
+                ops = [op for op in OPERATIONS if op != "modify" or rule.modify is not None]
+                ranks = [_RANK[rule_outcome(rule, op, change)] for op in ops]
                 key = (max(ranks), sum(ranks))
             else:
                 key = (_RANK[rule_outcome(rule, operation, change)], 0)

@@ -618,3 +618,122 @@ def test_without_a_store_blocks_still_say_one_line(repo: Path) -> None:
     allowed = run_hook(_payload("rm -rf scratch", repo), {}, repo)
     assert allowed.exit_code == 0
     assert allowed.stderr.startswith("guardian: warning: no snapshot before this command: no store for")
+
+
+# --------------------------------------------------------------------------- modify: edits vs rollbacks
+
+EDIT_POLICY = POLICY.replace("    rollback: force\n", "    rollback: force\n    modify: allow\n")
+FROZEN_POLICY = POLICY.replace("    rollback: force\n", "    rollback: allow\n    modify: block\n")
+EDITS = [
+    "sed -i 's/run/walk/' agents/wo_executor/run.py",
+    "perl -pi -e 's/run/walk/' agents/wo_executor/run.py",
+    "echo x > agents/wo_executor/run.py",
+    "tee agents/wo_executor/run.py < /dev/null",
+    "dd if=/dev/zero of=agents/wo_executor/run.py count=0",
+    "truncate -s 0 agents/wo_executor/run.py",
+    "cp README.md agents/wo_executor/run.py",
+    "ln -sf /etc/hostname agents/wo_executor/run.py",
+]
+
+
+def _use_policy(root: Path, text: str) -> None:
+    """Commit a new policy, so that git rewinds judge only the protected files, not guardian.yaml too."""
+    assert text != POLICY
+    _write(root, "guardian.yaml", text)
+    git("commit", "-q", "-am", "policy", cwd=root)
+
+
+@pytest.mark.parametrize("command", EDITS)
+def test_modify_allow_lets_edits_through(repo: Path, command: str) -> None:
+    _use_policy(repo, EDIT_POLICY)
+    verdict = _judge(repo, command)
+    assert (verdict.action, verdict.message, verdict.snapshot_paths) == ("allow", "", (RUN,))
+    assert [(p["path"], p["operation"], p["outcome"]) for p in verdict.to_json()["protected"]] == [
+        (RUN, "modify", "allow")
+    ]
+
+
+@pytest.mark.parametrize("tool", ["Write", "Edit", "MultiEdit"])
+def test_modify_allow_lets_the_file_tools_through(repo: Path, tool: str) -> None:
+    _use_policy(repo, EDIT_POLICY)
+    project = Project.find(repo)
+    verdict = judge_file_write(project.root, project.policy, tool, str(repo / RUN), repo)
+    assert (verdict.action, verdict.snapshot_paths) == ("allow", (RUN,))
+    # The policy file keeps its built-in protection: an agent still cannot edit the rules that bind it.
+    own = judge_file_write(project.root, project.policy, tool, str(repo / "guardian.yaml"), repo)
+    assert own.message == (f"guardian: blocked: {tool} would overwrite guardian.yaml "
+                           f"(protected: the guardian policy file); {FORCE}")
+
+
+@pytest.mark.parametrize(
+    ("command", "setup", "verb"),
+    [
+        ("git checkout -- agents/wo_executor/run.py", "modified", "revert"),
+        ("git restore agents/wo_executor/run.py", "modified", "revert"),
+        ("git reset --hard", "modified", "revert"),
+        ("git stash drop", "stash", "discard stashed changes to"),
+        ("git rebase side", "side", "rewrite"),
+    ],
+)
+def test_modify_allow_leaves_rollbacks_needing_force(repo: Path, command: str, setup: str, verb: str) -> None:
+    _use_policy(repo, EDIT_POLICY)
+    SETUPS[setup](repo)
+    verdict = _judge(repo, command)
+    assert verdict.message == _blocked(command, verb, advice=FORCE)
+    assert {p["operation"] for p in verdict.to_json()["protected"]} == {"rollback"}
+    assert _judge(repo, command, force=True).action == "forced"
+
+
+def test_modify_allow_leaves_rsync_a_rollback(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_policy(repo, EDIT_POLICY)
+    _write(repo, "incoming/run.py", "print('other version')\n")
+    command = "rsync -a incoming/ agents/wo_executor/"
+    assert _judge(repo, command).message == _blocked(command, "overwrite", advice=FORCE)
+    monkeypatch.setattr(agent, "RSYNC_BIN", "guardian-test-no-such-rsync")  # the assume-the-worst fallback
+    assert _judge(repo, command).message == _blocked(command, "overwrite", more=1, advice=FORCE)
+
+
+def test_modify_block_blocks_edits_even_with_force(repo: Path) -> None:
+    _use_policy(repo, FROZEN_POLICY)
+    project = Project.find(repo)
+    edit = judge_file_write(project.root, project.policy, "Edit", str(repo / RUN), repo, force=True)
+    assert edit.message == _blocked("Edit", "overwrite", advice=BLOCK)
+    sed = _judge(repo, "sed -i 's/run/walk/' agents/wo_executor/run.py", force=True)
+    assert sed.message == _blocked("sed -i s/run/walk/ agents/wo_executor/run.py", "overwrite", advice=BLOCK)
+    _modify_protected(repo)
+    assert _judge(repo, "git checkout -- agents/wo_executor/run.py").action == "allow"  # rollback: allow
+
+
+def test_default_policy_judges_edits_as_modify_with_the_rollback_action(repo: Path) -> None:
+    # POLICY sets no 'modify': an edit is judged as 'modify' but gets rollback's force, as before.
+    verdict = _judge(repo, "sed -i 's/run/walk/' agents/wo_executor/run.py")
+    assert verdict.message == _blocked("sed -i s/run/walk/ agents/wo_executor/run.py", "overwrite", advice=FORCE)
+    assert [(p["operation"], p["outcome"]) for p in verdict.to_json()["protected"]] == [("modify", "force")]
+
+
+def test_hook_lets_an_edit_through_with_modify_allow(guarded: Path) -> None:
+    _use_policy(guarded, EDIT_POLICY)
+    _modify_protected(guarded)  # an earlier edit, not yet snapshotted: the hook captures it first
+    edit = run_hook(_payload(None, guarded, tool="Edit", file_path=str(guarded / RUN), old_string="run",
+                             new_string="walk"), {}, guarded)
+    assert edit == agent.HookResult(0, "")
+    last = [e for e in _events(guarded).read() if e.event == "agent"][-1]
+    assert last.details["decision"] == "allow" and last.snapshot is not None
+    assert last.details["protected"][0]["operation"] == "modify"
+    # Discarding that edit is a rollback of the file, and the rule still wants force for it.
+    reset = run_hook(_payload("git checkout -- .", guarded), {}, guarded)
+    assert reset == agent.HookResult(2, _blocked("git checkout -- .", "revert", advice=FORCE) + "\n")
+
+
+def test_agent_check_shows_the_modify_decision(repo: Path) -> None:
+    _use_policy(repo, EDIT_POLICY)
+    sed = run_cli("agent", "check", "sed -i 's/run/walk/' agents/wo_executor/run.py", cwd=repo)
+    assert (sed.exit_code, sed.stdout) == (0, "allow: the hook would snapshot 1 path(s) first\n")
+    as_json = json.loads(run_cli("agent", "check", "--json", "echo x > agents/wo_executor/run.py", cwd=repo).stdout)
+    assert as_json["action"] == "allow"
+    assert as_json["protected"] == [{"path": RUN, "operation": "modify", "change": "modify", "outcome": "allow",
+                                     "reason": "WO pipeline", "forced": False}]
+    _modify_protected(repo)
+    checkout = run_cli("agent", "check", "git checkout -- agents/wo_executor/run.py", cwd=repo)
+    assert checkout.exit_code == 4
+    assert checkout.stdout == _blocked("git checkout -- agents/wo_executor/run.py", "revert", advice=FORCE) + "\n"

@@ -34,6 +34,15 @@ def _write_policy(root: Path, text: str) -> None:
             "write allow, force or block",
         ),
         (
+            "version: 1\nprotect:\n  - paths: [a/]\n    rollback: force\n    modify: maybe\n",
+            "guardian.yaml:5:13: protect[0].modify: expected one of allow, force, block, got 'maybe'; "
+            "write allow, force or block",
+        ),
+        (
+            "version: 1\nprotect:\n  - paths: [a/]\n    modfy: allow\n",
+            "guardian.yaml:4:5: protect[0].modfy: unknown key 'modfy'; did you mean 'modify'?",
+        ),
+        (
             "version: 1\nprotect:\n  - rollback: force\n",
             "guardian.yaml:3:5: protect[0]: missing 'paths'; add 'paths: [dir/, file]' to this rule",
         ),
@@ -120,6 +129,29 @@ def test_agent_pipeline_preset_protects_the_processors() -> None:
         "tools/followup_tracker_update.zsh",
         "g/followup/state/",
     } <= protected
+
+
+def test_modify_is_optional_and_follows_rollback() -> None:
+    policy = parse_policy(
+        "version: 1\nprotect:\n"
+        "  - {paths: [old/], rollback: block}\n"
+        "  - {paths: [new/], rollback: force, modify: allow}\n"
+    )
+    old, new = policy.protect
+    assert (old.modify, old.modify_action) == (None, "block")
+    assert (new.rollback, new.modify, new.modify_action) == ("force", "allow", "allow")
+
+
+def test_presets_keep_their_behaviour_for_edits() -> None:
+    # The presets predate 'modify': none sets it, so edits stay gated by each rule's rollback action.
+    for name in list_presets():
+        for rule in parse_policy(preset_text(name), name).protect:
+            assert rule.modify is None and rule.modify_action == rule.rollback, (name, rule)
+    # The commented example is valid once uncommented, and does what it says.
+    text = preset_text("agent-pipeline")
+    assert text.count("    # modify: allow") == 1
+    first = parse_policy(text.replace("    # modify: allow", "    modify: allow")).protect[0]
+    assert (first.rollback, first.modify_action, first.delete) == ("force", "allow", "block")
 
 
 def test_unknown_preset(project: Path) -> None:

@@ -176,6 +176,22 @@ def test_usage_errors(project: Path, tmp_path: Path) -> None:
     )
 
 
+def test_gate_modify_uses_the_modify_action(project: Path) -> None:
+    # The processor's rule sets no 'modify' (it follows rollback: force); the state's rule lets edits through.
+    policy = POLICY.replace("    delete: force\n", "    delete: force\n    modify: allow\n")
+    assert policy.count("modify: allow") == 1
+    paths = _setup(project, policy)
+    r = run_cli("gate", "modify", "agents/wo_executor/run.sh", "state/cursor.json", cwd=project)
+    assert r.exit_code == 3
+    assert r.stdout.splitlines() == [
+        "force  agents/wo_executor/run.sh (modify): needs --force (protected: WO pipeline processor)",
+        "allow  state/cursor.json (modify): allowed (protected: follow-up state)",
+        "gate modify: needs --force (exit 3): 1 protected path(s)",
+    ]
+    assert run_cli("gate", "rollback", "state/cursor.json", cwd=project).exit_code == 3
+    assert [e["details"]["operation"] for e in _events(paths, "gate")] == ["modify", "rollback"]
+
+
 def test_no_store_means_no_unrecorded_decision(tmp_path: Path) -> None:
     root = tmp_path / "bare"
     root.mkdir()

@@ -278,3 +278,62 @@ def test_bad_pattern_is_a_config_error() -> None:
 def test_unknown_operation_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown operation"):
         ENGINE.decide("destroy", [])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- modify: in-place edits
+
+
+@pytest.mark.parametrize("rollback", ["allow", "force", "block"])
+def test_modify_defaults_to_the_rollback_action(rollback: Outcome) -> None:
+    rule = ProtectRule(paths=("a/",), rollback=rollback, delete="allow", restore="allow")
+    assert rule.modify is None
+    assert rule.modify_action == rollback
+    engine = PolicyEngine([rule])
+    assert engine.decide("modify", [PathChange("a/x.py", "modify")]).paths[0].outcome == rollback
+    assert rule_outcome(rule, "modify") == rule_outcome(rule, "rollback") == rollback
+
+
+def test_modify_allow_leaves_rollbacks_gated() -> None:
+    rule = ProtectRule(paths=("agents/wo_executor/",), rollback="force", delete="block", modify="allow", reason="WO")
+    engine = PolicyEngine(Policy(protect=(rule,)).protect_rules)
+    edit = engine.decide("modify", [PathChange("agents/wo_executor/run.py", "modify")])
+    assert (edit.overall, edit.exit_code, edit.paths[0].reason) == ("allow", EXIT_OK, "WO")
+    revert = engine.decide("rollback", [PathChange("agents/wo_executor/run.py", "modify")])
+    assert (revert.overall, revert.exit_code) == ("force", EXIT_NEEDS_FORCE)
+    # An edit that would remove the file is still held to the rule's delete action.
+    gone = engine.decide("modify", [PathChange("agents/wo_executor/run.py", "delete")], force=True)
+    assert gone.overall == "block"
+
+
+def test_modify_block_cannot_be_forced() -> None:
+    rule = ProtectRule(paths=("core/",), rollback="allow", delete="allow", modify="block", reason="frozen")
+    engine = PolicyEngine([rule])
+    edit = engine.decide("modify", [PathChange("core/x.py", "modify")], force=True)
+    assert (edit.overall, edit.exit_code, edit.paths[0].forced) == ("block", EXIT_BLOCKED, False)
+    assert engine.decide("rollback", [PathChange("core/x.py", "modify")]).overall == "allow"
+
+
+def test_modify_strictest_rule_wins_and_the_policy_file_stays_forced() -> None:
+    lenient = ProtectRule(paths=("**",), rollback="allow", delete="allow", modify="allow", reason="everything")
+    strict = ProtectRule(paths=("src/core/",), reason="core")  # modify follows rollback: force
+    engine = PolicyEngine(Policy(protect=(lenient, strict)).protect_rules)
+    assert POLICY_FILE_RULE.modify == "force"
+    verdicts = engine.decide("modify", [PathChange("guardian.yaml", "modify"), PathChange("src/core/x.py", "modify"),
+                                        PathChange("src/other.py", "modify")]).paths
+    assert [(v.outcome, v.reason) for v in verdicts] == [
+        ("force", "the guardian policy file"),
+        ("force", "core"),
+        ("allow", "everything"),
+    ]
+
+
+def test_rule_for_without_operation_counts_only_a_modify_the_rule_sets() -> None:
+    # Equal sums over rollback/delete/restore: the first rule wins the tie, as before 'modify' existed.
+    a = ProtectRule(paths=("a/",), rollback="force", delete="allow", restore="allow", reason="a")
+    b = ProtectRule(paths=("a/",), rollback="allow", delete="force", restore="allow", reason="b")
+    assert PolicyEngine([b, a]).rule_for("a/x") is b
+    assert PolicyEngine([a, b]).rule_for("a/x") is a
+    # A modify the rule does set counts: it is stricter on one more operation.
+    edits = ProtectRule(paths=("a/",), rollback="allow", delete="force", restore="allow", modify="force", reason="e")
+    assert PolicyEngine([b, edits]).rule_for("a/x") is edits
+    assert PolicyEngine([a, edits]).rule_for("a/x", "modify") is a  # force == force: ties go to the first

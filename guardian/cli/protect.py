@@ -47,7 +47,7 @@ def _print_gate(result: GateResult) -> None:
 
 @cli.command()
 # Spelled out rather than imported: guardian.policy pulls in pathspec, which --help need not pay for.
-@click.argument("operation", type=click.Choice(("rollback", "delete", "restore")))
+@click.argument("operation", type=click.Choice(("rollback", "delete", "restore", "modify")))
 @click.argument("paths", nargs=-1)
 @click.option("--force", is_flag=True, help="Allow changes to protected paths whose rule says 'force'.")
 @click.option(
