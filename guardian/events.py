@@ -28,6 +28,7 @@ EVENT_KINDS = (
     "skip",
     "error",
     "drift",
+    "drift-resolved",
     "repair",
     "gate",
     "force",

@@ -11,27 +11,40 @@ A file has *drifted* when
   file that is not protected stops drifting once the deletion is captured,
   because a deliberate deletion looks exactly the same.
 
-:func:`check` only reads.  :func:`run_guardrail` is what ``guardian check`` and
-the watcher call: it logs one ``drift`` event per file and, with ``repair``,
-restores the latest valid versions through :func:`guardian.restore.restore`, so
-a pre-restore snapshot is taken first and the policy's ``restore`` actions
-hold (a file whose restore needs ``--force`` is reported, never forced).
+:func:`check` only reads.  :func:`run_guardrail` is what ``guardian check``, the
+watcher and the git hooks call: it logs a ``drift`` event per file whose drift is
+new or changed and, with ``repair``, restores the latest valid versions through
+:func:`guardian.restore.restore`, so a pre-restore snapshot is taken first and
+the policy's ``restore`` actions hold (a file whose restore needs ``--force`` is
+reported, never forced).
+
+Which drift was already logged lives in ``<store>/guardrail.json``: drift that
+persists only bumps ``last_seen`` and ``count`` there, and drift that ends is
+dropped from it with one ``drift-resolved`` event.  The file is bookkeeping:
+damaged or missing, it reads as empty (current drift is logged again), and its
+updates are serialised by ``guardrail.lock`` with a bounded wait, so concurrent
+checks can at worst log an event twice, never lose one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import sqlite3
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from guardian.catalog import Catalog, FileRow, VersionRow
 from guardian.errors import GuardianError, LockHeld
 from guardian.events import Event, current_user, now_iso
 from guardian.filters import PathFilter
-from guardian.fsutil import lstat_at
+from guardian.fsutil import atomic_write_file, lstat_at
+from guardian.lock import FileLock
 from guardian.policy import ChangeKind, PathChange, PolicyEngine
 from guardian.project import Project
 from guardian.restore import RestoreReport, restore
@@ -39,6 +52,10 @@ from guardian.snapshot import FileReader, judge_content, stat_matches
 from guardian.store import hash_blob
 
 PROBLEMS = ("missing", "invalid", "suspect")
+
+STATE_FILE = "guardrail.json"  # in the store: the drift already logged
+STATE_LOCK_FILE = "guardrail.lock"
+STATE_LOCK_TIMEOUT = 10.0  # then the state is updated without the lock: at worst a duplicate event
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,7 @@ class GuardrailReport:
     checked: int = 0
     pre_snapshot: str | None = None
     post_snapshot: str | None = None
+    logged: set[str] = field(default_factory=set)  # paths whose drift is new or changed: logged by this run
 
     @property
     def clean(self) -> bool:
@@ -85,7 +103,7 @@ class GuardrailReport:
         return {
             "clean": self.clean,
             "checked": self.checked,
-            "drift": [d.to_json() for d in self.drift],
+            "drift": [{**d.to_json(), "new": d.path in self.logged} for d in self.drift],
             "repaired": list(self.repaired),
             "not_repaired": [{"path": p, "reason": r} for p, r in self.not_repaired],
             "pre_snapshot": self.pre_snapshot,
@@ -286,25 +304,196 @@ def check(project: Project, paths: Sequence[str] | None = None) -> GuardrailRepo
 # --------------------------------------------------------------------------- events and repair
 
 
-def _log_drift(project: Project, drift: Sequence[Drift], trigger: str) -> None:
+def _drift_event(ts: str, d: Drift, trigger: str, base: dict[str, Any]) -> Event:
+    return Event(
+        ts,
+        "drift",
+        [d.path],
+        None,
+        trigger,
+        {
+            **base,
+            "problem": d.problem,
+            "detail": d.detail,
+            "protected": d.protected,
+            "last_valid_snapshot": d.last_valid_snapshot,
+        },
+    )
+
+
+def _resolved_event(
+    ts: str,
+    rel: str,
+    entry: dict[str, Any],
+    ended: str,
+    trigger: str,
+    base: dict[str, Any],
+    snapshot: str | None = None,
+) -> Event:
+    return Event(
+        ts,
+        "drift-resolved",
+        [rel],
+        snapshot,
+        trigger,
+        {
+            **base,
+            # In this order 'guardian events' shows how it ended first.
+            "ended": ended,
+            "problem": entry.get("problem"),
+            "first_seen": entry.get("first_seen"),
+            "count": entry.get("count"),
+            "detail": entry.get("detail"),
+            "last_seen": entry.get("last_seen"),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- the drift already logged
+
+
+def _state_path(project: Project) -> Path:
+    return project.paths.store / STATE_FILE
+
+
+def _load_state(project: Project) -> dict[str, dict[str, Any]]:
+    """path -> the drift last logged for it.  Anything unreadable counts as nothing logged."""
+    try:
+        raw = json.loads(_state_path(project).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    drift = raw.get("drift") if isinstance(raw, dict) else None
+    if not isinstance(drift, dict):
+        return {}
+    return {rel: entry for rel, entry in drift.items() if isinstance(entry, dict)}
+
+
+def _save_state(project: Project, state: dict[str, dict[str, Any]]) -> None:
+    data = {"version": 1, "drift": {rel: state[rel] for rel in sorted(state)}}
+    try:
+        atomic_write_file(_state_path(project), (json.dumps(data, indent=2, default=str) + "\n").encode())
+    except OSError:
+        pass  # a full disk: the next check logs the current drift again
+
+
+@contextmanager
+def _state_lock(project: Project) -> Iterator[None]:
+    lock = FileLock(project.paths.store / STATE_LOCK_FILE, "the guardrail state", STATE_LOCK_TIMEOUT)
+    try:
+        lock.acquire()
+    except (GuardianError, OSError):
+        pass  # never hold a check up over bookkeeping: at worst an event is logged twice
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _same_drift(entry: dict[str, Any], d: Drift) -> bool:
+    return (entry.get("problem"), entry.get("detail"), entry.get("last_valid_snapshot")) == (
+        d.problem,
+        d.detail,
+        d.last_valid_snapshot,
+    )
+
+
+def _in_scope(rel: str, selected: list[str] | None) -> bool:
+    return selected is None or any(rel == s or rel.startswith(s + "/") for s in selected)
+
+
+def _iso_time(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def _how_it_ended(project: Project, catalog: Catalog, engine: PolicyEngine, rel: str, entry: dict[str, Any]) -> str:
+    """A cheap guess at why rel stopped drifting, from its latest captured version and the disk."""
+    since = _iso_time(entry.get("first_seen"))
+    versions = catalog.versions_of(rel)
+    latest = versions[-1] if versions else None
+    # Snapshot times are whole seconds: allow one second either way.
+    if latest is not None and since is not None and latest.ts + 1 >= since:
+        if latest.change == "accept":
+            return "accepted"
+        if latest.trigger in ("restore", "rollback") and latest.change != "delete":
+            return "restored"
+    if lstat_at(project.root, rel) is None:
+        if latest is not None and latest.change == "delete":
+            return "deletion accepted" if engine.is_protected(rel) else "deletion captured in a snapshot"
+        return "no longer drifting"
+    return "file is back" if entry.get("problem") == "missing" else "content is valid again"
+
+
+def _endings(project: Project, resolved: dict[str, dict[str, Any]]) -> dict[str, str]:
+    if not resolved:
+        return {}
+    engine = PolicyEngine(project.policy.protect_rules)
+    try:
+        with project.reader() as (_repo, catalog):
+            return {rel: _how_it_ended(project, catalog, engine, rel, entry) for rel, entry in resolved.items()}
+    except (GuardianError, OSError, sqlite3.Error):  # only a nicety for the event: never fail over it
+        return {}
+
+
+def _log_drift(project: Project, report: GuardrailReport, selected: list[str] | None, trigger: str) -> None:
+    """Log drift that is new or changed, and the end of drift that is gone; remember both."""
+    if not report.drift and not _state_path(project).exists():
+        return  # nothing drifts and nothing ever did: no state to keep
     base = {"user": current_user(), "pid": os.getpid()}
-    project.events.append_many(
-        Event(
-            now_iso(),
-            "drift",
-            [d.path],
-            None,
-            trigger,
-            {
-                **base,
+    current = {d.path: d for d in report.drift}
+    with _state_lock(project):
+        state = _load_state(project)
+        resolved = {rel: e for rel, e in state.items() if rel not in current and _in_scope(rel, selected)}
+        endings = _endings(project, resolved)
+        now = now_iso()
+        records: list[Event] = []
+        for rel in sorted(resolved):
+            ended = endings.get(rel, "no longer drifting")
+            records.append(_resolved_event(now, rel, state.pop(rel), ended, trigger, base))
+        for d in report.drift:
+            entry = state.get(d.path) or {}
+            count = entry.get("count")
+            if entry and _same_drift(entry, d):
+                entry["count"] = (count if isinstance(count, int) else 0) + 1
+                entry["last_seen"] = now
+                continue
+            records.append(_drift_event(now, d, trigger, base))
+            report.logged.add(d.path)
+            # first_seen is the time of the drift event; a changed problem is the same
+            # episode: it keeps its first_seen and count.
+            first_seen = entry.get("first_seen")
+            state[d.path] = {
                 "problem": d.problem,
                 "detail": d.detail,
-                "protected": d.protected,
                 "last_valid_snapshot": d.last_valid_snapshot,
-            },
-        )
-        for d in drift
-    )
+                "first_seen": first_seen if isinstance(first_seen, str) else now,
+                "last_seen": now,
+                "count": (count if isinstance(count, int) else 0) + 1,
+            }
+        if records:
+            project.events.append_many(records)
+        if records or report.drift:
+            _save_state(project, state)
+
+
+def _log_repaired(project: Project, report: GuardrailReport, trigger: str) -> None:
+    """A repaired file no longer drifts: say so now rather than at the next check."""
+    base = {"user": current_user(), "pid": os.getpid()}
+    with _state_lock(project):
+        state = _load_state(project)
+        now = now_iso()
+        records = [
+            _resolved_event(now, rel, state.pop(rel), "repaired", trigger, base, report.post_snapshot)
+            for rel in report.repaired
+            if rel in state
+        ]
+        if records:
+            project.events.append_many(records)
+            _save_state(project, state)
 
 
 def _policy_refusal(engine: PolicyEngine, project: Project, rel: str) -> str | None:
@@ -372,17 +561,19 @@ def _repair(project: Project, report: GuardrailReport, trigger: str) -> None:
 def run_guardrail(
     project: Project, paths: Sequence[str] | None = None, repair: bool = False, trigger: str = "check"
 ) -> GuardrailReport:
-    """Check, log one ``drift`` event per drifting file, and with ``repair`` restore them.
+    """Check, log the drift that is new or changed (and the drift that ended), and with ``repair`` restore.
 
-    The drift events are written before any repair starts, so they land within
-    moments of the check.  A repair never forces: files whose restore the policy
-    gates are listed in ``not_repaired`` with the reason.
+    The report lists every drifting file, logged now or before.  The drift events
+    are written before any repair starts, so they land within moments of the
+    check.  A repair never forces: files whose restore the policy gates are
+    listed in ``not_repaired`` with the reason.
     """
     report = check(project, paths)
-    if report.drift:
-        _log_drift(project, report.drift, trigger)
-        if repair:
-            _repair(project, report, trigger)
+    _log_drift(project, report, _normalise(paths), trigger)
+    if report.drift and repair:
+        _repair(project, report, trigger)
+        if report.repaired:
+            _log_repaired(project, report, trigger)
     return report
 
 

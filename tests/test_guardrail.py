@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from guardian import guardrail
 from guardian.guardrail import Drift, check, run_guardrail
+from guardian.lock import FileLock
 from guardian.project import Project
 from guardian.snapshot import take_snapshot
 from guardian.timeutil import format_time
@@ -228,6 +230,7 @@ def test_protected_paths_come_first(proj: Project) -> None:
         "protected": True,
         "last_valid_snapshot": report.drift[1].last_valid_snapshot,
         "last_valid_time": report.drift[1].last_valid_time,
+        "new": True,
     }
     assert data["repaired"] == [] and data["not_repaired"] == []
 
@@ -277,6 +280,192 @@ def test_cli_check_writes_drift_events(proj: Project) -> None:
     assert run_cli("check", cwd=proj.root).exit_code == 1
     [event] = _drift_events(proj)
     assert event["paths"] == ["notes.txt"] and event["trigger"] == "check"
+
+
+def _events_of(project: Project, *kinds: str) -> list[dict[str, object]]:
+    return [e.to_json() for e in project.events.read() if e.event in kinds]
+
+
+def _state(project: Project) -> dict[str, dict[str, object]]:
+    data = json.loads((project.paths.store / "guardrail.json").read_text())
+    drift = data["drift"]
+    assert isinstance(drift, dict)
+    return drift
+
+
+def test_persisting_drift_is_logged_once(proj: Project) -> None:
+    (proj.root / "agents" / "processor.sh").unlink()
+    (proj.root / "state.json").write_text("{")
+    first = run_guardrail(proj, trigger="watch")
+    for _ in range(3):
+        again = run_guardrail(proj, trigger="watch")
+        # The report still lists every drift each time; only the log is quiet.
+        assert again.drift == first.drift
+        assert again.logged == set()
+    r = run_cli("check", cwd=proj.root)
+    assert r.exit_code == 1
+    assert (
+        r.stdout.splitlines()[0] == "drift: agents/processor.sh (protected) is missing: deleted since the last snapshot"
+    )
+    assert r.stderr == f"guardian: 2 file(s) drifted from their latest valid snapshot; {DRIFT_HINT}\n"
+    assert [e["paths"] for e in _drift_events(proj)] == [["agents/processor.sh"], ["state.json"]]
+    assert _events_of(proj, "drift-resolved") == []
+
+    state = _state(proj)
+    assert sorted(state) == ["agents/processor.sh", "state.json"]
+    entry = state["agents/processor.sh"]
+    assert entry["problem"] == "missing"
+    assert entry["detail"] == "deleted since the last snapshot"
+    assert entry["last_valid_snapshot"] == first.drift[0].last_valid_snapshot
+    assert entry["count"] == 5
+    first_seen, last_seen = entry["first_seen"], entry["last_seen"]
+    assert first_seen == _drift_events(proj)[0]["ts"]
+    assert isinstance(first_seen, str) and isinstance(last_seen, str) and first_seen < last_seen
+
+    data = json.loads(run_cli("check", "--json", cwd=proj.root).stdout)
+    assert [(d["path"], d["new"]) for d in data["drift"]] == [("agents/processor.sh", False), ("state.json", False)]
+
+
+def test_changed_drift_is_logged_again(proj: Project) -> None:
+    script = proj.root / "agents" / "processor.sh"
+    script.write_bytes(SHEBANG)  # suspect: truncated
+    assert run_guardrail(proj).logged == {"agents/processor.sh"}
+    run_guardrail(proj)
+    script.unlink()  # now missing: a different problem
+    assert run_guardrail(proj).logged == {"agents/processor.sh"}
+    run_guardrail(proj)
+    events = _drift_events(proj)
+    problems = [e["details"]["problem"] for e in events]  # type: ignore[index]
+    assert problems == ["suspect", "missing"]
+    # A changed detail alone (the deletion gets captured) is logged too.
+    deletion = take_snapshot(proj, None, "manual").snapshot
+    assert deletion is not None
+    run_guardrail(proj)
+    run_guardrail(proj)
+    events = _drift_events(proj)
+    assert len(events) == 3
+    assert str(events[2]["details"]["detail"]).startswith(f"deleted in snapshot {deletion[:12]}")  # type: ignore[index]
+    # The episode keeps the time it started.
+    entry = _state(proj)["agents/processor.sh"]
+    assert entry["first_seen"] == events[0]["ts"]
+    assert entry["count"] == 6
+
+
+def test_resolution_is_logged_and_a_recurrence_is_new_drift(proj: Project) -> None:
+    state_file = proj.root / "state.json"
+    good = state_file.read_bytes()
+    state_file.write_text("{")
+    run_guardrail(proj)
+    run_guardrail(proj)
+    [drift] = _drift_events(proj)
+    state_file.write_bytes(good)  # fixed by hand
+    assert run_guardrail(proj).drift == []
+    [resolved] = _events_of(proj, "drift-resolved")
+    assert resolved["paths"] == ["state.json"] and resolved["trigger"] == "check"
+    details = resolved["details"]
+    assert isinstance(details, dict)
+    assert details["problem"] == "invalid"
+    assert details["first_seen"] == drift["ts"]
+    assert details["last_seen"] is not None and details["last_seen"] > drift["ts"]  # type: ignore[operator]
+    assert details["count"] == 2
+    assert details["ended"] == "content is valid again"
+    assert _state(proj) == {}
+    # Clean and resolved: further checks log nothing.
+    run_guardrail(proj)
+    assert len(_events_of(proj, "drift", "drift-resolved")) == 2
+
+    state_file.write_text("[")  # broken again: a new episode
+    assert run_guardrail(proj).logged == {"state.json"}
+    kinds = [(e["event"], e["paths"]) for e in _events_of(proj, "drift", "drift-resolved")]
+    assert kinds == [("drift", ["state.json"]), ("drift-resolved", ["state.json"]), ("drift", ["state.json"])]
+    assert _state(proj)["state.json"]["count"] == 1
+
+    # The new kind is known to 'guardian events --kind'.
+    r = run_cli("events", "--kind", "drift-resolved", "--json", cwd=proj.root)
+    assert r.exit_code == 0, r.stderr
+    assert [e["event"] for e in json.loads(r.stdout)] == ["drift-resolved"]
+
+
+def test_accept_and_repair_say_how_the_drift_ended(proj: Project) -> None:
+    (proj.root / "agents" / "processor.sh").unlink()
+    take_snapshot(proj, None, "manual")
+    (proj.root / "notes.txt").unlink()
+    run_guardrail(proj)
+    assert run_cli("accept", "agents/processor.sh", cwd=proj.root).exit_code == 0
+    report = run_guardrail(proj, repair=True)
+    assert report.repaired == ["notes.txt"]
+    resolved = _events_of(proj, "drift-resolved")
+    ended = {tuple(e["paths"]): e["details"]["ended"] for e in resolved}  # type: ignore[arg-type,index]
+    assert ended == {("agents/processor.sh",): "deletion accepted", ("notes.txt",): "repaired"}
+    repaired = next(e for e in resolved if e["paths"] == ["notes.txt"])
+    assert repaired["snapshot"] == report.post_snapshot
+    assert _state(proj) == {}
+    assert run_guardrail(proj).drift == []
+    assert len(_events_of(proj, "drift-resolved")) == 2
+
+
+def test_subset_checks_leave_other_paths_alone(proj: Project) -> None:
+    (proj.root / "agents" / "processor.sh").unlink()
+    (proj.root / "state.json").write_text("{")
+    run_guardrail(proj)
+    # A check of other paths does not see this drift, and must not call it resolved.
+    assert run_guardrail(proj, ["notes.txt"]).drift == []
+    assert run_guardrail(proj, ["agents/config.json", "locked"]).drift == []
+    assert run_cli("check", "notes.txt", cwd=proj.root).exit_code == 0
+    assert _events_of(proj, "drift-resolved") == []
+    assert sorted(_state(proj)) == ["agents/processor.sh", "state.json"]
+    # A check of a directory covers the paths under it.
+    (proj.root / "agents" / "processor.sh").write_bytes(BIG_SCRIPT)
+    run_guardrail(proj, ["agents"])
+    assert [e["paths"] for e in _events_of(proj, "drift-resolved")] == [["agents/processor.sh"]]
+    assert sorted(_state(proj)) == ["state.json"]
+    assert len(_drift_events(proj)) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"{not json", b"\xff\xfe", b"[1, 2]", b'{"drift": [1]}', b'{"drift": {"state.json": 7}}', None],
+)
+def test_damaged_state_file_is_tolerated(proj: Project, damage: bytes | None) -> None:
+    (proj.root / "state.json").write_text("{")
+    run_guardrail(proj)
+    path = proj.paths.store / "guardrail.json"
+    if damage is None:
+        path.unlink()
+        path.mkdir()  # not even a file
+    else:
+        path.write_bytes(damage)
+    r = run_cli("check", cwd=proj.root)
+    assert r.exit_code == 1
+    assert r.stdout.startswith("drift: state.json is invalid: json: ")
+    assert r.stderr == f"guardian: 1 file(s) drifted from their latest valid snapshot; {DRIFT_HINT}\n"
+    # Read as empty: the current drift is logged again, never lost.
+    assert [e["paths"] for e in _drift_events(proj)] == [["state.json"], ["state.json"]]
+    if damage is not None:
+        # Rewritten whole: the next check is quiet again.
+        assert sorted(_state(proj)) == ["state.json"]
+        assert run_cli("check", cwd=proj.root).exit_code == 1
+        assert len(_drift_events(proj)) == 2
+    (proj.root / "state.json").write_text("{}")
+    assert run_cli("check", cwd=proj.root).exit_code == 0
+
+
+def test_a_held_state_lock_delays_but_never_blocks_the_check(proj: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guardrail, "STATE_LOCK_TIMEOUT", 0.05)
+    (proj.root / "state.json").write_text("{")
+    with FileLock(proj.paths.store / "guardrail.lock", "test"):
+        report = run_guardrail(proj)
+        assert [d.path for d in report.drift] == ["state.json"]
+        assert report.logged == {"state.json"}
+    assert [e["paths"] for e in _drift_events(proj)] == [["state.json"]]
+    assert sorted(_state(proj)) == ["state.json"]
+
+
+def test_clean_checks_write_no_state(proj: Project) -> None:
+    run_guardrail(proj)
+    assert run_cli("check", cwd=proj.root).exit_code == 0
+    assert not (proj.paths.store / "guardrail.json").exists()
+    assert not (proj.paths.store / "guardrail.lock").exists()
 
 
 # --------------------------------------------------------------------------- repair
