@@ -9,7 +9,11 @@ Store layout (``$GUARDIAN_HOME/<dirname>-<hash>/``, mode 0700)::
     writer.lock      flock held for each write transaction
     watcher.lock     flock held by the running watcher for its lifetime
     watcher.json     the watcher's heartbeat
-    watcher.log      the watcher's rotating log
+    watcher.log      the watcher's rotating log (watcher.out: a background watcher's stdout/stderr)
+    guardrail.json   the drift already logged (guardrail.lock serialises its updates)
+    gc.json          the last gc: time, counts, sizes, errors (maintenance.lock: one gc or push at a time)
+    usage.json       the store's size, measured recently
+    mirror.json      what was last pushed to each remote
 """
 
 from __future__ import annotations

@@ -378,7 +378,7 @@ def events(ctx: Context, limit: int, kind: str, path: str | None, as_json: bool)
         if not what:
             extra = {k: v for k, v in r.details.items() if k not in ("user", "pid", "argv", "decision", "files")}
             what = " ".join(f"{k}={v}" for k, v in list(extra.items())[:4])
-        click.echo(f"{r.ts}  {who:<8} {r.event:<9} {r.trigger or '-':<11} {snap:<12} {paths}  {what}".rstrip())
+        click.echo(f"{r.ts}  {who:<8} {r.event:<14} {r.trigger or '-':<11} {snap:<12} {paths}  {what}".rstrip())
     return EXIT_OK
 
 
