@@ -410,3 +410,26 @@ def test_efbig_while_writing_the_restored_file_is_a_clean_error(tmp_path: Path) 
     assert clean_error(proc.stderr) is None, proc.stderr
     assert (scenario.root / "target.dat").read_bytes() == before
     assert not temp_files(scenario.root)
+
+
+def test_eio_while_installing_a_staged_pack_is_a_clean_error(tmp_path: Path) -> None:
+    """The first fsync of a burst's snapshot is the staged pack's, just before it moves into objects/pack."""
+    scenario = Scenario(tmp_path / "proj", "burst")
+    before = head(scenario.paths)
+    scenario.prepare()
+    proc, fired = _run_faulty(scenario, {"GUARDIAN_FAULT": "py-fsync:1:EIO:once"}, [])
+    assert fired
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        f"guardian: error: cannot write to the store {scenario.paths.repo}: [Errno 5] Input/output error; "
+        "check free space and permissions\n"
+    )
+    assert head(scenario.paths) == before
+    objects = scenario.paths.repo / "objects"
+    assert [p.name for p in objects.iterdir() if p.name.startswith(".guardian-tmp-")] == []
+    assert list((objects / "pack").glob("*.pack")) == []  # Scenario's history is small: all loose
+    assert fsck_problems(scenario.paths) is None
+    # Without the fault, the same burst is captured.
+    r = run_cli("snapshot", cwd=scenario.root)
+    assert r.exit_code == 0, r.stderr
+    assert len(list((objects / "pack").glob("*.pack"))) == 1
