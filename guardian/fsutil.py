@@ -43,7 +43,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _user_temp_name() -> str:
+def temp_name() -> str:
     """``.guardian-tmp-<pid>-<hex>``: the pid tells a later command whether the writer is gone."""
     return f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
@@ -225,7 +225,7 @@ def write_user_file(
             raise OperationFailed(f"cannot restore '{rel}': a directory is in the way; move it aside first")
         mode = _target_mode(existing, executable, perm)
         clear_stale_temps(dir_fd)  # a killed restore's copy of this (or a sibling) file
-        tmp = _user_temp_name()
+        tmp = temp_name()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         try:
             try:
@@ -250,7 +250,7 @@ def write_user_symlink(root: Path, rel: str, target: bytes) -> None:
     """Atomically make root/rel a symlink to target (the link itself; nothing is followed)."""
     with open_parent(root, rel, create=True) as (dir_fd, leaf):
         clear_stale_temps(dir_fd)
-        tmp = _user_temp_name()
+        tmp = temp_name()
         os.symlink(os.fsdecode(target), tmp, dir_fd=dir_fd)
         try:
             os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -34,7 +34,7 @@ import pygit2
 
 from guardian.crash import crash_point
 from guardian.errors import OperationFailed, StoreDamaged
-from guardian.fsutil import TEMP_PREFIX, fsync_dir
+from guardian.fsutil import fsync_dir, temp_name
 from guardian.pathcodec import decode_path, encode_path
 
 SNAPSHOT_REF = "refs/heads/snapshots"
@@ -333,7 +333,6 @@ class ShadowRepo:
             staging.odb.add_backend(backend, 1000)
             self._staging = (staging, backend)
         staging, backend = self._staging
-        backend.clear()
         self._repo, self._staged = staging, backend
         try:
             yield
@@ -360,7 +359,7 @@ class ShadowRepo:
     def _write_staged_pack(self, oids: list[pygit2.Oid]) -> None:
         # The work directory sits in objects/ (same filesystem, so the pack moves in by rename);
         # one left by a killed writer is removed by snapshot.clear_temp_objects.
-        work = self.git_dir / "objects" / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
+        work = self.git_dir / "objects" / temp_name()
         work.mkdir(mode=0o700)
         try:
             builder = pygit2.PackBuilder(self._repo)  # the staging repository: it reads the staged objects
