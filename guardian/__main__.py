@@ -8,7 +8,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "agent-hook" and len(sys.argv) == 2:
     import os
     from pathlib import Path
 
-    from guardian.agent import run_hook
+    from guardian.gates.agent.hook import run_hook
 
     result = run_hook(sys.stdin.buffer.read(), os.environ, Path.cwd())
     if result.stderr:
@@ -17,7 +17,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "agent-hook" and len(sys.argv) == 2:
 
 if len(sys.argv) > 1 and sys.argv[1] == "hook-impl":
     # Git hook shims call this on every checkout, commit and reset: same short path.
-    from guardian.hooks import main as hook_main
+    from guardian.gates.githooks.hook import main as hook_main
 
     raise SystemExit(hook_main(sys.argv[2:]))
 

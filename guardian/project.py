@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, cast
 from guardian.config import POLICY_FILENAME, Policy, load_policy, parse_policy, preset_text
 from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
-from guardian.fsutil import atomic_write_file
-from guardian.lock import FileLock
 from guardian.paths import find_project_root, store_dir_for
+from guardian.util.fs import atomic_write_file
+from guardian.util.lock import FileLock
 
 if TYPE_CHECKING:
-    from guardian.catalog import Catalog
-    from guardian.store import ShadowRepo
+    from guardian.catalog.db import Catalog
+    from guardian.store.repo import ShadowRepo
 
 WRITER_LOCK_TIMEOUT = 30.0
 
@@ -119,7 +119,7 @@ class Project:
         return FileLock(self.paths.writer_lock, f"the store {self.paths.store}", timeout)
 
     def open_repo(self) -> ShadowRepo:
-        from guardian.store import ShadowRepo
+        from guardian.store.repo import ShadowRepo
 
         self.require_store()
         return ShadowRepo(self.paths.repo)
@@ -127,7 +127,7 @@ class Project:
     def open_catalog(self) -> Catalog:
         import sqlite3
 
-        from guardian.catalog import Catalog
+        from guardian.catalog.db import Catalog
 
         try:
             return Catalog(self.paths.catalog)
@@ -149,7 +149,7 @@ class Project:
             if head is None or catalog.indexed_head != head:
                 # Catching up writes to the catalog, so take the writer lock for it.
                 with self.writer_lock():
-                    from guardian.snapshot import sync_catalog
+                    from guardian.capture.engine import sync_catalog
 
                     sync_catalog(self, repo.real, catalog)
             yield cast("ShadowRepo", repo), catalog
@@ -210,7 +210,7 @@ def _policy_from_store(paths: ProjectPaths) -> Policy:
     policy: Policy | None = None
     where = "the default policy"
     try:
-        from guardian.store import ShadowRepo
+        from guardian.store.repo import ShadowRepo
 
         repo = ShadowRepo(paths.repo)
         for count, record in enumerate(repo.walk()):

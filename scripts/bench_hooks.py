@@ -6,7 +6,7 @@ a protect rule) under four hook setups and prints the median wall time:
 - none:        no hooks at all
 - no-op shell: each hook is `#!/bin/sh` that reads its stdin and exits 0 (the floor any hook pays)
 - guardian:    the installed shims, which run `python -m guardian hook-impl`
-- direct:      the same shims calling `python -m guardian.hooks`, i.e. hook-impl without
+- direct:      the same shims calling `python -m guardian.gates.githooks.hook`, i.e. hook-impl without
                importing the click CLI (what a dispatcher in guardian/__main__.py would give)
 
 Usage: python scripts/bench_hooks.py [-n 15]
@@ -76,7 +76,7 @@ def set_hooks(repo: Path, env: dict[str, str], mode: str) -> None:
     if mode == "direct":
         for name in HOOKS:
             path = hooks / name
-            path.write_text(path.read_text().replace("-m guardian hook-impl", "-m guardian.hooks"))
+            path.write_text(path.read_text().replace("-m guardian hook-impl", "-m guardian.gates.githooks.hook"))
 
 
 def cpu_seconds() -> float:

@@ -47,9 +47,9 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
 
 
 def bench_incremental(count: int, rounds: int, git_rounds: int) -> dict[str, float]:
-    from guardian.initialize import init_project
+    from guardian.capture.engine import Capture
+    from guardian.ops.initialize import init_project
     from guardian.project import Project
-    from guardian.snapshot import Capture
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp) / "tree"
@@ -106,9 +106,9 @@ def bench_incremental(count: int, rounds: int, git_rounds: int) -> dict[str, flo
 
 
 def bench_queries(files: int, snapshots: int, rounds: int) -> dict[str, float]:
-    from guardian.initialize import init_project
+    from guardian.capture.engine import Capture
+    from guardian.ops.initialize import init_project
     from guardian.project import Project
-    from guardian.snapshot import Capture
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp) / "tree"

@@ -66,8 +66,8 @@ def edit(path: Path, rnd: random.Random, n: int) -> None:
 
 def capture_edits(project: object, root: Path, rels: list[str], count: int, rnd: random.Random, start: int) -> float:
     """count single-file edits, one snapshot each; returns the mean capture time."""
+    from guardian.capture.engine import Capture
     from guardian.project import Project
-    from guardian.snapshot import Capture
 
     assert isinstance(project, Project)
     repo = project.open_repo()
@@ -130,9 +130,9 @@ def git_daemon(base: Path) -> Iterator[str]:
 
 def gc_with_captures(project: object, root: Path, now: float | None) -> tuple[object, list[float]]:
     """Run gc on a thread while this thread captures every 20 ms; returns (result, capture times)."""
-    from guardian import lifecycle
+    from guardian.capture.engine import take_snapshot
+    from guardian.lifecycle import gc as lifecycle
     from guardian.project import Project
-    from guardian.snapshot import take_snapshot
 
     assert isinstance(project, Project)
     done = threading.Event()
@@ -201,8 +201,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         base = Path(tmp)
         os.environ["GUARDIAN_HOME"] = str(base / "home")
-        from guardian import lifecycle, mirror
-        from guardian.initialize import init_project
+        from guardian.lifecycle import gc as lifecycle
+        from guardian.lifecycle import mirror
+        from guardian.ops.initialize import init_project
         from guardian.project import Project
 
         root = base / "proj"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from guardian import agent
-from guardian.agent import HOOK_MATCHER, Verdict, judge_command, judge_file_write, run_hook
 from guardian.events import EventLog
+from guardian.gates.agent import hook as agent
+from guardian.gates.agent.hook import HOOK_MATCHER, Verdict, judge_command, judge_file_write, run_hook
 from guardian.project import Project, ProjectPaths
 from tests.conftest import git, guardian_subprocess, run_cli
 

@@ -20,7 +20,7 @@ def test_usage_error_from_click_is_exit_2(project: Path) -> None:
 def test_unexpected_exception_is_exit_70_with_one_line(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (project / "a.txt").write_text("a")
     assert run_cli("init", cwd=project).exit_code == 0
-    import guardian.status
+    import guardian.query.status
 
     def explode(_project: object) -> None:
         raise RuntimeError("simulated bug")

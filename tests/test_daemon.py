@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from guardian.lock import is_locked
 from guardian.project import Project
+from guardian.util.lock import is_locked
 from tests.conftest import fsck, guardian_subprocess, run_cli
 from tests.test_watcher import all_captured, events, has, make_project, wait_captured, wait_until
 
@@ -73,7 +73,7 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
 
 @pytest.fixture(autouse=True)
 def no_guardrail(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "guardian.guardrail", None)
+    monkeypatch.setitem(sys.modules, "guardian.gates.guardrail", None)
 
 
 # --------------------------------------------------------------------------- watch, signals
@@ -188,7 +188,7 @@ def test_start_reports_why_the_watcher_died(tmp_path: Path) -> None:
 
 
 def test_start_gives_up_when_the_watcher_never_gets_ready(tmp_path: Path) -> None:
-    from guardian.lock import FileLock
+    from guardian.util.lock import FileLock
 
     project = make_project(tmp_path / "p", {"a.txt": "a\n"})
     # Holding the store's writer lock keeps the new watcher from opening the store.

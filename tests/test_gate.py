@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from guardian.gate import _kinds_from_name_status, changes_for_paths
+from guardian.gates.gate import _kinds_from_name_status, changes_for_paths
 from guardian.policy import PathChange
 from guardian.project import ProjectPaths
 from tests.conftest import git, guardian_subprocess, run_cli

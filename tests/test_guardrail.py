@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from guardian import guardrail
-from guardian.guardrail import Drift, check, run_guardrail
-from guardian.lock import FileLock
+from guardian.capture.engine import take_snapshot
+from guardian.gates import guardrail
+from guardian.gates.guardrail import Drift, check, run_guardrail
 from guardian.project import Project
-from guardian.snapshot import take_snapshot
-from guardian.timeutil import format_time
+from guardian.util.lock import FileLock
+from guardian.util.times import format_time
 from tests.conftest import fsck, run_cli
 
 POLICY = """\

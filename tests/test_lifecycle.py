@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from guardian import lifecycle
-from guardian.catalog import format_message, parse_message
+from guardian.catalog.db import format_message, parse_message
 from guardian.config import RetentionSettings
 from guardian.errors import OperationFailed
-from guardian.lifecycle import SnapshotFacts, plan_retention
+from guardian.lifecycle import gc as lifecycle
+from guardian.lifecycle.gc import SnapshotFacts, plan_retention
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
-from guardian.store import MODE_FILE, Entry, ShadowRepo
-from guardian.timeutil import format_size
+from guardian.store.repo import MODE_FILE, Entry, ShadowRepo
+from guardian.util.times import format_size
 from tests.conftest import fsck, run_cli
 
 HOUR = 3600.0
@@ -33,9 +33,9 @@ NOW = 1_800_000_000 - 1_800_000_000 % 86400 + 1800.0
 @pytest.fixture
 def no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Synthetic histories of hundreds of commits need no durability; real captures keep theirs."""
-    monkeypatch.setattr("guardian.store._sync_store", lambda _git_dir: None)
-    monkeypatch.setattr("guardian.store.os.fsync", lambda _fd: None)
-    monkeypatch.setattr("guardian.store.fsync_dir", lambda _path: None)
+    monkeypatch.setattr("guardian.store.repo._sync_store", lambda _git_dir: None)
+    monkeypatch.setattr("guardian.store.repo.os.fsync", lambda _fd: None)
+    monkeypatch.setattr("guardian.store.repo.fsync_dir", lambda _path: None)
     monkeypatch.setattr("guardian.events.os.fsync", lambda _fd: None)
 
 
@@ -418,7 +418,7 @@ def test_a_failed_gc_leaves_the_store_intact(
 
 
 def test_capture_keeps_working_during_gc(tmp_path: Path, no_fsync: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     project = empty_project(tmp_path / "proj")
     h = History(project)
@@ -533,7 +533,7 @@ def test_tiny_cap_gcs_first_then_skips_the_largest_files(project: Path) -> None:
 
 
 def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     gb = 1024**3
     (project / "a.txt").write_text("a\n")
@@ -574,7 +574,7 @@ def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pyte
 
 
 def test_maybe_gc_waits_until_due(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     (project / "a.txt").write_text("a\n")
     assert run_cli("init", cwd=project).exit_code == 0
@@ -600,7 +600,7 @@ def test_maybe_gc_waits_until_due(project: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_many_packs_make_gc_due(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     (project / "a.txt").write_text("a\n")
     assert run_cli("init", cwd=project).exit_code == 0

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from guardian import lifecycle, mirror
 from guardian.errors import OperationFailed, UsageError
+from guardian.lifecycle import gc as lifecycle
+from guardian.lifecycle import mirror
 from guardian.project import Project
 from tests.conftest import fsck, git, run_cli
 from tests.test_lifecycle import NOW, History, empty_project
@@ -368,7 +369,7 @@ def test_maybe_push_follows_the_interval_and_backs_off(project: Path, bare_remot
 
 
 def test_a_hanging_push_never_blocks_capture(project: Path, bare_remote: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     (project / "a.txt").write_text("a")
     (project / "guardian.yaml").write_text("version: 1\nmirror:\n  interval: 1m\n")

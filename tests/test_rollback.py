@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from guardian.ops.rollback import rollback, snapshot_before
 from guardian.project import Project, ProjectPaths
-from guardian.rollback import rollback, snapshot_before
 from tests.conftest import fsck, guardian_subprocess, run_cli
 
 POLICY = textwrap.dedent(
@@ -76,7 +76,7 @@ def _dirs(root: Path) -> list[str]:
 
 
 def _time(paths: ProjectPaths, snap: str) -> str:
-    from guardian.timeutil import format_time
+    from guardian.util.times import format_time
 
     out = subprocess.run(
         ["git", "--git-dir", str(paths.repo), "log", "-1", "--format=%ct", snap],
@@ -481,7 +481,7 @@ def test_one_file_in_the_way_does_not_strand_the_rest(project: Path) -> None:
     ],
 )
 def test_errors(project: Path, args: tuple[str, ...], code: int, message: str) -> None:
-    from guardian.timeutil import format_time
+    from guardian.util.times import format_time
 
     (project / "a.txt").write_text("a\n")
     paths = _init(project)
@@ -559,7 +559,7 @@ def test_interrupted_rollback_is_snapshotted_and_recorded(project: Path, monkeyp
     target = _head(project)
     for i in range(3):
         (project / f"f{i}.txt").write_text("v2\n")
-    import guardian.rollback
+    import guardian.ops.rollback
 
     real = guardian.rollback.write_entry
     calls: list[str] = []

@@ -22,7 +22,7 @@ import pytest
 
 from guardian.paths import guardian_home
 from guardian.project import Project
-from guardian.service import current_platform, render_unit, service_spec, watch_argv
+from guardian.watch.service import current_platform, render_unit, service_spec, watch_argv
 from tests.conftest import REAL_HOME, run_cli
 
 NO_BUS = "Failed to connect to bus: No medium found"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardian.shellparse import ANY_PATH, KINDS, WORK_TREE, Intent, parse_command
+from guardian.shell.parse import ANY_PATH, KINDS, WORK_TREE, Intent, parse_command
 
 Expected = list[tuple[str, tuple[str, ...]]]  # (kind, targets) per intent, in order
 

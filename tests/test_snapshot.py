@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from guardian.catalog import parse_message
+from guardian.capture.engine import take_snapshot
+from guardian.catalog.db import parse_message
 from guardian.errors import OperationFailed
 from guardian.project import Project, ProjectPaths
-from guardian.snapshot import take_snapshot
-from guardian.store import MODE_EXEC, MODE_FILE, Entry, ShadowRepo
+from guardian.store.repo import MODE_EXEC, MODE_FILE, Entry, ShadowRepo
 from tests.conftest import fsck, guardian_subprocess, run_cli
 
 
@@ -289,7 +289,7 @@ def test_live_lock_holder_is_respected(project: Path) -> None:
 def test_writer_lock_names_the_holder(project: Path) -> None:
     (project / "a.txt").write_text("one\n")
     paths = _init(project)
-    from guardian.lock import FileLock
+    from guardian.util.lock import FileLock
 
     with FileLock(paths.writer_lock, "the store"):
         proj = Project.find(project)
@@ -382,9 +382,9 @@ def test_small_snapshot_is_written_loose(project: Path) -> None:
 def test_staged_objects_past_the_memory_budget_go_out_in_several_packs(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import guardian.store
+    import guardian.store.repo
 
-    monkeypatch.setattr(guardian.store, "STAGED_FLUSH_BYTES", 6000)
+    monkeypatch.setattr(guardian.store.repo, "STAGED_FLUSH_BYTES", 6000)
     _many_files(project, 400, tag="x" * 40)
     paths = _init(project)
     # 400 blobs of ~50 bytes, flushed every 6000 bytes (~120 blobs): three packs, and the

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from guardian.config import CheckSpec, SuspectSettings, ValidateRule
-from guardian.errors import OperationFailed
-from guardian.validate import (
+from guardian.capture.validate import (
     MAX_PARSE_BYTES,
     FileVerdict,
     checks_for,
@@ -24,6 +22,8 @@ from guardian.validate import (
     judge,
     sqlite_consistent_copy,
 )
+from guardian.config import CheckSpec, SuspectSettings, ValidateRule
+from guardian.errors import OperationFailed
 
 DEFAULTS = SuspectSettings()
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")

@@ -32,15 +32,15 @@ from watchdog.events import (
     FileSystemEvent,
 )
 
-from guardian import snapshot as snapshot_module
+from guardian.capture import engine as snapshot_module
+from guardian.capture.engine import SnapshotResult
+from guardian.capture.filters import PathFilter
 from guardian.events import Event
-from guardian.filters import PathFilter
-from guardian.initialize import init_project
+from guardian.ops.initialize import init_project
 from guardian.project import Project
-from guardian.snapshot import SnapshotResult
-from guardian.status import watcher_state
-from guardian.store import MODE_LINK, hash_blob
-from guardian.watcher import (
+from guardian.query.status import watcher_state
+from guardian.store.repo import MODE_LINK, hash_blob
+from guardian.watch.watcher import (
     WATCH_EVENTS,
     ChangeHandler,
     WatchdogSignals,
@@ -166,13 +166,13 @@ def running(project: Project, options: WatchOptions = FAST) -> Iterator[Running]
 @pytest.fixture(autouse=True)
 def no_guardrail(monkeypatch: pytest.MonkeyPatch) -> None:
     """By default the guardrail module is absent (the watcher must tolerate that)."""
-    monkeypatch.setitem(sys.modules, "guardian.guardrail", None)
+    monkeypatch.setitem(sys.modules, "guardian.gates.guardrail", None)
 
 
 @pytest.fixture
 def guardrail_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
-    module = types.ModuleType("guardian.guardrail")
+    module = types.ModuleType("guardian.gates.guardrail")
 
     def run_guardrail(
         project: Project, paths: list[str] | None = None, repair: bool = False, trigger: str = ""
@@ -180,7 +180,7 @@ def guardrail_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         calls.append({"paths": paths, "repair": repair, "trigger": trigger})
 
     module.run_guardrail = run_guardrail  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "guardian.guardrail", module)
+    monkeypatch.setitem(sys.modules, "guardian.gates.guardrail", module)
     return calls
 
 
@@ -520,7 +520,7 @@ def test_guardrail_runs_when_a_protected_file_is_deleted_or_broken(
 
 
 def test_guardrail_failure_is_logged_and_capture_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("guardian.guardrail")
+    module = types.ModuleType("guardian.gates.guardrail")
 
     def run_guardrail(
         project: Project, paths: list[str] | None = None, repair: bool = False, trigger: str = ""
@@ -528,7 +528,7 @@ def test_guardrail_failure_is_logged_and_capture_goes_on(tmp_path: Path, monkeyp
         raise RuntimeError("guardrail exploded")
 
     module.run_guardrail = run_guardrail  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "guardian.guardrail", module)
+    monkeypatch.setitem(sys.modules, "guardian.gates.guardrail", module)
     project = make_project(tmp_path / "p", {"keep/x.txt": "x\n"})
     with running(project):
         (project.root / "keep" / "x.txt").unlink()
@@ -608,7 +608,7 @@ def test_stale_ref_lock_appearing_while_running_is_cleared_and_the_batch_retried
 def test_failed_snapshots_are_logged_and_retried_with_backoff(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from guardian import watcher as watcher_module
+    from guardian.watch import watcher as watcher_module
 
     project = make_project(tmp_path / "p", {"a.txt": "a\n"})
     (project.root / "offline.txt").write_text("made while no watcher ran\n")
@@ -634,7 +634,7 @@ def test_failed_snapshots_are_logged_and_retried_with_backoff(
 
 
 def test_snapshots_by_others_are_picked_up(tmp_path: Path) -> None:
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     project = make_project(tmp_path / "p", {"a.txt": "a\n"})
     with running(project):

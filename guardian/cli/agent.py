@@ -12,7 +12,7 @@ import click
 from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.errors import EXIT_BLOCKED, EXIT_OK
 
-# guardian.agent is imported inside the commands: every guardian invocation loads this module.
+# guardian.gates.agent is imported inside the commands: every guardian invocation loads this module.
 
 Scope = Literal["project", "user"]
 _project_option = click.option(
@@ -24,7 +24,7 @@ _user_option = click.option("--user", "scope", flag_value="user", help="Your ~/.
 @cli.command("agent-hook")
 def agent_hook() -> int:
     """Judge one Claude Code PreToolUse call read from stdin; exit 2 blocks it (run by the installed hook)."""
-    from guardian.agent import run_hook
+    from guardian.gates.agent.hook import run_hook
 
     data = sys.stdin.buffer.read()
     result = run_hook(data, os.environ, Path.cwd())
@@ -45,7 +45,7 @@ def agent() -> None:
 @pass_ctx
 def install(ctx: Context, target: str, scope: Scope) -> int:
     """Add guardian's PreToolUse hook to Claude Code's settings, keeping every other setting."""
-    from guardian.agent import claude_settings_path, install_claude_hook
+    from guardian.gates.agent.hook import claude_settings_path, install_claude_hook
 
     report = install_claude_hook(claude_settings_path(scope, ctx.cwd))
     words = {"installed": "installed the hook in", "updated": "updated the hook in",
@@ -62,7 +62,7 @@ def install(ctx: Context, target: str, scope: Scope) -> int:
 @pass_ctx
 def uninstall(ctx: Context, target: str, scope: Scope) -> int:
     """Remove guardian's hook (only guardian's) from Claude Code's settings."""
-    from guardian.agent import claude_settings_path, uninstall_claude_hook
+    from guardian.gates.agent.hook import claude_settings_path, uninstall_claude_hook
 
     report = uninstall_claude_hook(claude_settings_path(scope, ctx.cwd))
     if report.changed:
@@ -81,7 +81,7 @@ def check(ctx: Context, command: str, as_json: bool) -> int:
 
     Exits 0 when the hook would allow it and 4 when it would block it.
     """
-    from guardian.agent import ENV_FORCE, judge_command
+    from guardian.gates.agent.hook import ENV_FORCE, judge_command
 
     project = ctx.project()
     force = os.environ.get(ENV_FORCE, "").strip().lower() in ("1", "true", "yes", "on")

@@ -10,7 +10,7 @@ import click
 
 from guardian.cli.base import Context, DelayedProgress, cli, emit_json, json_option, pass_ctx
 from guardian.errors import EXIT_FAILED, EXIT_OK, EXIT_STORE_DAMAGED
-from guardian.timeutil import format_age, format_size, format_time, parse_time
+from guardian.util.times import format_age, format_size, format_time, parse_time
 
 
 @cli.command()
@@ -31,7 +31,7 @@ from guardian.timeutil import format_age, format_size, format_time, parse_time
 @pass_ctx
 def init(ctx: Context, preset: str, from_url: str | None, ref: str | None, as_json: bool) -> int:
     """Create guardian.yaml (if absent) and the store, and take the first snapshot."""
-    from guardian.initialize import init_project
+    from guardian.ops.initialize import init_project
 
     if from_url is not None:
         return _init_from(ctx, from_url, ref, as_json)
@@ -57,7 +57,7 @@ def init(ctx: Context, preset: str, from_url: str | None, ref: str | None, as_js
 
 
 def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
-    from guardian.mirror import init_from
+    from guardian.lifecycle.mirror import init_from
 
     report = init_from(ctx.cwd, url, ref=ref, cwd=ctx.cwd)
     if as_json:
@@ -79,7 +79,7 @@ def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
 @pass_ctx
 def status(ctx: Context, as_json: bool) -> int:
     """Show the root, store, snapshots, store size and watcher health."""
-    from guardian.status import status as get_status
+    from guardian.query.status import status as get_status
 
     result = get_status(ctx.project())
     if as_json:
@@ -124,7 +124,7 @@ def status(ctx: Context, as_json: bool) -> int:
 
 
 def _print_snapshot(result: object) -> None:
-    from guardian.snapshot import SnapshotResult
+    from guardian.capture.engine import SnapshotResult
 
     assert isinstance(result, SnapshotResult)
     if result.snapshot is None:
@@ -145,8 +145,8 @@ def _print_snapshot(result: object) -> None:
 @pass_ctx
 def snapshot(ctx: Context, message: str | None, paths: tuple[str, ...], as_json: bool) -> int:
     """Take a snapshot now (of PATHS, or of the whole tree) and print the verdicts."""
+    from guardian.capture.engine import take_snapshot
     from guardian.paths import to_relative
-    from guardian.snapshot import take_snapshot
 
     project = ctx.project()
     rels = [to_relative(project.root, p, ctx.cwd) for p in paths] or None
@@ -169,7 +169,7 @@ def snapshot(ctx: Context, message: str | None, paths: tuple[str, ...], as_json:
 @pass_ctx
 def log(ctx: Context, path: str | None, limit: int | None, since: str | None, until: str | None, as_json: bool) -> int:
     """List snapshots, newest first; with --since/--until, say what changed in that window."""
-    from guardian.history import log as get_log
+    from guardian.query.history import log as get_log
 
     t_since = parse_time(since, "--since") if since else None
     t_until = parse_time(until, "--until") if until else None
@@ -201,7 +201,7 @@ def log(ctx: Context, path: str | None, limit: int | None, since: str | None, un
 @pass_ctx
 def history(ctx: Context, path: str, as_json: bool) -> int:
     """Show a file's timeline and a one-line diagnosis: never worked, or worked then broke."""
-    from guardian.history import file_history
+    from guardian.query.history import file_history
 
     h = file_history(ctx.project(), path, ctx.cwd)
     if as_json:
@@ -209,7 +209,7 @@ def history(ctx: Context, path: str, as_json: bool) -> int:
         return EXIT_OK
     click.echo(f"{h.path}  {h.sparkline}")
     for v in h.versions:
-        from guardian.history import _event_word
+        from guardian.query.history import _event_word
 
         mark = "" if v.verdict == "valid" else f"  {v.verdict.upper()}: {v.reason}"
         click.echo(
@@ -231,7 +231,7 @@ def history(ctx: Context, path: str, as_json: bool) -> int:
 @pass_ctx
 def show(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
     """Print a snapshotted version of PATH."""
-    from guardian.history import show as get_show
+    from guardian.query.history import show as get_show
 
     rel, snap, data = get_show(ctx.project(), path, at, ctx.cwd)
     if as_json:
@@ -253,7 +253,7 @@ def show(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
 @pass_ctx
 def diff(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
     """Unified diff from a snapshotted version of PATH to the working file."""
-    from guardian.history import diff as get_diff
+    from guardian.query.history import diff as get_diff
 
     text = get_diff(ctx.project(), path, at, ctx.cwd)
     if as_json:
@@ -288,7 +288,7 @@ def restore(
 ) -> int:
     """Bring back the latest valid version of each PATH (a bare file name is found anywhere in history)."""
     from guardian.errors import UsageError
-    from guardian.restore import restore as do_restore
+    from guardian.ops.restore import restore as do_restore
 
     if at and before:
         raise UsageError("--at and --before cannot be used together; pick one")
@@ -296,7 +296,7 @@ def restore(
         raise UsageError("--remote and --ref only go with --from-remote")
     t_before = parse_time(before, "--before") if before else None
     if from_remote:
-        from guardian.mirror import restore_from_remote
+        from guardian.lifecycle.mirror import restore_from_remote
 
         report = restore_from_remote(
             ctx.project(),
@@ -331,10 +331,10 @@ def restore(
 @pass_ctx
 def accept(ctx: Context, paths: tuple[str, ...], as_json: bool) -> int:
     """Record that the current version of PATHS is intended (e.g. a deliberate large deletion)."""
+    from guardian.capture.engine import take_snapshot
     from guardian.errors import OperationFailed
-    from guardian.fsutil import lstat_at
     from guardian.paths import to_relative
-    from guardian.snapshot import take_snapshot
+    from guardian.util.fs import lstat_at
 
     project = ctx.project()
     rels = [to_relative(project.root, p, ctx.cwd) for p in paths]
@@ -386,7 +386,7 @@ def events(ctx: Context, limit: int, kind: str, path: str | None, as_json: bool)
 @json_option
 def projects(as_json: bool) -> int:
     """List every project with a store under GUARDIAN_HOME."""
-    from guardian.status import list_projects
+    from guardian.query.status import list_projects
 
     found = list_projects()
     if as_json:
@@ -409,7 +409,7 @@ def projects(as_json: bool) -> int:
 @pass_ctx
 def verify(ctx: Context, repair: bool, as_json: bool) -> int:
     """Check the store: objects, ref, catalog, locks, and a test restore of the latest snapshot."""
-    from guardian.verify import verify as do_verify
+    from guardian.ops.verify import verify as do_verify
 
     report = do_verify(ctx.project(), repair)
     if as_json:

@@ -8,12 +8,12 @@ import click
 
 from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.errors import EXIT_FAILED, EXIT_OK
-from guardian.timeutil import format_time
+from guardian.util.times import format_time
 
 if TYPE_CHECKING:
     # Imported lazily in the commands: every guardian invocation loads this module.
-    from guardian.guardrail import GuardrailReport
-    from guardian.service import ServiceReport
+    from guardian.gates.guardrail import GuardrailReport
+    from guardian.watch.service import ServiceReport
 
 
 def _print_check(report: GuardrailReport, repair: bool) -> None:
@@ -46,7 +46,7 @@ def _print_check(report: GuardrailReport, repair: bool) -> None:
 @pass_ctx
 def check(ctx: Context, paths: tuple[str, ...], repair: bool, as_json: bool) -> int:
     """Report watched files that are missing, invalid or suspect (protected first); exit 1 on drift."""
-    from guardian.guardrail import run_guardrail
+    from guardian.gates.guardrail import run_guardrail
     from guardian.paths import to_relative
 
     project = ctx.project()
@@ -95,7 +95,7 @@ def _print_manager(report: ServiceReport) -> None:
 @pass_ctx
 def install(ctx: Context, as_json: bool) -> int:
     """Write the service file and load it (start the watcher) if a user service manager runs."""
-    from guardian.service import install as do_install
+    from guardian.watch.service import install as do_install
 
     report = do_install(ctx.project())
     if as_json:
@@ -111,7 +111,7 @@ def install(ctx: Context, as_json: bool) -> int:
 @pass_ctx
 def uninstall(ctx: Context, as_json: bool) -> int:
     """Stop and unload the service, then remove its file."""
-    from guardian.service import uninstall as do_uninstall
+    from guardian.watch.service import uninstall as do_uninstall
 
     report = do_uninstall(ctx.project())
     if as_json:
@@ -131,7 +131,7 @@ def uninstall(ctx: Context, as_json: bool) -> int:
 @pass_ctx
 def service_status(ctx: Context, as_json: bool) -> int:
     """Show whether the service file is installed and current, and whether it runs."""
-    from guardian.service import status as get_status
+    from guardian.watch.service import status as get_status
 
     report = get_status(ctx.project())
     if as_json:

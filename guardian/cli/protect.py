@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from guardian.cli.base import Context, DelayedProgress, cli, emit_json, json_option, pass_ctx
-from guardian.timeutil import parse_time
+from guardian.util.times import parse_time
 
 if TYPE_CHECKING:
     # Imported lazily in the commands: every guardian invocation loads this module, and
     # guardian.rollback pulls in pygit2, which the gate must not pay for.
-    from guardian.gate import GateResult
+    from guardian.gates.gate import GateResult
+    from guardian.ops.rollback import RollbackReport
     from guardian.policy import PathDecision
-    from guardian.rollback import RollbackReport
 
 
 def _gate_line(p: PathDecision) -> str:
@@ -32,7 +32,7 @@ def _gate_line(p: PathDecision) -> str:
 
 
 def _print_gate(result: GateResult) -> None:
-    from guardian.gate import summary_line
+    from guardian.gates.gate import summary_line
 
     for p in result.decision.paths:
         click.echo(_gate_line(p))
@@ -57,7 +57,7 @@ def _print_gate(result: GateResult) -> None:
 @pass_ctx
 def gate(ctx: Context, operation: str, paths: tuple[str, ...], force: bool, from_git: str | None, as_json: bool) -> int:
     """Ask the policy whether OPERATION may change PATHS; exit 0 allow, 3 needs --force, 4 blocked."""
-    from guardian.gate import run_gate
+    from guardian.gates.gate import run_gate
 
     result = run_gate(ctx.project(), operation, paths, cwd=ctx.cwd, force=force, from_git=from_git, argv=sys.argv)
     if as_json:
@@ -109,7 +109,7 @@ def rollback(
     as_json: bool,
 ) -> int:
     """Return the tree (or PATHS) to a snapshot; protected paths are skipped unless --force."""
-    from guardian.rollback import rollback as do_rollback
+    from guardian.ops.rollback import rollback as do_rollback
 
     project = ctx.project()
     t_before = parse_time(before, "--before") if before is not None else None

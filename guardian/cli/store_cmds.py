@@ -8,14 +8,14 @@ import click
 
 from guardian.cli.base import Context, DelayedProgress, cli, emit_json, json_option, pass_ctx
 from guardian.errors import EXIT_OK
-from guardian.timeutil import format_size, format_time
+from guardian.util.times import format_size, format_time
 
 if TYPE_CHECKING:
-    from guardian.lifecycle import GcResult
+    from guardian.lifecycle.gc import GcResult
 
 
 def _print_gc(result: GcResult, verbose: bool) -> None:
-    from guardian.lifecycle import KEEP_REASONS
+    from guardian.lifecycle.gc import KEEP_REASONS
 
     verb = ("would drop", "would keep") if result.dry_run else ("dropped", "kept")
     click.echo(f"{verb[0]} {result.dropped} of {result.snapshots} snapshot(s), {verb[1]} {result.kept}:")
@@ -47,7 +47,7 @@ def _print_gc(result: GcResult, verbose: bool) -> None:
 @pass_ctx
 def gc(ctx: Context, dry_run: bool, verbose: bool, as_json: bool) -> int:
     """Thin old snapshots by the retention policy, then pack and prune the store."""
-    from guardian.lifecycle import gc as run_gc
+    from guardian.lifecycle.gc import gc as run_gc
 
     progress = DelayedProgress("gc")
     result = run_gc(ctx.project(), dry_run=dry_run, progress=progress)
@@ -70,7 +70,7 @@ def remote() -> None:
 @pass_ctx
 def remote_add(ctx: Context, name: str, url: str) -> int:
     """Add a remote: a path, ssh://host/path, host:path or git://host/path."""
-    from guardian.mirror import add_remote
+    from guardian.lifecycle.mirror import add_remote
 
     info = add_remote(ctx.project(), name, url, ctx.cwd)
     click.echo(f"added remote {info.name} {info.url}; 'guardian push' sends snapshots to {info.ref} there")
@@ -82,7 +82,7 @@ def remote_add(ctx: Context, name: str, url: str) -> int:
 @pass_ctx
 def remote_remove(ctx: Context, name: str) -> int:
     """Forget a remote (what was pushed there stays there)."""
-    from guardian.mirror import remove_remote
+    from guardian.lifecycle.mirror import remove_remote
 
     info = remove_remote(ctx.project(), name)
     click.echo(f"removed remote {info.name} {info.url}")
@@ -94,7 +94,7 @@ def remote_remove(ctx: Context, name: str) -> int:
 @pass_ctx
 def remote_list(ctx: Context, as_json: bool) -> int:
     """List remotes with the result of the last push to each."""
-    from guardian.mirror import list_remotes
+    from guardian.lifecycle.mirror import list_remotes
 
     remotes = list_remotes(ctx.project())
     if as_json:
@@ -120,7 +120,7 @@ def remote_list(ctx: Context, as_json: bool) -> int:
 @pass_ctx
 def push(ctx: Context, name: str | None, as_json: bool) -> int:
     """Push the snapshot history to a remote (NAME, mirror.remote, or the only one)."""
-    from guardian.mirror import push as do_push
+    from guardian.lifecycle.mirror import push as do_push
 
     result = do_push(ctx.project(), name)
     if as_json:

@@ -13,7 +13,7 @@ from guardian.errors import EXIT_OK
 @pass_ctx
 def watch(ctx: Context, ready_fd: int | None) -> int:
     """Watch the project in the foreground and snapshot every change (Ctrl-C flushes and stops)."""
-    from guardian.daemon import run_watcher
+    from guardian.watch.daemon import run_watcher
 
     summary = run_watcher(ctx.project(), ready_fd=ready_fd, echo=ready_fd is None)
     if ready_fd is None:
@@ -33,7 +33,7 @@ def watch(ctx: Context, ready_fd: int | None) -> int:
 @pass_ctx
 def start(ctx: Context, timeout: float, as_json: bool) -> int:
     """Start a background watcher for this project; returns once it is watching."""
-    from guardian.daemon import start_watcher
+    from guardian.watch.daemon import start_watcher
 
     report = start_watcher(ctx.project(), timeout)
     if as_json:
@@ -51,7 +51,7 @@ def start(ctx: Context, timeout: float, as_json: bool) -> int:
 @pass_ctx
 def stop(ctx: Context, timeout: float, as_json: bool) -> int:
     """Stop the background watcher after it has captured pending changes."""
-    from guardian.daemon import stop_watcher
+    from guardian.watch.daemon import stop_watcher
 
     report = stop_watcher(ctx.project(), timeout)
     if as_json:

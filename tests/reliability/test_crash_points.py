@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from guardian.crash import POINTS
+from guardian.util.crash import POINTS
 from tests.conftest import run_cli
 from tests.reliability.harness import (
     LONG,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture.engine import take_snapshot
 from guardian.errors import LockHeld
 from guardian.project import Project, ProjectPaths
-from guardian.snapshot import take_snapshot
 from tests.conftest import run_cli
 from tests.reliability.harness import (
     event_lines,

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture.engine import take_snapshot
 from guardian.errors import GuardianError
 from guardian.project import Project
-from guardian.snapshot import take_snapshot
 from tests.conftest import run_cli
 from tests.reliability.harness import (
     head,

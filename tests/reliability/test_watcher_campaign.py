@@ -35,7 +35,7 @@ import pytest
 from watchdog.events import FileSystemEvent
 
 from guardian.project import Project, ProjectPaths
-from guardian.watcher import Watcher, WatchOptions
+from guardian.watch.watcher import Watcher, WatchOptions
 from tests.reliability.harness import (
     LONG,
     chain,
@@ -545,8 +545,8 @@ def test_a_write_between_read_and_stat_is_not_hidden_by_the_stat_cache(
     captured.  The writer is placed deterministically by running it from the first fstat of the
     file (a seam, like the fault seam; the capture, catalog and store are real).
     """
+    from guardian.capture.engine import take_snapshot
     from guardian.project import Project as _Project
-    from guardian.snapshot import take_snapshot
 
     root = tmp_path / "proj"
     paths = init_project(root, {"state.txt": b"A" * 4096})

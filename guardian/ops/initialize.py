@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guardian.capture.engine import ProgressFn, SnapshotResult, take_snapshot
 from guardian.config import POLICY_FILENAME, parse_policy, preset_text
 from guardian.errors import OperationFailed
-from guardian.fsutil import write_user_file
 from guardian.project import Project, ProjectPaths, make_store_dir, read_project_meta, write_project_meta
-from guardian.snapshot import ProgressFn, SnapshotResult, take_snapshot
+from guardian.util.fs import write_user_file
 
 
 @dataclass
@@ -52,7 +52,7 @@ def init_project(root: Path, preset: str = "default", progress: ProgressFn | Non
     created_store = not paths.repo.is_dir()
     make_store_dir(paths.store)
     if created_store:
-        from guardian.store import ShadowRepo
+        from guardian.store.repo import ShadowRepo
 
         ShadowRepo.create(paths.repo)
     write_project_meta(paths)

@@ -41,22 +41,22 @@ from watchdog.events import (
     FileSystemMovedEvent,
 )
 
+from guardian.capture.engine import Capture, SnapshotResult
+from guardian.capture.filters import PathFilter
 from guardian.config import POLICY_FILENAME, load_policy
 from guardian.errors import GuardianError
-from guardian.filters import PathFilter
-from guardian.fsutil import atomic_write_file
-from guardian.lifecycle import Maintenance
+from guardian.lifecycle.gc import Maintenance
 from guardian.policy import PolicyEngine
 from guardian.project import Project
-from guardian.snapshot import Capture, SnapshotResult
+from guardian.util.fs import atomic_write_file
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
-    from guardian.catalog import Catalog
-    from guardian.store import ShadowRepo
+    from guardian.catalog.db import Catalog
+    from guardian.store.repo import ShadowRepo
 
-log = logging.getLogger("guardian.watcher")
+log = logging.getLogger("guardian.watch.watcher")
 
 # Only events that mean "content or names changed".  With watchdog's default mask,
 # opens and reads generate events too; guardian reading files then feeds itself and
@@ -443,7 +443,7 @@ class Watcher:
             self._write_heartbeat_quietly()
 
     def _open_store(self) -> None:
-        from guardian.snapshot import clear_stale_git_locks, clear_temp_objects, sync_catalog
+        from guardian.capture.engine import clear_stale_git_locks, clear_temp_objects, sync_catalog
 
         repo = self.project.open_repo()
         catalog = self.project.open_catalog()
@@ -746,7 +746,7 @@ class Watcher:
 
     def _capture(self, batch: Batch | None, reason: str) -> SnapshotResult | None:
         """Snapshot a batch of paths, or with None whatever a full rescan finds changed."""
-        from guardian.snapshot import clear_stale_git_locks, sync_catalog
+        from guardian.capture.engine import clear_stale_git_locks, sync_catalog
 
         assert self._repo is not None and self._catalog is not None and self._capturer is not None
         self.stats.batches += 1
@@ -825,7 +825,7 @@ class Watcher:
 
     def _guardrail(self, paths: list[str] | None) -> None:
         try:
-            from guardian.guardrail import run_guardrail  # type: ignore[import-not-found,unused-ignore]
+            from guardian.gates.guardrail import run_guardrail  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             log.debug("guardrail not available; skipped")
             return

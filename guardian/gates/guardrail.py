@@ -39,17 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.catalog import Catalog, FileRow, VersionRow
+from guardian.capture.engine import FileReader, judge_content, stat_matches
+from guardian.capture.filters import PathFilter
+from guardian.catalog.db import Catalog, FileRow, VersionRow
 from guardian.errors import GuardianError, LockHeld
 from guardian.events import Event, current_user, now_iso
-from guardian.filters import PathFilter
-from guardian.fsutil import atomic_write_file, lstat_at
-from guardian.lock import FileLock
+from guardian.ops.restore import RestoreReport, restore
 from guardian.policy import ChangeKind, PathChange, PolicyEngine
 from guardian.project import Project
-from guardian.restore import RestoreReport, restore
-from guardian.snapshot import FileReader, judge_content, stat_matches
-from guardian.store import hash_blob
+from guardian.store.repo import hash_blob
+from guardian.util.fs import atomic_write_file, lstat_at
+from guardian.util.lock import FileLock
 
 PROBLEMS = ("missing", "invalid", "suspect")
 

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardian.crash import crash_point
 from guardian.errors import OperationFailed, PathRefused
-from guardian.lock import pid_alive
 from guardian.paths import check_relative
+from guardian.util.crash import crash_point
+from guardian.util.lock import pid_alive
 
 TEMP_PREFIX = ".guardian-tmp-"
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)

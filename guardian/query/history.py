@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.catalog import Catalog, SnapshotRow, VersionRow
+from guardian.catalog.db import Catalog, SnapshotRow, VersionRow
 from guardian.errors import OperationFailed
-from guardian.fsutil import read_state
-from guardian.lookup import resolve_path, resolve_snapshot
 from guardian.project import Project
-from guardian.timeutil import format_time
+from guardian.query.lookup import resolve_path, resolve_snapshot
+from guardian.util.fs import read_state
+from guardian.util.times import format_time
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -50,20 +50,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.catalog import TRAILER_ACCEPTED, TRAILER_PERM, TRAILER_VERDICT, parse_message
+from guardian.catalog.db import TRAILER_ACCEPTED, TRAILER_PERM, TRAILER_VERDICT, parse_message
 from guardian.config import RetentionSettings
 from guardian.errors import GuardianError, LockHeld, OperationFailed
 from guardian.events import EventLog
-from guardian.fsutil import atomic_write_file
-from guardian.lock import FileLock
 from guardian.project import Project
-from guardian.timeutil import format_size
+from guardian.util.fs import atomic_write_file
+from guardian.util.lock import FileLock
+from guardian.util.times import format_size
 
 if TYPE_CHECKING:
-    from guardian.catalog import Catalog
-    from guardian.store import ShadowRepo
+    from guardian.catalog.db import Catalog
+    from guardian.store.repo import ShadowRepo
 
-log = logging.getLogger("guardian.lifecycle")
+log = logging.getLogger("guardian.lifecycle.gc")
 
 TRAILER_ORIGINAL = "Guardian-Original"
 TRAILER_FOLDED = "Guardian-Folded"
@@ -418,7 +418,7 @@ def replay(repo: ShadowRepo, onto: str, commits: Sequence[str], mentioned: set[s
 
 def rewritten_to(store: Path, prefix: str) -> list[str]:
     """Current ids of snapshots that were once named prefix (an id from before a gc)."""
-    from guardian.store import ShadowRepo
+    from guardian.store.repo import ShadowRepo
 
     repo_dir = store / "repo.git"
     if not repo_dir.is_dir():
@@ -506,7 +506,7 @@ class _PinnedRepo:
 
 def catalog_for(repo: ShadowRepo, head: str | None, path: Path) -> Catalog:
     """A catalog at path indexing the chain that ends at head (not necessarily the ref's)."""
-    from guardian.catalog import Catalog
+    from guardian.catalog.db import Catalog
 
     catalog = Catalog(path)
     catalog.sync(_PinnedRepo(repo, head))  # type: ignore[arg-type]
@@ -561,7 +561,7 @@ def gc(
     reason: str = "manual",
 ) -> GcResult:
     """Thin the history by the retention policy, pack what is left and prune the rest."""
-    from guardian.snapshot import clear_stale_git_locks
+    from guardian.capture.engine import clear_stale_git_locks
 
     started = time.monotonic()
     repo = project.open_repo()
@@ -1029,7 +1029,7 @@ class StoreReport:
 
 def store_report(project: Project) -> StoreReport:
     """What `guardian status` shows about the store: size, limits, last gc, last push, warnings."""
-    from guardian.mirror import read_push_state
+    from guardian.lifecycle.mirror import read_push_state
 
     usage = measure_usage(project)
     report = StoreReport(usage, read_gc_state(project), read_push_state(project).get("last") or {})
@@ -1102,7 +1102,7 @@ class Maintenance:
         return self._thread is not None and self._thread.is_alive()
 
     def _round(self) -> None:
-        from guardian.mirror import maybe_push
+        from guardian.lifecycle.mirror import maybe_push
 
         try:
             result = maybe_gc(self.project, cancel=self._cancel)

@@ -17,7 +17,7 @@ from typing import Any
 import pathspec
 
 from guardian.config import POLICY_FILENAME, WatchSettings
-from guardian.fsutil import TEMP_PREFIX
+from guardian.util.fs import TEMP_PREFIX
 
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git/",

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from guardian.errors import OperationFailed, UsageError
-from guardian.fsutil import atomic_write_file
 from guardian.paths import ENV_HOME, guardian_home
 from guardian.project import Project
+from guardian.util.fs import atomic_write_file
 
 Platform = Literal["linux", "darwin"]
 ENV_PLATFORM = "GUARDIAN_SERVICE_PLATFORM"
@@ -351,7 +351,7 @@ def uninstall(project: Project) -> ServiceReport:
 
 
 def status(project: Project) -> ServiceReport:
-    from guardian.status import watcher_state
+    from guardian.query.status import watcher_state
 
     spec = service_spec(project)
     manager = detect_manager(spec.platform)

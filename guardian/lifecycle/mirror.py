@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import GuardianError, LockHeld, OperationFailed, PathRefused, UsageError
-from guardian.fsutil import atomic_write_file, lstat_at
-from guardian.lifecycle import catalog_for, maintenance_lock
+from guardian.lifecycle.gc import catalog_for, maintenance_lock
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
+from guardian.util.fs import atomic_write_file, lstat_at
 
 if TYPE_CHECKING:
-    from guardian.restore import RestoreReport
-    from guardian.store import Entry, ShadowRepo
+    from guardian.ops.restore import RestoreReport
+    from guardian.store.repo import Entry, ShadowRepo
 
 REF_ROOT = "refs/guardian"
 PUSH_TIMEOUT = 600.0  # one `guardian push`
@@ -447,11 +447,11 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
     Files already in root are never overwritten (they are listed as kept); each restored
     file is its latest valid version, as 'guardian restore' would pick.
     """
+    from guardian.capture.engine import take_snapshot
     from guardian.config import POLICY_FILENAME, preset_text
-    from guardian.fsutil import write_user_file
-    from guardian.lock import FileLock
-    from guardian.snapshot import take_snapshot
-    from guardian.store import Entry, ShadowRepo
+    from guardian.store.repo import Entry, ShadowRepo
+    from guardian.util.fs import write_user_file
+    from guardian.util.lock import FileLock
 
     if not root.is_dir():
         raise OperationFailed(f"cannot init {root}: not a directory")
@@ -511,12 +511,12 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
 
 
 def _write_back(root: Path, repo: ShadowRepo, rel: str, entry: Entry, report: InitFromReport) -> bool:
-    from guardian.restore import write_entry
-    from guardian.store import hash_blob
+    from guardian.ops.restore import write_entry
+    from guardian.store.repo import hash_blob
 
     existing = lstat_at(root, rel)
     if existing is not None:
-        from guardian.fsutil import read_state
+        from guardian.util.fs import read_state
 
         try:
             same = hash_blob(read_state(root, rel).data or b"") == entry.oid
@@ -556,10 +556,17 @@ def restore_from_remote(
     latest valid version.  The policy is asked, the current state snapshotted
     (pre-restore) and the files written as any restore does.
     """
-    from guardian.lookup import resolve_path
+    from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
+    from guardian.ops.restore import (
+        RestoredFile,
+        RestoreReport,
+        choose_version,
+        current_size,
+        enforce,
+        write_entry,
+    )
     from guardian.policy import PathChange, PolicyEngine
-    from guardian.restore import RestoredFile, RestoreReport, choose_version, current_size, enforce, write_entry
-    from guardian.snapshot import Capture, clear_stale_git_locks, sync_catalog
+    from guardian.query.lookup import resolve_path
 
     name, url = choose_remote(project, remote)
     repo = project.open_repo()

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from guardian.errors import PathRefused, UsageError
-from guardian.fsutil import lstat_at
 from guardian.paths import to_relative
 from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine
-from guardian.procinfo import caller_details
 from guardian.project import Project
+from guardian.util.fs import lstat_at
+from guardian.util.proc import caller_details
 
 ROOT = "."  # the project root as a path: "everything"
 MAX_EVENT_PATHS = 1000  # keeps one event line bounded when a diff touches a whole tree

@@ -32,10 +32,10 @@ from typing import Any
 
 import pygit2
 
-from guardian.crash import crash_point
 from guardian.errors import OperationFailed, StoreDamaged
-from guardian.fsutil import fsync_dir, temp_name
-from guardian.pathcodec import decode_path, encode_path
+from guardian.util.crash import crash_point
+from guardian.util.fs import fsync_dir, temp_name
+from guardian.util.pathcodec import decode_path, encode_path
 
 SNAPSHOT_REF = "refs/heads/snapshots"
 MODE_FILE = 0o100644
@@ -754,7 +754,7 @@ class ShadowRepo:
         return ids
 
     # ------------------------------------------------------------------ lifecycle: rewrite, pack, prune, remotes
-    # Used by guardian.lifecycle (gc) and guardian.mirror; the policy (what to keep, when) lives there.
+    # Used by guardian.lifecycle (gc and mirror); the policy (what to keep, when) lives there.
 
     def copy_commit(self, commit_id: str, parent: str | None, message: str) -> str:
         """Write a commit with commit_id's tree, author and committer but a new parent and message.

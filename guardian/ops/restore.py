@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.catalog import Catalog, VersionRow
+from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
+from guardian.capture.validate import is_sqlite_bytes
+from guardian.catalog.db import Catalog, VersionRow
 from guardian.errors import Blocked, NeedsForce, OperationFailed
-from guardian.fsutil import lstat_at, remove_user_file, write_user_file, write_user_symlink
-from guardian.lookup import require_known, resolve_path, resolve_snapshot
 from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
-from guardian.snapshot import Capture, clear_stale_git_locks, sync_catalog
-from guardian.store import Entry, ShadowRepo
-from guardian.validate import is_sqlite_bytes
+from guardian.query.lookup import require_known, resolve_path, resolve_snapshot
+from guardian.store.repo import Entry, ShadowRepo
+from guardian.util.fs import lstat_at, remove_user_file, write_user_file, write_user_symlink
 
 
 @dataclass(frozen=True)

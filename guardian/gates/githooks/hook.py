@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import EXIT_BLOCKED, EXIT_OK, OperationFailed, UsageError
-from guardian.procinfo import process_argv
+from guardian.util.proc import process_argv
 
 if TYPE_CHECKING:
     from guardian.policy import ChangeKind, Decision, PathDecision, PolicyEngine
@@ -85,8 +85,9 @@ _GIT_TIMEOUT = 120.0
 _MODE_LINK = 0o120000
 _MODE_EXEC = 0o100755
 
-_SOURCE_SHIMS = Path(__file__).resolve().parent.parent / "hooks"
-_PACKAGED_SHIMS = Path(__file__).resolve().parent / "hook_shims"
+_PACKAGE_DIR = Path(__file__).resolve().parents[2]  # guardian/
+_SOURCE_SHIMS = _PACKAGE_DIR.parent / "hooks"
+_PACKAGED_SHIMS = _PACKAGE_DIR / "hook_shims"
 
 
 def shims_dir() -> Path:
@@ -1063,9 +1064,9 @@ def _put_back(ctx: HookContext, losses: Sequence[Loss], head: str) -> tuple[str 
 
     Returns (pre-restore snapshot, post-restore snapshot).
     """
-    from guardian.fsutil import write_user_file, write_user_symlink
+    from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
     from guardian.paths import check_relative
-    from guardian.snapshot import Capture, clear_stale_git_locks, sync_catalog
+    from guardian.util.fs import write_user_file, write_user_symlink
 
     project = ctx.project()
     paths = [loss.path for loss in losses]
@@ -1097,7 +1098,7 @@ def _put_back(ctx: HookContext, losses: Sequence[Loss], head: str) -> tuple[str 
 
 def _capture(ctx: HookContext, paths: Sequence[str]) -> str | None:
     """Snapshot ``paths`` as git left them (trigger "hook"); the new snapshot id, if anything changed."""
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     return take_snapshot(ctx.project(), list(paths), "hook", command=ctx.process.text).snapshot
 
@@ -1373,13 +1374,13 @@ def post_rewrite(ctx: HookContext) -> int:
 
 def _snapshot_and_check(ctx: HookContext, facts: dict[str, Any]) -> int:
     """A merge or a rewrite has happened: capture the result, then look for drift from the last valid state."""
-    from guardian.snapshot import take_snapshot
+    from guardian.capture.engine import take_snapshot
 
     project = ctx.project()
     result = take_snapshot(project, None, "hook", command=ctx.process.text, details={"hook": ctx.name})
     drift: list[dict[str, Any]] = []
     try:
-        from guardian.guardrail import run_guardrail
+        from guardian.gates.guardrail import run_guardrail
     except ImportError:
         run_guardrail = None  # type: ignore[assignment]
     if run_guardrail is not None:
@@ -1418,7 +1419,7 @@ __all__ = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m guardian.hooks HOOK ARGS...``: hook-impl without loading the click CLI.
+    """``python -m guardian.gates.githooks.hook HOOK ARGS...``: hook-impl without loading the click CLI.
 
     ``python -m guardian`` imports every command module (about 100 ms) before
     ``hook-impl`` runs; ``scripts/bench_hooks.py`` uses this entry point to show
@@ -1430,7 +1431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["hook-impl"]:
         args = args[1:]
     if not args:
-        _say("usage: python -m guardian.hooks HOOK [ARGS...]")
+        _say("usage: python -m guardian.gates.githooks.hook HOOK [ARGS...]")
         return 2
     try:
         stdin = sys.stdin.buffer.read() if args[0] in STDIN_HOOKS else b""

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from guardian.catalog import Catalog, SnapshotRow
-from guardian.crash import crash_point
+from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
+from guardian.catalog.db import Catalog, SnapshotRow
 from guardian.errors import (
     EXIT_BLOCKED,
     EXIT_FAILED,
@@ -38,17 +38,17 @@ from guardian.errors import (
     StoreDamaged,
     UsageError,
 )
-from guardian.fsutil import lstat_at, open_parent, remove_user_file
-from guardian.gate import MAX_EVENT_PATHS, ROOT, decision_record, relative_or_root
-from guardian.lookup import resolve_snapshot
+from guardian.gates.gate import MAX_EVENT_PATHS, ROOT, decision_record, relative_or_root
+from guardian.ops.restore import write_entry
 from guardian.paths import check_relative
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine
-from guardian.procinfo import caller_details
 from guardian.project import Project
-from guardian.restore import write_entry
-from guardian.snapshot import Capture, clear_stale_git_locks, sync_catalog
-from guardian.store import Entry, ShadowRepo
-from guardian.timeutil import format_time
+from guardian.query.lookup import resolve_snapshot
+from guardian.store.repo import Entry, ShadowRepo
+from guardian.util.crash import crash_point
+from guardian.util.fs import lstat_at, open_parent, remove_user_file
+from guardian.util.proc import caller_details
+from guardian.util.times import format_time
 
 ProgressFn = Callable[[int, int], None]
 Action = Literal["rewrite", "delete", "recreate"]

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.catalog import Catalog, FileRow, NewVersion, format_message
-from guardian.crash import crash_point
+from guardian.capture.filters import PathFilter
+from guardian.capture.validate import checks_for, is_sqlite_bytes, judge, sqlite_consistent_copy
+from guardian.catalog.db import Catalog, FileRow, NewVersion, format_message
 from guardian.errors import OperationFailed, PathRefused
-from guardian.filters import PathFilter
-from guardian.fsutil import TEMP_PREFIX, is_stale_temp, lstat_at, open_parent
-from guardian.lock import lock_file_holders
 from guardian.project import Project
-from guardian.store import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
-from guardian.validate import checks_for, is_sqlite_bytes, judge, sqlite_consistent_copy
+from guardian.store.repo import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
+from guardian.util.crash import crash_point
+from guardian.util.fs import TEMP_PREFIX, is_stale_temp, lstat_at, open_parent
+from guardian.util.lock import lock_file_holders
 
 ProgressFn = Callable[[int, int], None]
 
@@ -510,7 +510,7 @@ def sync_catalog(project: Project, repo: ShadowRepo, catalog: Catalog) -> list[s
     recovered = catalog.sync(repo)
     if recovered:
         logged = {e.snapshot for e in project.events.read() if e.event == "snapshot"}
-        from guardian.lifecycle import original_ids
+        from guardian.lifecycle.gc import original_ids
 
         # A snapshot rewritten by gc was logged under its original id (Guardian-Original trailer).
         missing = [sid for sid in recovered if sid not in logged and not original_ids(repo.commit_record(sid).message)]
@@ -584,7 +584,7 @@ def take_snapshot(
 ) -> SnapshotResult:
     """Lock the store, make the catalog agree with git, and capture."""
     repo = project.open_repo()
-    from guardian.lifecycle import capture_budget
+    from guardian.lifecycle.gc import capture_budget
 
     budget = capture_budget(project)  # near a size limit: gc first, then skip the largest files
     lock = project.writer_lock() if lock_timeout is None else project.writer_lock(lock_timeout)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import GuardianError, OperationFailed, PathRefused, StoreDamaged
-from guardian.pathcodec import decode_path, encode_path
 from guardian.paths import check_relative
+from guardian.util.pathcodec import decode_path, encode_path
 
 if TYPE_CHECKING:
-    from guardian.store import ShadowRepo
+    from guardian.store.repo import ShadowRepo
 
 SCHEMA_VERSION = "1"
 

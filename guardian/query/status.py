@@ -55,7 +55,7 @@ class Status:
 
 
 def watcher_state(project: Project) -> dict[str, Any]:
-    from guardian.lock import is_locked, read_holder_pid
+    from guardian.util.lock import is_locked, read_holder_pid
 
     running = is_locked(project.paths.watcher_lock)
     state: dict[str, Any] = {
@@ -88,7 +88,7 @@ def status(project: Project) -> Status:
             files=catalog.file_count(),
         )
     result.watcher = watcher_state(project)
-    from guardian.lifecycle import store_report
+    from guardian.lifecycle.gc import store_report
 
     lifecycle = store_report(project)
     result.lifecycle = lifecycle.to_json()

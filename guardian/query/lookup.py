@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guardian.catalog import Catalog, SnapshotRow
+from guardian.catalog.db import Catalog, SnapshotRow
 from guardian.errors import AmbiguousPath, OperationFailed, UsageError
-from guardian.fsutil import lstat_at
 from guardian.paths import check_relative, to_relative
+from guardian.util.fs import lstat_at
 
 
 def resolve_path(root: Path, catalog: Catalog, typed: str, cwd: Path | None = None) -> str:
@@ -48,7 +48,7 @@ def resolve_snapshot(catalog: Catalog, typed: str, option: str = "--at") -> Snap
     matches = catalog.snapshots_by_prefix(text)
     if not matches:
         # gc rewrites the chain: an id from before a gc is found through its Guardian-Original trailer.
-        from guardian.lifecycle import rewritten_to
+        from guardian.lifecycle.gc import rewritten_to
 
         found = (catalog.snapshot(cid) for cid in rewritten_to(catalog.path.parent, text))
         matches = [row for row in found if row is not None]

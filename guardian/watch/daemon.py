@@ -31,11 +31,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import OperationFailed, WatcherNotRunning, WatcherRunning
-from guardian.lock import FileLock, is_locked, read_holder_pid
 from guardian.project import Project
+from guardian.util.lock import FileLock, is_locked, read_holder_pid
 
 if TYPE_CHECKING:
-    from guardian.watcher import WatchOptions
+    from guardian.watch.watcher import WatchOptions
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
@@ -141,7 +141,7 @@ def run_watcher(
     project.require_store()
     lock = acquire_watcher_lock(project)
     try:
-        from guardian.watcher import Watcher
+        from guardian.watch.watcher import Watcher
 
         def on_ready(watcher: Watcher) -> None:
             if ready_fd is not None:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from guardian.errors import ConfigError, GuardianError, NotAProject
 from guardian.events import EventLog
 from guardian.paths import find_project_root
-from guardian.shellparse import ANY_PATH, Intent, parse_command
+from guardian.shell.parse import ANY_PATH, Intent, parse_command
 
 if TYPE_CHECKING:
     # The policy engine (pathspec) and the project are loaded only once a command is destructive:
@@ -1062,8 +1062,8 @@ def _snapshot(project: Project, verdict: Verdict) -> tuple[str | None, str]:
     paths = verdict.snapshot_paths
     if paths is not None and not paths:
         return None, ""
+    from guardian.capture.engine import take_snapshot  # imports pygit2: only on this slow path
     from guardian.paths import check_relative  # the snapshot engine refuses .git and odd paths
-    from guardian.snapshot import take_snapshot  # imports pygit2: only on this slow path
 
     safe: list[str] | None = None
     if paths is not None:
@@ -1261,7 +1261,7 @@ def _without_ours(entries: list[Any], keep: dict[str, Any] | None) -> list[Any]:
 
 
 def _write_settings(path: Path, data: dict[str, Any]) -> None:
-    from guardian.fsutil import atomic_write_file
+    from guardian.util.fs import atomic_write_file
 
     target = path.resolve() if path.is_symlink() else path  # keep a symlinked settings file a symlink
     try:

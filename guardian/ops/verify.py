@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardian.capture.engine import clear_stale_git_locks, clear_temp_objects, sync_catalog
 from guardian.errors import StoreDamaged
 from guardian.project import Project
-from guardian.snapshot import clear_stale_git_locks, clear_temp_objects, sync_catalog
-from guardian.store import ShadowRepo, hash_blob
+from guardian.store.repo import ShadowRepo, hash_blob
 
 
 @dataclass
