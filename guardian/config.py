@@ -19,8 +19,9 @@ from typing import Any, Literal
 import yaml
 
 from guardian.errors import ConfigError
+from guardian.paths import POLICY_FILENAME
+from guardian.util.times import parse_duration
 
-POLICY_FILENAME = "guardian.yaml"
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "policies"
 PACKAGED_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 MAX_POLICY_BYTES = 256 * 1024
@@ -154,8 +155,6 @@ class Policy:
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_size(text: str | int) -> int:
@@ -167,16 +166,6 @@ def parse_size(text: str | int) -> int:
         raise ValueError(f"not a size: {text!r} (use e.g. 512, 50MB, 2GB)")
     unit = (match.group(2) or "").lower().replace("i", "").rstrip("b") or ""
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
-
-
-def parse_duration(text: str | int | float) -> float:
-    """'300s', '5m', '48h', '14d' -> seconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    match = _DURATION_RE.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 48h, 14d)")
-    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
 
 
 # --------------------------------------------------------------------------- node walking

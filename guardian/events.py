@@ -203,3 +203,6 @@ class EventLog:
         except FileNotFoundError:
             return 0
         return count
+
+
+MAX_EVENT_PATHS = 1000  # keeps one event line bounded when a diff touches a whole tree

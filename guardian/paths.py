@@ -11,7 +11,6 @@ import json
 import os
 from pathlib import Path, PurePosixPath
 
-from guardian.config import POLICY_FILENAME
 from guardian.errors import NotAProject, PathRefused
 
 ENV_HOME = "GUARDIAN_HOME"
@@ -102,3 +101,19 @@ def to_relative(root: Path, user_path: str, cwd: Path | None = None) -> str:
     if text in ("", "."):
         raise PathRefused(f"refusing path '{user_path}': it is the project root itself; name a file inside it")
     return check_relative(text)
+
+
+POLICY_FILENAME = "guardian.yaml"
+
+
+ROOT = "."  # the project root as a path: "everything"
+
+
+
+def relative_or_root(root: Path, typed: str, cwd: Path | None) -> str:
+    """Like :func:`guardian.paths.to_relative`, but the project root itself is '.' (the whole tree)."""
+    base = (cwd or Path.cwd()).absolute()
+    raw = typed if os.path.isabs(typed) else str(base / typed)
+    if os.path.normpath(raw) == str(root.absolute()):
+        return ROOT
+    return to_relative(root, typed, cwd)

@@ -309,3 +309,16 @@ class PolicyEngine:
             force=force,
             paths=tuple(self.decide_path(operation, change, force) for change in changes),
         )
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The decision for an event line: every path a rule governs in full, the rest only counted.
+
+    A rollback of a whole tree can touch 100k unprotected paths; listing them all
+    would make one multi-megabyte log line that says nothing an auditor needs.
+    """
+    record = decision.to_json()
+    governed = [p for p in decision.paths if p.rule_paths]
+    record["paths"] = [p.to_json() for p in governed]
+    record["unprotected"] = len(decision.paths) - len(governed)
+    return record

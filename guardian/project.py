@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from guardian.config import POLICY_FILENAME, Policy, load_policy, parse_policy, preset_text
+from guardian.config import Policy, load_policy, parse_policy, preset_text
 from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
-from guardian.paths import find_project_root, store_dir_for
+from guardian.paths import POLICY_FILENAME, find_project_root, store_dir_for
 from guardian.util.fs import atomic_write_file
 from guardian.util.lock import FileLock
 
@@ -134,6 +134,26 @@ class Project:
         except sqlite3.Error as exc:
             raise StoreDamaged(f"the catalog {self.paths.catalog} is unreadable: {exc}") from None
 
+    def sweep_store(self, repo: ShadowRepo, trigger: str, *, deep: bool = False) -> list[str]:
+        """Clear what a killed writer left (git locks, temp objects) and log it.  Hold the writer lock.
+
+        Every writer calls this on entry, through ``ops.session.write_session`` or the
+        watcher's long-lived session, so a leftover is cleared and logged the same way
+        whichever command meets it first.
+        """
+        from guardian.store.repair import clear_stale_git_locks, clear_temp_objects
+
+        locks = [str(p) for p in clear_stale_git_locks(repo)]
+        temps = [str(p) for p in clear_temp_objects(repo, deep=deep)]
+        if locks or temps:
+            details: dict[str, Any] = {}
+            if locks:
+                details["cleared_locks"] = locks
+            if temps:
+                details["cleared_temp"] = temps[:100]
+            self.events.append("repair", [], None, trigger, details)
+        return locks + temps
+
     @contextmanager
     def reader(self) -> Iterator[tuple[ShadowRepo, Catalog]]:
         """Open a catalog that agrees with the repo, for read-only questions.
@@ -149,9 +169,9 @@ class Project:
             if head is None or catalog.indexed_head != head:
                 # Catching up writes to the catalog, so take the writer lock for it.
                 with self.writer_lock():
-                    from guardian.capture.engine import sync_catalog
+                    from guardian.catalog.sync import sync_catalog
 
-                    sync_catalog(self, repo.real, catalog)
+                    sync_catalog(self.events, repo.real, catalog)
             yield cast("ShadowRepo", repo), catalog
         finally:
             catalog.close()

@@ -130,8 +130,8 @@ def git_daemon(base: Path) -> Iterator[str]:
 
 def gc_with_captures(project: object, root: Path, now: float | None) -> tuple[object, list[float]]:
     """Run gc on a thread while this thread captures every 20 ms; returns (result, capture times)."""
-    from guardian.capture.engine import take_snapshot
     from guardian.lifecycle import gc as lifecycle
+    from guardian.ops.snapshot import take_snapshot
     from guardian.project import Project
 
     assert isinstance(project, Project)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from guardian.capture.engine import take_snapshot
 from guardian.gates import guardrail
 from guardian.gates.guardrail import Drift, check, run_guardrail
+from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project
 from guardian.util.lock import FileLock
 from guardian.util.times import format_time

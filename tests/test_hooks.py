@@ -651,7 +651,7 @@ def test_process_start_time_is_close_to_the_truth() -> None:
 
 
 def test_policy_filename_matches_config() -> None:
-    from guardian.config import POLICY_FILENAME
+    from guardian.paths import POLICY_FILENAME
 
     assert hooks._POLICY_FILENAME == POLICY_FILENAME
     assert (hooks.shims_dir() / hooks.TEMPLATE_NAME).is_file()

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from guardian.catalog.db import format_message, parse_message
 from guardian.config import RetentionSettings
 from guardian.errors import OperationFailed
 from guardian.lifecycle import gc as lifecycle
 from guardian.lifecycle.gc import SnapshotFacts, plan_retention
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
+from guardian.query.status import store_report
 from guardian.store.repo import MODE_FILE, Entry, ShadowRepo
+from guardian.store.trailers import format_message, parse_message
 from guardian.util.times import format_size
 from tests.conftest import fsck, run_cli
 
@@ -407,7 +408,7 @@ def test_a_failed_gc_leaves_the_store_intact(
     assert project.open_repo().head() == marks["head"]
     assert not list(project.paths.store.glob("gc-tmp-*"))
     fsck(project.paths.repo)
-    report = lifecycle.store_report(project)
+    report = store_report(project)
     assert report.warnings[-1] == "the last gc failed: [Errno 28] No space left on device"
     monkeypatch.undo()
     assert lifecycle.gc(project, now=NOW).dropped == 349
@@ -418,7 +419,7 @@ def test_a_failed_gc_leaves_the_store_intact(
 
 
 def test_capture_keeps_working_during_gc(tmp_path: Path, no_fsync: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     project = empty_project(tmp_path / "proj")
     h = History(project)
@@ -522,7 +523,7 @@ def test_tiny_cap_gcs_first_then_skips_the_largest_files(project: Path) -> None:
     assert budget.usage.state == "over"
     assert budget("a.txt", 64 * 1024) is None and budget("a.txt", 64 * 1024 + 1) is not None
     assert budget("core/db.sqlite", 1024 * 1024) is None and budget("core/db.sqlite", 1024 * 1024 + 1) is not None
-    report = lifecycle.store_report(proj)
+    report = store_report(proj)
     [warning] = report.warnings
     assert warning.startswith(f"the store uses {format_size(report.usage.size)} of its {format_size(size // 2)} cap")
     assert warning.endswith(
@@ -533,7 +534,7 @@ def test_tiny_cap_gcs_first_then_skips_the_largest_files(project: Path) -> None:
 
 
 def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     gb = 1024**3
     (project / "a.txt").write_text("a\n")
@@ -561,7 +562,7 @@ def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pyte
         "free some space and the next snapshot catches up"
     )
     assert caught.value.exit_code == 1
-    assert lifecycle.store_report(proj).warnings == [str(caught.value)]
+    assert store_report(proj).warnings == [str(caught.value)]
     # Space comes back: the next capture takes what changed meanwhile.
     free["bytes"] = 20 * gb
     (project / "a.txt").write_text("changed while the disk was full\n")
@@ -574,7 +575,7 @@ def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pyte
 
 
 def test_maybe_gc_waits_until_due(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     (project / "a.txt").write_text("a\n")
     assert run_cli("init", cwd=project).exit_code == 0
@@ -600,7 +601,7 @@ def test_maybe_gc_waits_until_due(project: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_many_packs_make_gc_due(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     (project / "a.txt").write_text("a\n")
     assert run_cli("init", cwd=project).exit_code == 0

@@ -17,6 +17,7 @@ from guardian.errors import OperationFailed, UsageError
 from guardian.lifecycle import gc as lifecycle
 from guardian.lifecycle import mirror
 from guardian.project import Project
+from guardian.query.status import store_report
 from tests.conftest import fsck, git, run_cli
 from tests.test_lifecycle import NOW, History, empty_project
 
@@ -336,7 +337,7 @@ def test_push_failures_are_retried_logged_and_reported(project: Path, monkeypatc
     assert "does not appear to be a git repository" in r.stderr
     [event] = [e for e in proj.events.read() if e.event == "push"]
     assert event.details["ok"] is False and event.details["attempts"] == 3 and len(event.details["errors"]) == 3
-    report = lifecycle.store_report(proj)
+    report = store_report(proj)
     assert report.last_push["ok"] is False
     assert report.warnings == [f"the last push to 'origin' failed: {report.last_push['error']}"]
 
@@ -369,7 +370,7 @@ def test_maybe_push_follows_the_interval_and_backs_off(project: Path, bare_remot
 
 
 def test_a_hanging_push_never_blocks_capture(project: Path, bare_remote: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     (project / "a.txt").write_text("a")
     (project / "guardian.yaml").write_text("version: 1\nmirror:\n  interval: 1m\n")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from guardian.capture.engine import take_snapshot
-from guardian.catalog.db import parse_message
 from guardian.errors import OperationFailed
+from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project, ProjectPaths
 from guardian.store.repo import MODE_EXEC, MODE_FILE, Entry, ShadowRepo
+from guardian.store.trailers import parse_message
 from tests.conftest import fsck, guardian_subprocess, run_cli
 
 

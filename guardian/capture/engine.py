@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,18 +20,15 @@ from typing import Any
 
 from guardian.capture.filters import PathFilter
 from guardian.capture.validate import checks_for, is_sqlite_bytes, judge, sqlite_consistent_copy
-from guardian.catalog.db import Catalog, FileRow, NewVersion, format_message
-from guardian.errors import OperationFailed, PathRefused
+from guardian.catalog.db import Catalog, FileRow, NewVersion
+from guardian.errors import PathRefused
 from guardian.project import Project
 from guardian.store.repo import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
+from guardian.store.trailers import format_message
 from guardian.util.crash import crash_point
 from guardian.util.fs import TEMP_PREFIX, is_stale_temp, lstat_at, open_parent
-from guardian.util.lock import lock_file_holders
 
 ProgressFn = Callable[[int, int], None]
-
-# Known lock files of a git dir; a dead writer's leftovers block every later commit.
-_GIT_LOCK_NAMES = ("refs/heads/snapshots.lock", "packed-refs.lock", "config.lock", "HEAD.lock", "index.lock")
 
 
 @dataclass(frozen=True)
@@ -501,109 +497,6 @@ class Capture:
         self.project.events.append_many(records, durable=False)
 
 
-
 # --------------------------------------------------------------------------- sessions
 
 
-def sync_catalog(project: Project, repo: ShadowRepo, catalog: Catalog) -> list[str]:
-    """Catch the catalog up with git and log snapshots whose event a crash swallowed."""
-    recovered = catalog.sync(repo)
-    if recovered:
-        logged = {e.snapshot for e in project.events.read() if e.event == "snapshot"}
-        from guardian.lifecycle.gc import original_ids
-
-        # A snapshot rewritten by gc was logged under its original id (Guardian-Original trailer).
-        missing = [sid for sid in recovered if sid not in logged and not original_ids(repo.commit_record(sid).message)]
-        for sid in missing:
-            row = catalog.snapshot(sid)
-            project.events.append(
-                "snapshot",
-                [v.path for v in catalog.versions_in(row.seq)][:1000] if row else [],
-                sid,
-                row.trigger if row else None,
-                {"recovered": True},
-            )
-    return recovered
-
-
-def clear_stale_git_locks(repo: ShadowRepo, paths: Iterable[Path] | None = None) -> list[Path]:
-    """Remove git lock files whose writer is gone.  Call only while holding guardian's writer lock.
-
-    A lock some live process still has open is respected.  Where /proc is missing
-    (macOS), or some process's open files cannot be read (another user's), a lock
-    is taken as stale only once it is more than a minute old.
-    """
-    candidates = list(paths) if paths is not None else [repo.git_dir / name for name in _GIT_LOCK_NAMES]
-    cleared: list[Path] = []
-    has_proc = Path("/proc/self/fd").is_dir()
-    for lock in candidates:
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        holders = lock_file_holders(lock) if has_proc else None
-        if holders or (holders is None and age < 60):
-            continue
-        lock.unlink(missing_ok=True)
-        cleared.append(lock)
-    return cleared
-
-
-def clear_temp_objects(repo: ShadowRepo, deep: bool = True) -> list[Path]:
-    """libgit2's and guardian's half-written temp files left by a killed writer.
-
-    Both write their temp files at the top of objects/; deep also looks in the 256
-    fan-out directories, which costs a directory listing each.  Call only while holding
-    guardian's writer lock: every writer of these holds it too.
-    """
-    cleared: list[Path] = []
-    objects = repo.git_dir / "objects"
-    for sub in [objects, *objects.glob("??")] if deep else [objects]:
-        try:
-            for item in sub.iterdir():
-                if not item.name.startswith(("tmp_object_git2_", "pack_git2_", TEMP_PREFIX)):
-                    continue
-                if item.is_dir() and not item.is_symlink():
-                    shutil.rmtree(item, ignore_errors=True)  # a staged pack's work directory
-                else:
-                    item.unlink(missing_ok=True)
-                cleared.append(item)
-        except FileNotFoundError:
-            continue
-    return cleared
-
-
-def take_snapshot(
-    project: Project,
-    paths: Iterable[str] | None,
-    trigger: str,
-    *,
-    progress: ProgressFn | None = None,
-    lock_timeout: float | None = None,
-    **kwargs: Any,
-) -> SnapshotResult:
-    """Lock the store, make the catalog agree with git, and capture."""
-    repo = project.open_repo()
-    from guardian.lifecycle.gc import capture_budget
-
-    budget = capture_budget(project)  # near a size limit: gc first, then skip the largest files
-    lock = project.writer_lock() if lock_timeout is None else project.writer_lock(lock_timeout)
-    with lock:
-        cleared = clear_stale_git_locks(repo)
-        if cleared:
-            project.events.append("repair", [], None, trigger, {"cleared_locks": [str(p) for p in cleared]})
-        leftovers = clear_temp_objects(repo, deep=False)
-        if leftovers:
-            project.events.append("repair", [], None, trigger, {"cleared_temp": [str(p) for p in leftovers][:100]})
-        catalog = project.open_catalog()
-        try:
-            sync_catalog(project, repo, catalog)
-            capture = Capture(project, repo, catalog)
-            capture.budget = budget
-            return capture.run(paths, trigger, progress=progress, **kwargs)
-        except OSError as exc:
-            raise OperationFailed(
-                f"snapshot failed: {exc.strerror or exc} ({exc.filename or project.paths.store})"
-            ) from None
-        finally:
-            catalog.close()

@@ -16,7 +16,8 @@ from typing import Any
 
 import pathspec
 
-from guardian.config import POLICY_FILENAME, WatchSettings
+from guardian.config import WatchSettings
+from guardian.paths import POLICY_FILENAME
 from guardian.util.fs import TEMP_PREFIX
 
 DEFAULT_EXCLUDES: tuple[str, ...] = (

@@ -10,17 +10,16 @@ no longer contains that commit it rebuilds from scratch.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import GuardianError, OperationFailed, PathRefused, StoreDamaged
 from guardian.paths import check_relative
+from guardian.store.trailers import parse_message
 from guardian.util.pathcodec import decode_path, encode_path
 
 if TYPE_CHECKING:
@@ -48,103 +47,9 @@ _ADDED_COLUMNS = (("versions", "perm", "INTEGER"), ("files", "perm", "INTEGER"))
 
 # --------------------------------------------------------------------------- commit messages
 
-TRAILER_TRIGGER = "Guardian-Trigger"
-TRAILER_VERDICT = "Guardian-Verdict"
-TRAILER_ACCEPTED = "Guardian-Accepted"
-TRAILER_SOURCE = "Guardian-Source"
-TRAILER_COMMAND = "Guardian-Command"
-TRAILER_NOTE = "Guardian-Note"
-# Permission bits of a captured file, when not the default 0644 (0755 for an executable):
-# git keeps only the exec bit, and a deleted 0600 file must not come back world-readable.
-TRAILER_PERM = "Guardian-Perm"
-_TRAILER_RE = re.compile(r"^(Guardian-[A-Za-z]+): (.*)$")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
 
 # Paths per `IN (...)` lookup: well under SQLite's oldest limit of 999 bound variables.
 _LOOKUP_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class MessageInfo:
-    trigger: str
-    verdicts: dict[str, tuple[str, str]]  # path -> (verdict, reason), only for files that are not valid
-    accepted: frozenset[str]
-    source: str | None
-    command: str | None
-    note: str | None
-    perms: dict[str, int]  # path -> permission bits, only where not the default (Guardian-Perm)
-
-
-def default_perm(perm: int) -> int:
-    """The bits a file with perm's exec bit is assumed to have when no Guardian-Perm trailer says otherwise."""
-    return 0o755 if perm & 0o100 else 0o644
-
-
-def format_message(
-    summary: str,
-    trigger: str,
-    verdicts: dict[str, tuple[str, str]],
-    accepted: Iterable[str] = (),
-    source: str | None = None,
-    command: str | None = None,
-    note: str | None = None,
-    perms: dict[str, int] | None = None,
-) -> str:
-    lines = [_one_line(summary), "", f"{TRAILER_TRIGGER}: {trigger}"]
-    if note:
-        lines.append(f"{TRAILER_NOTE}: {_one_line(note)}")
-    if source:
-        lines.append(f"{TRAILER_SOURCE}: {source}")
-    if command:
-        lines.append(f"{TRAILER_COMMAND}: {_one_line(command)}")
-    # Paths are JSON-quoted so names with spaces, newlines or odd bytes round-trip.
-    for path in sorted(accepted):
-        lines.append(f"{TRAILER_ACCEPTED}: {json.dumps(path)}")
-    for path, (verdict, reason) in sorted(verdicts.items()):
-        lines.append(f"{TRAILER_VERDICT}: {verdict} {json.dumps(path)} {_one_line(reason)}")
-    for path, perm in sorted((perms or {}).items()):
-        if perm != default_perm(perm):
-            lines.append(f"{TRAILER_PERM}: {perm:04o} {json.dumps(path)}")
-    return "\n".join(lines) + "\n"
-
-
-def parse_message(message: str) -> MessageInfo:
-    trigger = "unknown"
-    verdicts: dict[str, tuple[str, str]] = {}
-    accepted: set[str] = set()
-    perms: dict[str, int] = {}
-    source = command = note = None
-    decoder = json.JSONDecoder()
-    for line in message.splitlines():
-        match = _TRAILER_RE.match(line)
-        if not match:
-            continue
-        key, value = match.groups()
-        try:
-            if key == TRAILER_TRIGGER:
-                trigger = value.strip()
-            elif key == TRAILER_SOURCE:
-                source = value.strip()
-            elif key == TRAILER_COMMAND:
-                command = value
-            elif key == TRAILER_NOTE:
-                note = value
-            elif key == TRAILER_ACCEPTED:
-                accepted.add(str(json.loads(value)))
-            elif key == TRAILER_VERDICT:
-                verdict, _, rest = value.partition(" ")
-                path, end = decoder.raw_decode(rest)
-                verdicts[str(path)] = (verdict, rest[end:].strip())
-            elif key == TRAILER_PERM:
-                bits, _, rest = value.partition(" ")
-                perms[str(json.loads(rest))] = int(bits, 8) & 0o7777
-        except ValueError:
-            continue
-    return MessageInfo(trigger, verdicts, frozenset(accepted), source, command, note, perms)
 
 
 # --------------------------------------------------------------------------- rows

@@ -57,7 +57,7 @@ def init(ctx: Context, preset: str, from_url: str | None, ref: str | None, as_js
 
 
 def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
-    from guardian.lifecycle.mirror import init_from
+    from guardian.ops.remote import init_from
 
     report = init_from(ctx.cwd, url, ref=ref, cwd=ctx.cwd)
     if as_json:
@@ -145,7 +145,7 @@ def _print_snapshot(result: object) -> None:
 @pass_ctx
 def snapshot(ctx: Context, message: str | None, paths: tuple[str, ...], as_json: bool) -> int:
     """Take a snapshot now (of PATHS, or of the whole tree) and print the verdicts."""
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
     from guardian.paths import to_relative
 
     project = ctx.project()
@@ -296,7 +296,7 @@ def restore(
         raise UsageError("--remote and --ref only go with --from-remote")
     t_before = parse_time(before, "--before") if before else None
     if from_remote:
-        from guardian.lifecycle.mirror import restore_from_remote
+        from guardian.ops.remote import restore_from_remote
 
         report = restore_from_remote(
             ctx.project(),
@@ -331,8 +331,8 @@ def restore(
 @pass_ctx
 def accept(ctx: Context, paths: tuple[str, ...], as_json: bool) -> int:
     """Record that the current version of PATHS is intended (e.g. a deliberate large deletion)."""
-    from guardian.capture.engine import take_snapshot
     from guardian.errors import OperationFailed
+    from guardian.ops.snapshot import take_snapshot
     from guardian.paths import to_relative
     from guardian.util.fs import lstat_at
 

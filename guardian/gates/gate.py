@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from guardian.errors import PathRefused, UsageError
-from guardian.paths import to_relative
-from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine
+from guardian.events import MAX_EVENT_PATHS
+from guardian.paths import ROOT, relative_or_root, to_relative
+from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine, decision_record
 from guardian.project import Project
 from guardian.util.fs import lstat_at
 from guardian.util.proc import caller_details
 
-ROOT = "."  # the project root as a path: "everything"
-MAX_EVENT_PATHS = 1000  # keeps one event line bounded when a diff touches a whole tree
 _GIT_TIMEOUT = 60.0
 
 
@@ -51,29 +50,7 @@ class GateResult:
 # --------------------------------------------------------------------------- who is asking
 
 
-def decision_record(decision: Decision) -> dict[str, Any]:
-    """The decision for an event line: every path a rule governs in full, the rest only counted.
-
-    A rollback of a whole tree can touch 100k unprotected paths; listing them all
-    would make one multi-megabyte log line that says nothing an auditor needs.
-    """
-    record = decision.to_json()
-    governed = [p for p in decision.paths if p.rule_paths]
-    record["paths"] = [p.to_json() for p in governed]
-    record["unprotected"] = len(decision.paths) - len(governed)
-    return record
-
-
 # --------------------------------------------------------------------------- paths
-
-
-def relative_or_root(root: Path, typed: str, cwd: Path | None) -> str:
-    """Like :func:`guardian.paths.to_relative`, but the project root itself is '.' (the whole tree)."""
-    base = (cwd or Path.cwd()).absolute()
-    raw = typed if os.path.isabs(typed) else str(base / typed)
-    if os.path.normpath(raw) == str(root.absolute()):
-        return ROOT
-    return to_relative(root, typed, cwd)
 
 
 def changes_for_paths(root: Path, operation: Operation, typed: Iterable[str], cwd: Path | None) -> list[PathChange]:

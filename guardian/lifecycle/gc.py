@@ -50,14 +50,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.catalog.db import TRAILER_ACCEPTED, TRAILER_PERM, TRAILER_VERDICT, parse_message
+from guardian.capture.budget import (
+    CaptureBudget,
+    capture_budget,
+    measure_usage,
+    store_size,
+)
+from guardian.capture.budget import remember_size as _remember_size
 from guardian.config import RetentionSettings
 from guardian.errors import GuardianError, LockHeld, OperationFailed
 from guardian.events import EventLog
 from guardian.project import Project
+from guardian.store.trailers import (
+    TRAILER_ACCEPTED,
+    TRAILER_FOLDED,
+    TRAILER_ORIGINAL,
+    TRAILER_PERM,
+    TRAILER_VERDICT,
+    folded_count,
+    original_ids,
+    parse_message,
+)
 from guardian.util.fs import atomic_write_file
 from guardian.util.lock import FileLock
-from guardian.util.times import format_size
 
 if TYPE_CHECKING:
     from guardian.catalog.db import Catalog
@@ -65,8 +80,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("guardian.lifecycle.gc")
 
-TRAILER_ORIGINAL = "Guardian-Original"
-TRAILER_FOLDED = "Guardian-Folded"
 
 # The watcher gcs by itself after this many snapshots, or this long after the last gc.
 GC_EVERY_SNAPSHOTS = 5000
@@ -83,12 +96,6 @@ GC_LOCK_TIMEOUT = 2.0
 PRUNE_HOLD = 0.1
 PRUNE_PAUSE = 0.15
 
-# Size cap: "near" a limit is within this fraction of store.max_size.
-NEAR_LIMIT = 0.10
-SMALL_FILE = 64 * 1024  # still captured when the store is over a limit
-CRITICAL_FILE = 1024 * 1024  # protected files up to this size are captured whatever the limits
-DISK_FULL = 4 * 1024 * 1024  # below this much free space nothing is written at all
-USAGE_TTL = 60.0  # a store size measured this recently is good enough for a capture's budget
 
 RESTORE_TRIGGERS = frozenset({"pre-restore", "restore", "pre-rollback", "rollback"})
 RESTORE_EVENTS = frozenset({"restore", "rollback", "repair"})
@@ -134,19 +141,6 @@ class SnapshotFacts:
     sources: tuple[str, ...]
     originals: tuple[str, ...]
     perms: dict[str, int] = field(default_factory=dict)  # path -> its Guardian-Perm bits
-
-
-def original_ids(message: str) -> tuple[str, ...]:
-    prefix = f"{TRAILER_ORIGINAL}: "
-    return tuple(line[len(prefix) :].strip() for line in message.splitlines() if line.startswith(prefix))
-
-
-def _folded(message: str) -> int:
-    prefix = f"{TRAILER_FOLDED}: "
-    for line in message.splitlines():
-        if line.startswith(prefix) and line[len(prefix) :].strip().isdigit():
-            return int(line[len(prefix) :].strip())
-    return 0
 
 
 def facts_of(repo: ShadowRepo, commit_id: str) -> SnapshotFacts:
@@ -325,7 +319,7 @@ def rewritten_message(message: str, own_id: str, carried: Sequence[str], folded:
     ids.append(own_id)
     lines = [line for line in message.rstrip("\n").split("\n") if not line.startswith((prefix_original, prefix_folded))]
     lines.extend(carried)
-    total = _folded(message) + folded
+    total = folded_count(message) + folded
     if total:
         lines.append(f"{prefix_folded}{total}")
     lines.extend(f"{prefix_original}{old}" for old in dict.fromkeys(ids))
@@ -536,20 +530,6 @@ def _swap_catalog(project: Project, staged: Catalog, repo: ShadowRepo, head: str
         target.close()
 
 
-def store_size(store: Path) -> int:
-    """Bytes the store occupies on disk (allocated blocks, as du counts)."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(store):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            blocks = getattr(st, "st_blocks", None)
-            total += blocks * 512 if blocks is not None else st.st_size
-    return total
-
-
 def gc(
     project: Project,
     *,
@@ -561,14 +541,12 @@ def gc(
     reason: str = "manual",
 ) -> GcResult:
     """Thin the history by the retention policy, pack what is left and prune the rest."""
-    from guardian.capture.engine import clear_stale_git_locks
-
     started = time.monotonic()
     repo = project.open_repo()
     with maintenance_lock(project, lock_timeout):
         hold = time.monotonic()
         with project.writer_lock(lock_timeout):
-            clear_stale_git_locks(repo)
+            project.sweep_store(repo, "gc")
             head0 = repo.head()
         longest = time.monotonic() - hold
         size_before = store_size(project.paths.store)
@@ -875,251 +853,24 @@ def maybe_gc(project: Project, *, now: float | None = None, cancel: threading.Ev
 # --------------------------------------------------------------------------- size cap and free-space floor
 
 
-@dataclass(frozen=True)
-class StoreUsage:
-    size: int
-    free: int
-    max_size: int
-    min_free: int
-
-    @property
-    def headroom(self) -> int:
-        """Bytes the store may still grow before one of the two limits."""
-        return min(self.max_size - self.size, self.free - self.min_free)
-
-    @property
-    def state(self) -> str:
-        """ok, tight (within NEAR_LIMIT of a limit), over (past one), or full (the disk itself)."""
-        if self.free < DISK_FULL:
-            return "full"
-        if self.headroom <= 0:
-            return "over"
-        if self.headroom < NEAR_LIMIT * self.max_size:
-            return "tight"
-        return "ok"
-
-    def describe(self) -> str:
-        if self.max_size - self.size <= self.free - self.min_free:
-            return f"the store uses {format_size(self.size)} of its {format_size(self.max_size)} cap (store.max_size)"
-        floor = format_size(self.min_free)
-        return f"only {format_size(self.free)} is free on the store's disk (store.min_free is {floor})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "free": self.free,
-            "max_size": self.max_size,
-            "min_free": self.min_free,
-            "state": self.state,
-        }
+# --------------------------------------------------------------------------- status
 
 
-def disk_free(path: Path) -> int:
-    return shutil.disk_usage(path).free
+# --------------------------------------------------------------------------- the watcher's helper
 
 
-def measure_usage(project: Project, max_age: float = 0.0) -> StoreUsage:
-    """The store's size and free disk space against the policy's limits.
+def capture_budget_with_room(project: Project) -> CaptureBudget:
+    """The next capture's budget; near a limit, gc first (at most every GC_MIN_INTERVAL) and measure again.
 
-    Walking a store of many loose objects costs tens of milliseconds, too much for every
-    hook-triggered snapshot: with max_age, a size measured that recently is reused.
+    The budget itself never runs gc: whether to spend a gc on room is this layer's call.
     """
-    settings = project.policy.store
-    size = _recent_size(project, max_age) if max_age > 0 else None
-    if size is None:
-        size = store_size(project.paths.store)
-        if max_age > 0:
-            _remember_size(project, size)
-    return StoreUsage(size, disk_free(project.paths.store), settings.max_size, settings.min_free)
-
-
-def _recent_size(project: Project, max_age: float) -> int | None:
-    try:
-        raw = json.loads((project.paths.store / "usage.json").read_text(encoding="utf-8"))
-        if time.time() - float(raw["ts"]) < max_age:
-            return int(raw["size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def _remember_size(project: Project, size: int) -> None:
-    try:
-        atomic_write_file(project.paths.store / "usage.json", json.dumps({"ts": time.time(), "size": size}).encode())
-    except OSError:
-        pass  # a full disk: measure again next time
-
-
-class CaptureBudget:
-    """Which files a capture may store now: a callable (path, size) -> why it is skipped, or None.
-
-    Raises OperationFailed when the disk is truly full: nothing is written, nothing is
-    corrupted, and the next capture after space returns catches up.
-    """
-
-    def __init__(self, usage: StoreUsage, protected: Callable[[str], bool]) -> None:
-        self.usage = usage
-        self.protected = protected
-
-    def limit(self, protected: bool) -> int | None:
-        """Largest file captured now (None: no limit)."""
-        state = self.usage.state
-        if state == "ok":
-            return None
-        general = SMALL_FILE if state != "tight" else max(SMALL_FILE, self.usage.headroom // 16)
-        return max(general, CRITICAL_FILE) if protected else general
-
-    def __call__(self, rel: str, size: int) -> str | None:
-        if self.usage.state == "full":
-            raise OperationFailed(disk_full_message(self.usage))
-        limit = self.limit(self.protected(rel))
-        if limit is None or size <= limit:
-            return None
-        return (
-            f"not captured: {self.usage.describe()}; files over {format_size(limit)} are skipped "
-            "until 'guardian gc' or higher store limits make room"
-        )
-
-
-def disk_full_message(usage: StoreUsage) -> str:
-    return (
-        f"the store's disk is full ({format_size(usage.free)} free); nothing was captured and the store is "
-        "unchanged; free some space and the next snapshot catches up"
-    )
-
-
-def _protected_matcher(project: Project) -> Callable[[str], bool]:
-    from guardian.policy import PolicyEngine
-
-    return PolicyEngine(project.policy.protect_rules).is_protected
-
-
-def capture_budget(project: Project, *, allow_gc: bool = True) -> CaptureBudget:
-    """The budget for the next capture; near a limit, gc first (at most every GC_MIN_INTERVAL)."""
-    usage = measure_usage(project, USAGE_TTL)
-    if usage.state in ("tight", "over") and allow_gc:
+    budget = capture_budget(project)
+    if budget.usage.state in ("tight", "over"):
         last = float(read_gc_state(project).get("ts", 0.0))
         if time.time() - last >= GC_MIN_INTERVAL:
             try:
                 gc(project, reason="size")
             except GuardianError as exc:
                 log.warning("gc near the size cap failed: %s", exc)
-            usage = measure_usage(project)
-    return CaptureBudget(usage, _protected_matcher(project))
-
-
-# --------------------------------------------------------------------------- status
-
-
-@dataclass
-class StoreReport:
-    usage: StoreUsage
-    last_gc: dict[str, Any]
-    last_push: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "usage": self.usage.to_json(),
-            "last_gc": self.last_gc or None,
-            "last_push": self.last_push or None,
-            "warnings": self.warnings,
-        }
-
-
-def store_report(project: Project) -> StoreReport:
-    """What `guardian status` shows about the store: size, limits, last gc, last push, warnings."""
-    from guardian.lifecycle.mirror import read_push_state
-
-    usage = measure_usage(project)
-    report = StoreReport(usage, read_gc_state(project), read_push_state(project).get("last") or {})
-    state = usage.state
-    if state == "full":
-        report.warnings.append(disk_full_message(usage))
-    elif state != "ok":
-        budget = CaptureBudget(usage, lambda _rel: False)
-        report.warnings.append(
-            f"{usage.describe()}: files over {format_size(budget.limit(False) or 0)} are not captured "
-            f"(protected files up to {format_size(budget.limit(True) or 0)} are); "
-            "see 'guardian events --kind skip', run 'guardian gc' or raise the store limits"
-        )
-    if report.last_gc and not report.last_gc.get("ok", True):
-        report.warnings.append(f"the last gc failed: {report.last_gc.get('error')}")
-    if report.last_push and not report.last_push.get("ok", True):
-        report.warnings.append(
-            f"the last push to '{report.last_push.get('remote')}' failed: {report.last_push.get('error')}"
-        )
-    return report
-
-
-# --------------------------------------------------------------------------- the watcher's helper
-
-
-class Maintenance:
-    """gc, size checks and mirror pushes for the watcher, run on a thread off its capture loop.
-
-    ``poll()`` is cheap and is called from the loop; ``budget`` is the callable to give
-    each capture; ``close()`` asks a running gc or push to stop and waits a bounded time.
-    """
-
-    def __init__(self, project: Project, *, check_every: float = 30.0, budget_ttl: float = 30.0) -> None:
-        self.project = project
-        self.check_every = check_every
-        self.budget_ttl = budget_ttl
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._next_check = time.monotonic() + check_every
-        self._budget: CaptureBudget | None = None
-        self._budget_at = 0.0
-        self._protected = _protected_matcher(project)
-        self.last_error: str | None = None
-
-    def budget(self, rel: str, size: int) -> str | None:
-        now = time.monotonic()
-        budget = self._budget
-        if budget is None or now - self._budget_at >= self.budget_ttl:
-            budget = self._budget = CaptureBudget(measure_usage(self.project, self.budget_ttl), self._protected)
-            self._budget_at = now
-        return budget(rel, size)
-
-    def use_project(self, project: Project) -> None:
-        """The watcher reloaded the policy: limits, protected paths and the mirror may have changed."""
-        self.project = project
-        self._protected = _protected_matcher(project)
-        self._budget = None
-
-    def poll(self) -> bool:
-        """Start a maintenance round if one is due to be checked; True if it started."""
-        now = time.monotonic()
-        if now < self._next_check or (self._thread is not None and self._thread.is_alive()):
-            return False
-        self._next_check = now + self.check_every
-        self._thread = threading.Thread(target=self._round, name="guardian-maintenance", daemon=True)
-        self._thread.start()
-        return True
-
-    def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _round(self) -> None:
-        from guardian.lifecycle.mirror import maybe_push
-
-        try:
-            result = maybe_gc(self.project, cancel=self._cancel)
-            if result is not None:
-                self._budget = None  # measure again: the store just shrank
-                log.info("gc (%s): kept %d, dropped %d snapshot(s)", result.reason, result.kept, result.dropped)
-            if not self._cancel.is_set():
-                maybe_push(self.project)
-        except Exception as exc:  # noqa: BLE001 - maintenance must never take the watcher down
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("maintenance failed: %s", self.last_error)
-            try:
-                self.project.events.append("error", [], None, "maintenance", {"error": self.last_error})
-            except OSError:
-                pass
-
-    def close(self, timeout: float = 10.0) -> None:
-        self._cancel.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+            budget = capture_budget(project, fresh=True)
+    return budget

@@ -22,21 +22,19 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.errors import GuardianError, LockHeld, OperationFailed, PathRefused, UsageError
-from guardian.lifecycle.gc import catalog_for, maintenance_lock
-from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
-from guardian.util.fs import atomic_write_file, lstat_at
+from guardian.errors import LockHeld, OperationFailed, UsageError
+from guardian.lifecycle.gc import maintenance_lock
+from guardian.project import Project
+from guardian.util.fs import atomic_write_file
 
 if TYPE_CHECKING:
-    from guardian.ops.restore import RestoreReport
-    from guardian.store.repo import Entry, ShadowRepo
+    from guardian.store.repo import ShadowRepo
 
 REF_ROOT = "refs/guardian"
 PUSH_TIMEOUT = 600.0  # one `guardian push`
@@ -401,7 +399,7 @@ def _ref_list(refs: dict[str, str]) -> str:
     return ", ".join(r[len(REF_ROOT) + 1 :] for r in sorted(refs)) or "no guardian refs"
 
 
-def _fetch(repo: ShadowRepo, url: str, ref: str, oid: str) -> None:
+def fetch_snapshot(repo: ShadowRepo, url: str, ref: str, oid: str) -> None:
     proc = _git(["fetch", "--no-tags", "--quiet", url, ref], git_dir=repo.git_dir, timeout=FETCH_TIMEOUT)
     (repo.git_dir / "FETCH_HEAD").unlink(missing_ok=True)
     if proc.returncode != 0:
@@ -413,219 +411,6 @@ def _fetch(repo: ShadowRepo, url: str, ref: str, oid: str) -> None:
 # --------------------------------------------------------------------------- init --from
 
 
-@dataclass
-class InitFromReport:
-    root: Path
-    store: Path
-    url: str
-    ref: str
-    head: str
-    restored: list[str] = field(default_factory=list)
-    older_valid: list[str] = field(default_factory=list)  # restored from an earlier, valid version
-    kept: list[str] = field(default_factory=list)  # already present and different: left alone
-    refused: list[tuple[str, str]] = field(default_factory=list)
-    snapshot: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "root": str(self.root),
-            "store": str(self.store),
-            "url": self.url,
-            "ref": self.ref,
-            "head": self.head,
-            "restored": self.restored,
-            "older_valid": self.older_valid,
-            "kept": self.kept,
-            "refused": [{"path": p, "reason": r} for p, r in self.refused],
-            "snapshot": self.snapshot,
-        }
-
-
-def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None = None) -> InitFromReport:
-    """A new store for root from a mirror, then every file of its latest snapshot written back.
-
-    Files already in root are never overwritten (they are listed as kept); each restored
-    file is its latest valid version, as 'guardian restore' would pick.
-    """
-    from guardian.capture.engine import take_snapshot
-    from guardian.config import POLICY_FILENAME, preset_text
-    from guardian.store.repo import Entry, ShadowRepo
-    from guardian.util.fs import write_user_file
-    from guardian.util.lock import FileLock
-
-    if not root.is_dir():
-        raise OperationFailed(f"cannot init {root}: not a directory")
-    root = root.resolve()
-    url = normalize_url(url, cwd or root)
-    paths = ProjectPaths.for_root(root)
-    if paths.repo.is_dir() and ShadowRepo(paths.repo).head() is not None:
-        raise OperationFailed(
-            f"{root} already has a store with snapshots ({paths.store}); "
-            "recover files from the mirror with 'guardian restore --from-remote PATH'"
-        )
-    refs = remote_refs(url)
-    chosen = choose_ref(refs, url, root.name, None, ref)
-    head = refs[chosen]
-    make_store_dir(paths.store)
-    if not paths.repo.is_dir():
-        ShadowRepo.create(paths.repo)
-    write_project_meta(paths)
-    repo = ShadowRepo(paths.repo)
-    with FileLock(paths.writer_lock, f"the store {paths.store}", 30.0):
-        _fetch(repo, url, chosen, head)
-        repo.update_ref(head, None)
-        if "origin" not in repo.remotes():
-            repo.set_remote("origin", url)
-    report = InitFromReport(root, paths.store, url, chosen, head)
-    if lstat_at(root, POLICY_FILENAME) is None:
-        entry = repo.entry_at(head, POLICY_FILENAME)
-        if entry is not None:
-            _write_back(root, repo, POLICY_FILENAME, entry, report)
-        else:
-            write_user_file(root, POLICY_FILENAME, preset_text("default").encode())
-    project = Project.find(root)
-    catalog = project.open_catalog()
-    try:
-        with project.writer_lock():
-            catalog.sync(repo)  # plain sync: these snapshots were logged on the machine that took them
-        for path, entry in repo.iter_tree(head):
-            if path == POLICY_FILENAME:
-                continue
-            version = catalog.latest_valid(path)
-            chosen_entry = entry
-            if version is not None and version.blob is not None and version.mode is not None:
-                chosen_entry = Entry(version.blob, version.mode)
-            if _write_back(root, repo, path, chosen_entry, report) and chosen_entry != entry:
-                report.older_valid.append(path)
-    finally:
-        catalog.close()
-    report.snapshot = take_snapshot(project, None, "init").snapshot
-    project.events.append(
-        "init",
-        [],
-        head,
-        "init",
-        {"from": url, "ref": chosen, "restored": len(report.restored), "kept": report.kept[:100]},
-    )
-    return report
-
-
-def _write_back(root: Path, repo: ShadowRepo, rel: str, entry: Entry, report: InitFromReport) -> bool:
-    from guardian.ops.restore import write_entry
-    from guardian.store.repo import hash_blob
-
-    existing = lstat_at(root, rel)
-    if existing is not None:
-        from guardian.util.fs import read_state
-
-        try:
-            same = hash_blob(read_state(root, rel).data or b"") == entry.oid
-        except (OSError, GuardianError):
-            same = False
-        if not same:
-            report.kept.append(rel)
-        return False
-    try:
-        write_entry(root, repo, rel, entry)
-    except PathRefused as exc:  # a crafted tree must not steer a write outside the root
-        report.refused.append((rel, str(exc)))
-        return False
-    report.restored.append(rel)
-    return True
-
-
 # --------------------------------------------------------------------------- restore --from-remote
 
 
-def restore_from_remote(
-    project: Project,
-    typed_paths: Sequence[str],
-    *,
-    remote: str | None = None,
-    ref: str | None = None,
-    cwd: Path | None = None,
-    at: str | None = None,
-    before: float | None = None,
-    dry_run: bool = False,
-    force: bool = False,
-) -> RestoreReport:
-    """Like 'guardian restore', but choosing versions from a mirror's history.
-
-    The mirror ref (this store's own unless --ref names another) is fetched into the
-    store's objects; its chain is indexed in a temporary catalog to pick each file's
-    latest valid version.  The policy is asked, the current state snapshotted
-    (pre-restore) and the files written as any restore does.
-    """
-    from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
-    from guardian.ops.restore import (
-        RestoredFile,
-        RestoreReport,
-        choose_version,
-        current_size,
-        enforce,
-        write_entry,
-    )
-    from guardian.policy import PathChange, PolicyEngine
-    from guardian.query.lookup import resolve_path
-
-    name, url = choose_remote(project, remote)
-    repo = project.open_repo()
-    root = project.root
-    with maintenance_lock(project, MAINTENANCE_WAIT):  # a gc would prune what we fetch before we use it
-        refs = remote_refs(url)
-        chosen = choose_ref(refs, url, root.name, mirror_ref(project), ref)
-        head = refs[chosen]
-        _fetch(repo, url, chosen, head)
-        with tempfile.TemporaryDirectory(prefix="guardian-remote-") as tmp:
-            remote_catalog = catalog_for(repo, head, Path(tmp) / "catalog.db")
-            try:
-                targets = [
-                    choose_version(
-                        repo, remote_catalog, resolve_path(root, remote_catalog, typed, cwd), typed, at, before
-                    )
-                    for typed in typed_paths
-                ]
-            finally:
-                remote_catalog.close()
-        changes = [PathChange(t.path, "modify" if lstat_at(root, t.path) is not None else "add") for t in targets]
-        decision = PolicyEngine(project.policy.protect_rules).decide("restore", changes, force)
-        report = RestoreReport(dry_run=dry_run, decision=decision)
-        enforce(decision)
-        if dry_run:
-            for t in targets:
-                report.files.append(
-                    RestoredFile(t.path, t.snapshot, t.time, current_size(root, t.path), repo.blob_size(t.entry.oid))
-                )
-            return report
-        with project.writer_lock():
-            clear_stale_git_locks(repo)
-            catalog = project.open_catalog()
-            try:
-                sync_catalog(project, repo, catalog)
-                capture = Capture(project, repo, catalog)
-                paths = [t.path for t in targets]
-                report.pre_snapshot = capture.run(paths, "pre-restore").snapshot or repo.head()
-                for t in targets:
-                    size_before = current_size(root, t.path)
-                    size = write_entry(root, repo, t.path, t.entry, perm=t.perm)
-                    report.files.append(RestoredFile(t.path, t.snapshot, t.time, size_before, size))
-                sources = sorted({t.snapshot for t in targets})
-                report.post_snapshot = capture.run(paths, "restore", source=",".join(sources)).snapshot
-            finally:
-                catalog.close()
-            project.events.append(
-                "restore",
-                paths,
-                report.post_snapshot,
-                "restore",
-                {
-                    "from_remote": name,
-                    "url": url,
-                    "ref": chosen,
-                    "sources": {t.path: t.snapshot for t in targets},
-                    "pre_snapshot": report.pre_snapshot,
-                    "force": force,
-                    "decision": decision.to_json(),
-                },
-            )
-        return report

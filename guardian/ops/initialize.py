@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardian.capture.engine import ProgressFn, SnapshotResult, take_snapshot
-from guardian.config import POLICY_FILENAME, parse_policy, preset_text
+from guardian.capture.engine import ProgressFn, SnapshotResult
+from guardian.config import parse_policy, preset_text
 from guardian.errors import OperationFailed
+from guardian.ops.snapshot import take_snapshot
+from guardian.paths import POLICY_FILENAME
 from guardian.project import Project, ProjectPaths, make_store_dir, read_project_meta, write_project_meta
 from guardian.util.fs import write_user_file
 

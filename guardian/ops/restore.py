@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
 from guardian.capture.validate import is_sqlite_bytes
 from guardian.catalog.db import Catalog, VersionRow
+from guardian.catalog.sync import sync_catalog
 from guardian.errors import Blocked, NeedsForce, OperationFailed
+from guardian.ops.session import write_session
 from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
@@ -132,33 +133,51 @@ def restore(
     dry_run: bool = False,
     force: bool = False,
 ) -> RestoreReport:
-    root = project.root
-    engine = PolicyEngine(project.policy.protect_rules)
+    """Each named file's latest valid version (or its version --at / --before), from the local store."""
     repo = project.open_repo()
     with project.writer_lock():
-        clear_stale_git_locks(repo)
         catalog = project.open_catalog()
         try:
-            sync_catalog(project, repo, catalog)
-            targets: list[RestoreTarget] = []
-            for typed in typed_paths:
-                rel = resolve_path(root, catalog, typed, cwd)
-                targets.append(choose_version(repo, catalog, rel, typed, at, before))
-            changes = [PathChange(t.path, "modify" if lstat_at(root, t.path) is not None else "add") for t in targets]
-            decision = engine.decide("restore", changes, force)
-            report = RestoreReport(dry_run=dry_run, decision=decision)
-            enforce(decision)
-            if dry_run:
-                for t in targets:
-                    report.files.append(
-                        RestoredFile(
-                            t.path, t.snapshot, t.time, current_size(root, t.path), repo.blob_size(t.entry.oid)
-                        )
-                    )
-                return report
-            capture = Capture(project, repo, catalog)
-            paths = [t.path for t in targets]
-            report.pre_snapshot = capture.run(paths, "pre-restore").snapshot or repo.head()
+            project.sweep_store(repo, "restore")
+            sync_catalog(project.events, repo, catalog)
+            targets = [
+                choose_version(repo, catalog, resolve_path(project.root, catalog, typed, cwd), typed, at, before)
+                for typed in typed_paths
+            ]
+        finally:
+            catalog.close()
+    return apply_restore(project, repo, targets, dry_run=dry_run, force=force)
+
+
+def apply_restore(
+    project: Project,
+    repo: ShadowRepo,
+    targets: Sequence[RestoreTarget],
+    *,
+    dry_run: bool,
+    force: bool,
+    details: dict[str, Any] | None = None,
+) -> RestoreReport:
+    """Ask the policy, snapshot what is there now, write each target atomically, snapshot again.
+
+    Every restore comes through here whatever chose its versions: the local catalog,
+    or a mirror's history (``ops.remote``).
+    """
+    root = project.root
+    changes = [PathChange(t.path, "modify" if lstat_at(root, t.path) is not None else "add") for t in targets]
+    decision = PolicyEngine(project.policy.protect_rules).decide("restore", changes, force)
+    report = RestoreReport(dry_run=dry_run, decision=decision)
+    enforce(decision)
+    if dry_run:
+        for t in targets:
+            report.files.append(
+                RestoredFile(t.path, t.snapshot, t.time, current_size(root, t.path), repo.blob_size(t.entry.oid))
+            )
+        return report
+    paths = [t.path for t in targets]
+    try:
+        with write_session(project, "restore", repo=repo) as session:
+            report.pre_snapshot = session.capture.run(paths, "pre-restore").snapshot or repo.head()
             for t in targets:
                 before_size = current_size(root, t.path)
                 try:
@@ -172,33 +191,42 @@ def restore(
                 report.files.append(RestoredFile(t.path, t.snapshot, t.time, before_size, size))
             sources = sorted({t.snapshot for t in targets})
             try:
-                report.post_snapshot = capture.run(paths, "restore", source=",".join(sources)).snapshot
+                report.post_snapshot = session.capture.run(paths, "restore", source=",".join(sources)).snapshot
             except OSError as exc:
                 raise OperationFailed(
                     "the files were restored, but the post-restore snapshot could not be taken: "
                     f"{exc.strerror or exc} ({exc.filename or project.paths.store}); "
                     "run 'guardian snapshot' once the cause is fixed"
                 ) from None
-            project.events.append(
-                "restore",
-                paths,
-                report.post_snapshot,
-                "restore",
-                {
-                    "sources": {t.path: t.snapshot for t in targets},
-                    "pre_snapshot": report.pre_snapshot,
-                    "force": force,
-                    "decision": decision.to_json(),
-                },
-            )
-            return report
-        except OSError as exc:
-            raise OperationFailed(
-                f"restore failed: {exc.strerror or exc} ({exc.filename or project.paths.store}); "
-                "files not yet written are unchanged"
-            ) from None
-        finally:
-            catalog.close()
+    except OSError as exc:
+        raise OperationFailed(
+            f"restore failed: {exc.strerror or exc} ({exc.filename or project.paths.store}); "
+            "files not yet written are unchanged"
+        ) from None
+    project.events.append(
+        "restore",
+        paths,
+        report.post_snapshot,
+        "restore",
+        {
+            **(details or {}),
+            "sources": {t.path: t.snapshot for t in targets},
+            "pre_snapshot": report.pre_snapshot,
+            "force": force,
+            "decision": decision.to_json(),
+        },
+    )
+    return report
 
 
-__all__ = ["RestoreReport", "RestoredFile", "choose_version", "enforce", "remove_user_file", "restore", "write_entry"]
+__all__ = [
+    "RestoreReport",
+    "RestoreTarget",
+    "RestoredFile",
+    "apply_restore",
+    "choose_version",
+    "enforce",
+    "remove_user_file",
+    "restore",
+    "write_entry",
+]

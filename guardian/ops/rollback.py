@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
+from guardian.capture.engine import Capture
 from guardian.catalog.db import Catalog, SnapshotRow
 from guardian.errors import (
     EXIT_BLOCKED,
@@ -38,10 +38,11 @@ from guardian.errors import (
     StoreDamaged,
     UsageError,
 )
-from guardian.gates.gate import MAX_EVENT_PATHS, ROOT, decision_record, relative_or_root
+from guardian.events import MAX_EVENT_PATHS
 from guardian.ops.restore import write_entry
-from guardian.paths import check_relative
-from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine
+from guardian.ops.session import write_session
+from guardian.paths import ROOT, check_relative, relative_or_root
+from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine, decision_record
 from guardian.project import Project
 from guardian.query.lookup import resolve_snapshot
 from guardian.store.repo import Entry, ShadowRepo
@@ -395,62 +396,55 @@ def rollback(
     root = project.root
     scope = _scope(root, paths, cwd)
     engine = PolicyEngine.from_policy(project.policy)
-    repo = project.open_repo()
-    with project.writer_lock():
-        clear_stale_git_locks(repo)
-        catalog = project.open_catalog()
+    with write_session(project, "rollback") as session:
+        repo, catalog, capture = session.repo, session.catalog, session.capture
+        target = resolve_target(catalog, to, before)
+        wanted, target_dirs = _target_tree(repo, target.id, scope)
+        _check_scope_exists(root, catalog, scope, wanted, target.id)
+        note = "taken by rollback --dry-run" if dry_run else None
         try:
-            sync_catalog(project, repo, catalog)
-            target = resolve_target(catalog, to, before)
-            wanted, target_dirs = _target_tree(repo, target.id, scope)
-            _check_scope_exists(root, catalog, scope, wanted, target.id)
-            capture = Capture(project, repo, catalog)
-            note = "taken by rollback --dry-run" if dry_run else None
-            try:
-                pre = capture.run(
-                    list(scope) or None, "pre-rollback", note=note, command=shlex.join(argv), progress=progress
-                )
-            except OSError as exc:
-                raise OperationFailed(
-                    f"rollback failed: cannot take the pre-rollback snapshot: {exc.strerror or exc} "
-                    f"({exc.filename or project.paths.store}); no file was changed"
-                ) from None
-            report = RollbackReport(
-                target.id, target.ts, scope, force, dry_run, pre_snapshot=pre.snapshot or repo.head()
+            pre = capture.run(
+                list(scope) or None, "pre-rollback", note=note, command=shlex.join(argv), progress=progress
             )
-            refused: list[FailedChange] = []
-            report.plan = plan_changes(wanted, tree_in_scope(repo, report.pre_snapshot, scope), refused)
-            report.failed.extend(refused)  # hostile tree entries: reported, never touched
-            decision = engine.decide("rollback", [PathChange(c.path, CHANGE_OF[c.action]) for c in report.plan], force)
-            report.decision = decision
-            permitted = [c for c, d in zip(report.plan, decision.paths, strict=True) if d.permitted]
-            if dry_run:
-                report.applied = permitted
-                report.complete = True
-                return report
-            perms = _recorded_perms(catalog, target.seq, permitted)  # recreated files get their recorded bits
-            try:
-                _apply(root, repo, report, permitted, target_dirs, progress, perms)
-            except BaseException:
-                # Interrupted part-way (^C, a damaged store): still snapshot what is on disk
-                # now and put the partial rollback on the record, then let the error through.
-                try:
-                    _finish(capture, project, report, argv)
-                except (GuardianError, OSError):
-                    pass  # the original error is the one the user needs to see
-                raise
+        except OSError as exc:
+            raise OperationFailed(
+                f"rollback failed: cannot take the pre-rollback snapshot: {exc.strerror or exc} "
+                f"({exc.filename or project.paths.store}); no file was changed"
+            ) from None
+        report = RollbackReport(
+            target.id, target.ts, scope, force, dry_run, pre_snapshot=pre.snapshot or repo.head()
+        )
+        refused: list[FailedChange] = []
+        report.plan = plan_changes(wanted, tree_in_scope(repo, report.pre_snapshot, scope), refused)
+        report.failed.extend(refused)  # hostile tree entries: reported, never touched
+        decision = engine.decide("rollback", [PathChange(c.path, CHANGE_OF[c.action]) for c in report.plan], force)
+        report.decision = decision
+        permitted = [c for c, d in zip(report.plan, decision.paths, strict=True) if d.permitted]
+        if dry_run:
+            report.applied = permitted
             report.complete = True
+            return report
+        perms = _recorded_perms(catalog, target.seq, permitted)  # recreated files get their recorded bits
+        try:
+            _apply(root, repo, report, permitted, target_dirs, progress, perms)
+        except BaseException:
+            # Interrupted part-way (^C, a damaged store): still snapshot what is on disk
+            # now and put the partial rollback on the record, then let the error through.
             try:
                 _finish(capture, project, report, argv)
-            except OSError as exc:
-                raise OperationFailed(
-                    "the rollback was applied, but the post-rollback snapshot could not be taken: "
-                    f"{exc.strerror or exc} ({exc.filename or project.paths.store}); "
-                    "run 'guardian snapshot' once the cause is fixed"
-                ) from None
-            return report
-        finally:
-            catalog.close()
+            except (GuardianError, OSError):
+                pass  # the original error is the one the user needs to see
+            raise
+        report.complete = True
+        try:
+            _finish(capture, project, report, argv)
+        except OSError as exc:
+            raise OperationFailed(
+                "the rollback was applied, but the post-rollback snapshot could not be taken: "
+                f"{exc.strerror or exc} ({exc.filename or project.paths.store}); "
+                "run 'guardian snapshot' once the cause is fixed"
+            ) from None
+        return report
 
 
 __all__ = [

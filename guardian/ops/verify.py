@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.capture.engine import clear_stale_git_locks, clear_temp_objects, sync_catalog
+from guardian.catalog.sync import sync_catalog
 from guardian.errors import StoreDamaged
 from guardian.project import Project
+from guardian.store.repair import clear_stale_git_locks, clear_temp_objects
 from guardian.store.repo import ShadowRepo, hash_blob
 
 
@@ -129,7 +130,7 @@ def verify(project: Project, repair: bool = False) -> VerifyReport:
         try:
             if repair:
                 catalog.reset()
-                sync_catalog(project, repo, catalog)
+                sync_catalog(project.events, repo, catalog)
                 report.repaired.append("rebuilt the catalog from git")
             elif catalog.indexed_head != head:
                 report.warnings.append("the catalog is behind git; it catches up on the next command")

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardian.capture.budget import CaptureBudget, StoreUsage, disk_full_message, measure_usage
+from guardian.lifecycle.gc import read_gc_state
+from guardian.lifecycle.mirror import read_push_state
 from guardian.paths import guardian_home
 from guardian.project import Project, read_project_meta
+from guardian.util.times import format_size
 
 
 def dir_size(path: Path) -> int:
@@ -88,7 +92,6 @@ def status(project: Project) -> Status:
             files=catalog.file_count(),
         )
     result.watcher = watcher_state(project)
-    from guardian.lifecycle.gc import store_report
 
     lifecycle = store_report(project)
     result.lifecycle = lifecycle.to_json()
@@ -147,3 +150,42 @@ def _count_snapshots(store: Path) -> tuple[int, float | None]:
     except sqlite3.Error:
         return 0, None
     return int(count), (float(last) if last is not None else None)
+
+
+@dataclass
+class StoreReport:
+    usage: StoreUsage
+    last_gc: dict[str, Any]
+    last_push: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "usage": self.usage.to_json(),
+            "last_gc": self.last_gc or None,
+            "last_push": self.last_push or None,
+            "warnings": self.warnings,
+        }
+
+
+def store_report(project: Project) -> StoreReport:
+    """What `guardian status` shows about the store: size, limits, last gc, last push, warnings."""
+    usage = measure_usage(project)
+    report = StoreReport(usage, read_gc_state(project), read_push_state(project).get("last") or {})
+    state = usage.state
+    if state == "full":
+        report.warnings.append(disk_full_message(usage))
+    elif state != "ok":
+        budget = CaptureBudget(usage, lambda _rel: False)
+        report.warnings.append(
+            f"{usage.describe()}: files over {format_size(budget.limit(False) or 0)} are not captured "
+            f"(protected files up to {format_size(budget.limit(True) or 0)} are); "
+            "see 'guardian events --kind skip', run 'guardian gc' or raise the store limits"
+        )
+    if report.last_gc and not report.last_gc.get("ok", True):
+        report.warnings.append(f"the last gc failed: {report.last_gc.get('error')}")
+    if report.last_push and not report.last_push.get("ok", True):
+        report.warnings.append(
+            f"the last push to '{report.last_push.get('remote')}' failed: {report.last_push.get('error')}"
+        )
+    return report

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 
-from guardian.config import parse_duration
 from guardian.errors import UsageError
 
 
@@ -59,3 +59,20 @@ def format_size(size: int | None) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'300s', '5m', '48h', '14d' -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 48h, 14d)")
+    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
+
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -43,12 +43,13 @@ from watchdog.events import (
 
 from guardian.capture.engine import Capture, SnapshotResult
 from guardian.capture.filters import PathFilter
-from guardian.config import POLICY_FILENAME, load_policy
+from guardian.config import load_policy
 from guardian.errors import GuardianError
-from guardian.lifecycle.gc import Maintenance
+from guardian.paths import POLICY_FILENAME
 from guardian.policy import PolicyEngine
 from guardian.project import Project
 from guardian.util.fs import atomic_write_file
+from guardian.watch.maintenance import Maintenance
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -443,7 +444,7 @@ class Watcher:
             self._write_heartbeat_quietly()
 
     def _open_store(self) -> None:
-        from guardian.capture.engine import clear_stale_git_locks, clear_temp_objects, sync_catalog
+        from guardian.catalog.sync import sync_catalog
 
         repo = self.project.open_repo()
         catalog = self.project.open_catalog()
@@ -451,12 +452,10 @@ class Watcher:
             with self.project.writer_lock():
                 # A writer killed by SIGKILL leaves git lock files and temp objects behind;
                 # holding guardian's writer lock, nobody else can be using them.
-                cleared = [str(p) for p in clear_stale_git_locks(repo)]
-                cleared += [str(p) for p in clear_temp_objects(repo)]
+                cleared = self.project.sweep_store(repo, "watch", deep=True)
                 if cleared:
-                    self._event("repair", [], {"cleared": cleared[:100]})
                     log.info("cleared %d stale lock/temp file(s)", len(cleared))
-                sync_catalog(self.project, repo, catalog)
+                sync_catalog(self.project.events, repo, catalog)
         except BaseException:
             catalog.close()
             raise
@@ -746,8 +745,7 @@ class Watcher:
 
     def _capture(self, batch: Batch | None, reason: str) -> SnapshotResult | None:
         """Snapshot a batch of paths, or with None whatever a full rescan finds changed."""
-        from guardian.capture.engine import clear_stale_git_locks, sync_catalog
-
+        from guardian.catalog.sync import sync_catalog
         assert self._repo is not None and self._catalog is not None and self._capturer is not None
         self.stats.batches += 1
         paths: list[str] | None = None if batch is None else list(batch)
@@ -755,16 +753,15 @@ class Watcher:
             with self.project.writer_lock():
                 if self._catalog.indexed_head != self._repo.head():
                     # Someone else (a manual snapshot, a restore) committed since our last batch.
-                    sync_catalog(self.project, self._repo, self._catalog)
+                    sync_catalog(self.project.events, self._repo, self._catalog)
                 if paths == []:
                     return _empty_result()
                 try:
                     result = self._capturer.run(paths, "watch", progress=self._progress, details={"reason": reason})
                 except GuardianError:
                     # A dead git writer's ref lock blocks every commit; clear it (we hold the lock) and retry once.
-                    if not clear_stale_git_locks(self._repo):
+                    if not self.project.sweep_store(self._repo, "watch"):
                         raise
-                    self._event("repair", [], {"cleared": "stale git ref lock"})
                     result = self._capturer.run(paths, "watch", progress=self._progress, details={"reason": reason})
         except (GuardianError, OSError, sqlite3.Error) as exc:
             self.stats.errors += 1

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from guardian.capture.engine import take_snapshot
 from guardian.errors import LockHeld
+from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project, ProjectPaths
 from tests.conftest import run_cli
 from tests.reliability.harness import (

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from guardian.capture.engine import take_snapshot
 from guardian.errors import GuardianError
+from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project
 from tests.conftest import run_cli
 from tests.reliability.harness import (

@@ -545,7 +545,7 @@ def test_a_write_between_read_and_stat_is_not_hidden_by_the_stat_cache(
     captured.  The writer is placed deterministically by running it from the first fstat of the
     file (a seam, like the fault seam; the capture, catalog and store are real).
     """
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
     from guardian.project import Project as _Project
 
     root = tmp_path / "proj"

@@ -1062,7 +1062,7 @@ def _snapshot(project: Project, verdict: Verdict) -> tuple[str | None, str]:
     paths = verdict.snapshot_paths
     if paths is not None and not paths:
         return None, ""
-    from guardian.capture.engine import take_snapshot  # imports pygit2: only on this slow path
+    from guardian.ops.snapshot import take_snapshot  # imports pygit2: only on this slow path
     from guardian.paths import check_relative  # the snapshot engine refuses .git and odd paths
 
     safe: list[str] | None = None

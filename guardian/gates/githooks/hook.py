@@ -1064,41 +1064,34 @@ def _put_back(ctx: HookContext, losses: Sequence[Loss], head: str) -> tuple[str 
 
     Returns (pre-restore snapshot, post-restore snapshot).
     """
-    from guardian.capture.engine import Capture, clear_stale_git_locks, sync_catalog
+    from guardian.ops.session import write_session
     from guardian.paths import check_relative
     from guardian.util.fs import write_user_file, write_user_symlink
 
     project = ctx.project()
     paths = [loss.path for loss in losses]
-    repo = project.open_repo()
-    with project.writer_lock():
-        clear_stale_git_locks(repo)
-        catalog = project.open_catalog()
-        try:
-            sync_catalog(project, repo, catalog)
-            capture = Capture(project, repo, catalog)
-            command = ctx.process.text
-            # What git wrote is kept too, so `guardian restore --at PRE PATH` can bring it back.
-            pre = capture.run(paths, "pre-restore", command=command).snapshot or repo.head()
-            for loss in losses:
-                src = loss.source
-                data = repo.read_blob(src.oid) if src.where == "snapshot" else ctx.git.blob(src.oid)
-                check_relative(loss.path)
-                if src.mode == _MODE_LINK:
-                    write_user_symlink(project.root, loss.path, data)
-                else:
-                    write_user_file(project.root, loss.path, data, executable=src.mode == _MODE_EXEC)
-            sources = ",".join(sorted({loss.source.describe() for loss in losses}))
-            post = capture.run(paths, "hook", source=sources, command=command).snapshot
-        finally:
-            catalog.close()
+    with write_session(project, "hook") as session:
+        repo, capture = session.repo, session.capture
+        command = ctx.process.text
+        # What git wrote is kept too, so `guardian restore --at PRE PATH` can bring it back.
+        pre = capture.run(paths, "pre-restore", command=command).snapshot or repo.head()
+        for loss in losses:
+            src = loss.source
+            data = repo.read_blob(src.oid) if src.where == "snapshot" else ctx.git.blob(src.oid)
+            check_relative(loss.path)
+            if src.mode == _MODE_LINK:
+                write_user_symlink(project.root, loss.path, data)
+            else:
+                write_user_file(project.root, loss.path, data, executable=src.mode == _MODE_EXEC)
+        sources = ",".join(sorted({loss.source.describe() for loss in losses}))
+        post = capture.run(paths, "hook", source=sources, command=command).snapshot
     _index_to(ctx, [loss.git_path for loss in losses], head)
     return pre, post
 
 
 def _capture(ctx: HookContext, paths: Sequence[str]) -> str | None:
     """Snapshot ``paths`` as git left them (trigger "hook"); the new snapshot id, if anything changed."""
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     return take_snapshot(ctx.project(), list(paths), "hook", command=ctx.process.text).snapshot
 
@@ -1374,7 +1367,7 @@ def post_rewrite(ctx: HookContext) -> int:
 
 def _snapshot_and_check(ctx: HookContext, facts: dict[str, Any]) -> int:
     """A merge or a rewrite has happened: capture the result, then look for drift from the last valid state."""
-    from guardian.capture.engine import take_snapshot
+    from guardian.ops.snapshot import take_snapshot
 
     project = ctx.project()
     result = take_snapshot(project, None, "hook", command=ctx.process.text, details={"hook": ctx.name})

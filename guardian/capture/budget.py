@@ -1,0 +1,179 @@
+"""The disk budget: which files a capture may store while the store is near its size limits.
+
+The budget only measures and decides; it never runs gc itself.  Making room is a
+decision for the caller (ops.snapshot, the watcher's maintenance), one layer up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from guardian.errors import OperationFailed
+from guardian.util.fs import atomic_write_file
+from guardian.util.times import format_size
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from guardian.project import Project
+
+
+# Size cap: "near" a limit is within this fraction of store.max_size.
+NEAR_LIMIT = 0.10
+
+
+SMALL_FILE = 64 * 1024  # still captured when the store is over a limit
+
+
+CRITICAL_FILE = 1024 * 1024  # protected files up to this size are captured whatever the limits
+
+
+DISK_FULL = 4 * 1024 * 1024  # below this much free space nothing is written at all
+
+
+USAGE_TTL = 60.0  # a store size measured this recently is good enough for a capture's budget
+
+
+def store_size(store: Path) -> int:
+    """Bytes the store occupies on disk (allocated blocks, as du counts)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(store):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            blocks = getattr(st, "st_blocks", None)
+            total += blocks * 512 if blocks is not None else st.st_size
+    return total
+
+
+@dataclass(frozen=True)
+class StoreUsage:
+    size: int
+    free: int
+    max_size: int
+    min_free: int
+
+    @property
+    def headroom(self) -> int:
+        """Bytes the store may still grow before one of the two limits."""
+        return min(self.max_size - self.size, self.free - self.min_free)
+
+    @property
+    def state(self) -> str:
+        """ok, tight (within NEAR_LIMIT of a limit), over (past one), or full (the disk itself)."""
+        if self.free < DISK_FULL:
+            return "full"
+        if self.headroom <= 0:
+            return "over"
+        if self.headroom < NEAR_LIMIT * self.max_size:
+            return "tight"
+        return "ok"
+
+    def describe(self) -> str:
+        if self.max_size - self.size <= self.free - self.min_free:
+            return f"the store uses {format_size(self.size)} of its {format_size(self.max_size)} cap (store.max_size)"
+        floor = format_size(self.min_free)
+        return f"only {format_size(self.free)} is free on the store's disk (store.min_free is {floor})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "free": self.free,
+            "max_size": self.max_size,
+            "min_free": self.min_free,
+            "state": self.state,
+        }
+
+
+def disk_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def measure_usage(project: Project, max_age: float = 0.0) -> StoreUsage:
+    """The store's size and free disk space against the policy's limits.
+
+    Walking a store of many loose objects costs tens of milliseconds, too much for every
+    hook-triggered snapshot: with max_age, a size measured that recently is reused.
+    """
+    settings = project.policy.store
+    size = _recent_size(project, max_age) if max_age > 0 else None
+    if size is None:
+        size = store_size(project.paths.store)
+        if max_age > 0:
+            remember_size(project, size)
+    return StoreUsage(size, disk_free(project.paths.store), settings.max_size, settings.min_free)
+
+
+def _recent_size(project: Project, max_age: float) -> int | None:
+    try:
+        raw = json.loads((project.paths.store / "usage.json").read_text(encoding="utf-8"))
+        if time.time() - float(raw["ts"]) < max_age:
+            return int(raw["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def remember_size(project: Project, size: int) -> None:
+    try:
+        atomic_write_file(project.paths.store / "usage.json", json.dumps({"ts": time.time(), "size": size}).encode())
+    except OSError:
+        pass  # a full disk: measure again next time
+
+
+class CaptureBudget:
+    """Which files a capture may store now: a callable (path, size) -> why it is skipped, or None.
+
+    Raises OperationFailed when the disk is truly full: nothing is written, nothing is
+    corrupted, and the next capture after space returns catches up.
+    """
+
+    def __init__(self, usage: StoreUsage, protected: Callable[[str], bool]) -> None:
+        self.usage = usage
+        self.protected = protected
+
+    def limit(self, protected: bool) -> int | None:
+        """Largest file captured now (None: no limit)."""
+        state = self.usage.state
+        if state == "ok":
+            return None
+        general = SMALL_FILE if state != "tight" else max(SMALL_FILE, self.usage.headroom // 16)
+        return max(general, CRITICAL_FILE) if protected else general
+
+    def __call__(self, rel: str, size: int) -> str | None:
+        if self.usage.state == "full":
+            raise OperationFailed(disk_full_message(self.usage))
+        limit = self.limit(self.protected(rel))
+        if limit is None or size <= limit:
+            return None
+        return (
+            f"not captured: {self.usage.describe()}; files over {format_size(limit)} are skipped "
+            "until 'guardian gc' or higher store limits make room"
+        )
+
+
+def disk_full_message(usage: StoreUsage) -> str:
+    return (
+        f"the store's disk is full ({format_size(usage.free)} free); nothing was captured and the store is "
+        "unchanged; free some space and the next snapshot catches up"
+    )
+
+
+def protected_matcher(project: Project) -> Callable[[str], bool]:
+    from guardian.policy import PolicyEngine
+
+    return PolicyEngine(project.policy.protect_rules).is_protected
+
+
+def capture_budget(project: Project, *, fresh: bool = False) -> CaptureBudget:
+    """The budget for the next capture, from a store size measured within USAGE_TTL (or now, if fresh)."""
+    usage = measure_usage(project, 0.0 if fresh else USAGE_TTL)
+    return CaptureBudget(usage, protected_matcher(project))
