@@ -25,7 +25,7 @@ def test_unexpected_exception_is_exit_70_with_one_line(project: Path, monkeypatc
     def explode(_project: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(guardian.status, "status", explode)
+    monkeypatch.setattr(guardian.query.status, "status", explode)
     r = run_cli("status", cwd=project)
     assert r.exit_code == 70
     assert r.stderr.startswith("guardian: internal error: RuntimeError: simulated bug; traceback saved to ")

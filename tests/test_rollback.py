@@ -561,7 +561,7 @@ def test_interrupted_rollback_is_snapshotted_and_recorded(project: Path, monkeyp
         (project / f"f{i}.txt").write_text("v2\n")
     import guardian.ops.rollback
 
-    real = guardian.rollback.write_entry
+    real = guardian.ops.rollback.write_entry
     calls: list[str] = []
 
     def interrupt_second(root: Path, repo: Any, rel: str, entry: Any) -> int:
@@ -570,7 +570,7 @@ def test_interrupted_rollback_is_snapshotted_and_recorded(project: Path, monkeyp
             raise KeyboardInterrupt
         return real(root, repo, rel, entry)
 
-    monkeypatch.setattr(guardian.rollback, "write_entry", interrupt_second)
+    monkeypatch.setattr(guardian.ops.rollback, "write_entry", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
         rollback(Project.find(project), to=target, before=None, argv=["guardian", "rollback"])
     [event] = _events(paths, "rollback")
