@@ -40,6 +40,9 @@ EVENT_KINDS = (
     "verify",
     "gc",
     "push",
+    "policy",
+    "grant",
+    "enforce",
 )
 
 
@@ -55,6 +58,9 @@ KNOWN_TRIGGERS = (
     "agent",
     "accept",
     "check",
+    "policy",
+    "grant",
+    "enforce",
 )
 
 
@@ -154,33 +160,34 @@ class EventLog:
             return
         with open(self.path, "rb") as handle:
             for line in handle:
-                try:
-                    raw = json.loads(line)
-                except (ValueError, UnicodeDecodeError):
-                    continue
-                if not isinstance(raw, dict) or "event" not in raw:
-                    continue
-                ts, event = raw.get("ts") or "", raw.get("event")
-                paths, details = raw.get("paths") or [], raw.get("details") or {}
-                snapshot, trigger = raw.get("snapshot"), raw.get("trigger")
-                # A line of the wrong shape (hand-edited, or another tool's) is skipped like a torn one.
-                if (
-                    not isinstance(ts, str)
-                    or not isinstance(event, str)
-                    or not isinstance(paths, list)
-                    or not isinstance(details, dict)
-                    or not isinstance(snapshot, str | None)
-                    or not isinstance(trigger, str | None)
-                ):
-                    continue
-                yield Event(
-                    ts=ts,
-                    event=event,
-                    paths=[str(p) for p in paths],
-                    snapshot=snapshot,
-                    trigger=trigger,
-                    details=details,
-                )
+                event = _parse_line(line)
+                if event is not None:
+                    yield event
+
+    def recent(self, kinds: Sequence[str], limit: int = 5, window: int = 1 << 20) -> list[Event]:
+        """The newest ``limit`` events of ``kinds``, oldest first, from the last ``window`` bytes only.
+
+        ``status`` asks this on every call: reading a log of 100 MB from the start would cost seconds.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - window))
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        if size > window:
+            chunk = chunk.split(b"\n", 1)[-1]  # the first line is probably cut
+        found: list[Event] = []
+        for line in reversed(chunk.splitlines()):
+            if not any(f'"event":"{kind}"'.encode() in line for kind in kinds):
+                continue
+            event = _parse_line(line)
+            if event is not None and event.event in kinds:
+                found.append(event)
+                if len(found) >= limit:
+                    break
+        return list(reversed(found))
 
     def tail(self, n: int | None = None, kinds: Sequence[str] = (), path: str | None = None) -> list[Event]:
         selected = [
@@ -206,3 +213,27 @@ class EventLog:
 
 
 MAX_EVENT_PATHS = 1000  # keeps one event line bounded when a diff touches a whole tree
+
+
+def _parse_line(line: bytes) -> Event | None:
+    """One log line as an Event; None for a torn or garbage line, or one of the wrong shape."""
+    try:
+        raw = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(raw, dict) or "event" not in raw:
+        return None
+    ts, event = raw.get("ts") or "", raw.get("event")
+    paths, details = raw.get("paths") or [], raw.get("details") or {}
+    snapshot, trigger = raw.get("snapshot"), raw.get("trigger")
+    # A line of the wrong shape (hand-edited, or another tool's) is skipped like a torn one.
+    if (
+        not isinstance(ts, str)
+        or not isinstance(event, str)
+        or not isinstance(paths, list)
+        or not isinstance(details, dict)
+        or not isinstance(snapshot, str | None)
+        or not isinstance(trigger, str | None)
+    ):
+        return None
+    return Event(ts=ts, event=event, paths=[str(p) for p in paths], snapshot=snapshot, trigger=trigger, details=details)

@@ -31,6 +31,7 @@ from guardian.config import Policy, load_policy, parse_policy, preset_text
 from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
 from guardian.paths import POLICY_FILENAME, find_project_root, store_dir_for
+from guardian.trust.policy import trusted_policy, write_accepted
 from guardian.util.fs import atomic_write_file
 from guardian.util.lock import FileLock
 
@@ -92,6 +93,8 @@ class ProjectPaths:
 class Project:
     paths: ProjectPaths
     policy: Policy
+    # Why guardian.yaml on disk is not the policy in force (see guardian.trust.policy); None when it is.
+    policy_pending: str | None = None
 
     @property
     def root(self) -> Path:
@@ -106,10 +109,28 @@ class Project:
         root = find_project_root(start)
         # The root is resolved once: every later path check is relative to the real directory.
         paths = ProjectPaths.for_root(root.resolve())
-        if not os.path.lexists(paths.policy_file) and paths.repo.is_dir():
+        if not paths.repo.is_dir():
+            return cls(paths, load_policy(paths.policy_file))
+        trusted = trusted_policy(paths.policy_file, paths.store, load_policy)
+        if trusted is not None:
+            project = cls(paths, trusted.policy, trusted.pending)
+            if trusted.accepted_now:
+                project.events.append(
+                    "policy", [POLICY_FILENAME], None, "policy", {"action": "accept", "why": trusted.accepted_now}
+                )
+            if not os.path.lexists(paths.policy_file):
+                sys.stderr.write(
+                    f"guardian: warning: {paths.policy_file} is missing (removed by a tool such as 'git clean -fdx'?); "
+                    f"using the accepted policy; bring it back with 'guardian restore {POLICY_FILENAME}'\n"
+                )
+            return project
+        if not os.path.lexists(paths.policy_file):
             # Removed by a tool (git clean -fdx, rsync --delete): the store still knows the project.
             return cls(paths, _policy_from_store(paths))
-        return cls(paths, load_policy(paths.policy_file))
+        # A store made before the trusted policy existed: what is on disk now becomes the accepted policy.
+        policy = load_policy(paths.policy_file)
+        accept_disk_policy(paths)
+        return cls(paths, policy)
 
     def require_store(self) -> None:
         if not self.paths.repo.is_dir():
@@ -276,3 +297,14 @@ def make_store_dir(store: Path) -> None:
     store.mkdir(mode=0o700, exist_ok=True)
     # mkdir's mode is filtered by umask; the store holds copies of private files, so force 0700.
     os.chmod(store, 0o700)
+
+
+def accept_disk_policy(paths: ProjectPaths) -> str:
+    """Make guardian.yaml on disk the accepted policy (``guardian policy accept``, ``guardian init``).
+
+    Parses it first, so a broken file is never accepted.  Returns the accepted text.
+    """
+    load_policy(paths.policy_file)
+    text = paths.policy_file.read_text(encoding="utf-8")
+    write_accepted(paths.store, text)
+    return text

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("guardian.errors",),
     ("guardian.util", "guardian.paths"),
     ("guardian.config", "guardian.policy", "guardian.shell"),
-    ("guardian.store", "guardian.catalog", "guardian.events"),
+    ("guardian.store", "guardian.catalog", "guardian.events", "guardian.trust"),
     ("guardian.project",),
     ("guardian.capture",),
     ("guardian.lifecycle",),

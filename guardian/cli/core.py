@@ -118,6 +118,12 @@ def status(ctx: Context, as_json: bool) -> int:
     if w.get("running") and "heartbeat_age" in w:
         state += f", heartbeat {w['heartbeat_age']}s ago, {w.get('pending', 0)} pending"
     click.echo(f"watcher:   {state}")
+    in_force = "the accepted copy (see warning)" if result.policy_pending else "guardian.yaml as accepted"
+    click.echo(f"policy:    {in_force}")
+    for g in result.grants:
+        click.echo(f"grant:     {g['id']} {g['operation']} {', '.join(g['paths'])} until {format_time(g['expires'])}")
+    for e in result.enforced:
+        click.echo(f"enforced:  {e['ts'][:19]} {e.get('summary') or ', '.join(e['paths'])}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     return EXIT_OK

@@ -133,3 +133,87 @@ def rollback(
     else:
         _print_rollback(report)
     return report.exit_code
+
+
+@cli.command()
+@click.argument("operation", type=click.Choice(("rollback", "delete", "modify", "restore")))
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--for", "duration", metavar="DURATION", default="5m", show_default=True, help="How long the grant lasts (10m, 1h)."
+)
+@json_option
+@pass_ctx
+def allow(ctx: Context, operation: str, paths: tuple[str, ...], duration: str, as_json: bool) -> int:
+    """Let OPERATION change protected PATHS for a while: the watcher and hooks then let it stand."""
+    from guardian.errors import UsageError
+    from guardian.ops.grant import allow as do_allow
+    from guardian.util.times import format_time, parse_duration
+
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise UsageError(f"--for: {exc}") from None
+    grant = do_allow(ctx.project(), operation, paths, cwd=ctx.cwd, seconds=seconds)
+    if as_json:
+        emit_json(grant.to_json())
+    else:
+        click.echo(
+            f"granted {operation} of {', '.join(grant.paths)} until {format_time(grant.expires)} (grant {grant.id})"
+        )
+    return 0
+
+
+@cli.command()
+@click.option("--revoke", "revoke", metavar="ID", multiple=True, help="Drop this grant (repeatable).")
+@click.option("--revoke-all", is_flag=True, help="Drop every grant.")
+@json_option
+@pass_ctx
+def grants(ctx: Context, revoke: tuple[str, ...], revoke_all: bool, as_json: bool) -> int:
+    """List the force grants in effect, or revoke them."""
+    from guardian.trust.grants import active_grants, revoke_grants
+    from guardian.util.times import format_time
+
+    project = ctx.project()
+    project.require_store()
+    if revoke or revoke_all:
+        dropped = revoke_grants(project.paths.store, None if revoke_all else revoke)
+        project.events.append("grant", [], None, "grant", {"revoked": [g.id for g in dropped]})
+        if as_json:
+            emit_json({"revoked": [g.to_json() for g in dropped]})
+        else:
+            click.echo(f"revoked {len(dropped)} grant(s)")
+        return 0
+    found = active_grants(project.paths.store)
+    if as_json:
+        emit_json({"grants": [g.to_json() for g in found]})
+        return 0
+    if not found:
+        click.echo("no grants in effect")
+    for g in found:
+        click.echo(f"{g.id}  {g.operation:<8} {', '.join(g.paths)}  until {format_time(g.expires)}  ({g.by})")
+    return 0
+
+
+@cli.group()
+def policy() -> None:
+    """The policy in force: guardian.yaml as last accepted."""
+
+
+@policy.command("accept")
+@json_option
+@pass_ctx
+def policy_accept(ctx: Context, as_json: bool) -> int:
+    """Put guardian.yaml as it is on disk in force (edits that weaken protection wait for this)."""
+    from guardian.ops.grant import accept_policy
+
+    report = accept_policy(ctx.project())
+    if as_json:
+        emit_json(report.to_json())
+        return 0
+    if not report.changed:
+        click.echo("guardian.yaml is already the policy in force")
+        return 0
+    click.echo("accepted guardian.yaml: it is now the policy in force")
+    for line in report.weakened:
+        click.echo(f"  gives up: {line}")
+    return 0

@@ -11,7 +11,15 @@ from guardian.config import parse_policy, preset_text
 from guardian.errors import OperationFailed
 from guardian.ops.snapshot import take_snapshot
 from guardian.paths import POLICY_FILENAME
-from guardian.project import Project, ProjectPaths, make_store_dir, read_project_meta, write_project_meta
+from guardian.project import (
+    Project,
+    ProjectPaths,
+    accept_disk_policy,
+    make_store_dir,
+    read_project_meta,
+    write_project_meta,
+)
+from guardian.trust.policy import read_accepted
 from guardian.util.fs import write_user_file
 
 
@@ -58,6 +66,8 @@ def init_project(root: Path, preset: str = "default", progress: ProgressFn | Non
 
         ShadowRepo.create(paths.repo)
     write_project_meta(paths)
+    if created_store or read_accepted(paths.store) is None:
+        accept_disk_policy(paths)  # a new store trusts the policy it was made with
     project = Project.find(root)
     # A large first snapshot reaches the store as packs, not loose objects (ShadowRepo.staged_writes).
     snapshot = take_snapshot(project, None, "init", progress=progress)

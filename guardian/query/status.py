@@ -14,6 +14,7 @@ from guardian.lifecycle.gc import read_gc_state
 from guardian.lifecycle.mirror import read_push_state
 from guardian.paths import guardian_home
 from guardian.project import Project, read_project_meta
+from guardian.trust.grants import active_grants
 from guardian.util.times import format_size
 
 
@@ -41,6 +42,9 @@ class Status:
     watcher: dict[str, Any] = field(default_factory=dict)
     lifecycle: dict[str, Any] = field(default_factory=dict)  # lifecycle.StoreReport: limits, last gc, last push
     warnings: list[str] = field(default_factory=list)
+    policy_pending: str | None = None  # why guardian.yaml on disk is not the policy in force
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    enforced: list[dict[str, Any]] = field(default_factory=list)  # the newest undone or granted changes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +59,9 @@ class Status:
             "watcher": self.watcher,
             "lifecycle": self.lifecycle,
             "warnings": self.warnings,
+            "policy": {"in_force": "accepted" if self.policy_pending else "disk", "pending": self.policy_pending},
+            "grants": self.grants,
+            "enforced": self.enforced,
         }
 
 
@@ -92,6 +99,13 @@ def status(project: Project) -> Status:
             files=catalog.file_count(),
         )
     result.watcher = watcher_state(project)
+    result.policy_pending = project.policy_pending
+    if project.policy_pending:
+        result.warnings.append(project.policy_pending)
+    result.grants = [g.to_json() for g in active_grants(project.paths.store)]
+    result.enforced = [
+        {"ts": e.ts, "paths": e.paths, "snapshot": e.snapshot, **e.details} for e in project.events.recent(["enforce"])
+    ]
 
     lifecycle = store_report(project)
     result.lifecycle = lifecycle.to_json()
