@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 
 from guardian.events import EventLog
-from guardian.gates.agent import hook as agent
-from guardian.gates.agent.hook import HOOK_MATCHER, Verdict, judge_command, judge_file_write, run_hook
+from guardian.gates.agent import judge, resolve
+from guardian.gates.agent.hook import HookResult, run_hook
+from guardian.gates.agent.install import HOOK_MATCHER, hook_command
+from guardian.gates.agent.judge import Verdict, judge_command, judge_file_write
+from guardian.gates.agent.payload import BadHookInput, parse_hook_input
+from guardian.gates.agent.resolver import brace_expand
 from guardian.project import Project, ProjectPaths
 from tests.conftest import git, guardian_subprocess, run_cli
 
@@ -290,7 +294,7 @@ def test_force_lets_force_rules_through_but_not_block_rules(repo: Path) -> None:
 
 
 def test_rsync_missing_fails_closed(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent, "RSYNC_BIN", "guardian-test-no-such-rsync")
+    monkeypatch.setattr(resolve, "RSYNC_BIN", "guardian-test-no-such-rsync")
     verdict = _judge(repo, "rsync -a --delete src/ agents/wo_executor/")
     assert verdict.message == _blocked("rsync -a --delete src/ agents/wo_executor/", "delete", more=1)
     assert any("not installed" in note for note in verdict.notes)
@@ -322,9 +326,9 @@ def test_write_and_edit_tools(repo: Path) -> None:
 
 
 def test_brace_expansion() -> None:
-    assert agent._brace_expand("a/{x,y}/z") == ["a/x/z", "a/y/z"]
-    assert agent._brace_expand("{a,b{c,d}}") == ["a", "bc", "bd"]
-    assert agent._brace_expand("stash@{0}") == ["stash@{0}"]
+    assert brace_expand("a/{x,y}/z") == ["a/x/z", "a/y/z"]
+    assert brace_expand("{a,b{c,d}}") == ["a", "bc", "bd"]
+    assert brace_expand("stash@{0}") == ["stash@{0}"]
 
 
 # --------------------------------------------------------------------------- the hook end to end
@@ -384,7 +388,7 @@ def test_hook_snapshots_before_allowing(guarded: Path) -> None:
 def test_hook_reset_hard_on_unprotected_changes_snapshots_them(guarded: Path) -> None:
     _modify_unprotected(guarded)
     result = run_hook(_payload("git reset --hard", guarded), {}, guarded)
-    assert result == agent.HookResult(0, "")
+    assert result == HookResult(0, "")
     snap = [e for e in _events(guarded).read() if e.event == "snapshot" and e.trigger == "agent"]
     assert snap and "src/app.py" in snap[-1].paths
     git("reset", "-q", "--hard", cwd=guarded)
@@ -417,7 +421,7 @@ def test_hook_outside_a_project_is_silent(tmp_path: Path) -> None:
 
 def test_hook_ignores_other_tools(guarded: Path) -> None:
     result = run_hook(_payload(None, guarded, tool="Read", file_path=str(guarded / RUN)), {}, guarded)
-    assert result == agent.HookResult(0, "")
+    assert result == HookResult(0, "")
 
 
 def test_malformed_input_fails_open_and_is_recorded(guarded: Path) -> None:
@@ -450,10 +454,10 @@ def test_hook_write_and_edit(guarded: Path) -> None:
     assert edit.stderr == _blocked("Edit", "overwrite", advice=FORCE) + "\n"
     new = run_hook(_payload(None, guarded, tool="Write", file_path=str(guarded / "src/new.py"), content="x"),
                    {}, guarded)
-    assert new == agent.HookResult(0, "")
+    assert new == HookResult(0, "")
     _modify_unprotected(guarded)
     plain = run_hook(_payload(None, guarded, tool="MultiEdit", file_path=str(guarded / "src/app.py")), {}, guarded)
-    assert plain == agent.HookResult(0, "")
+    assert plain == HookResult(0, "")
     last = [e for e in _events(guarded).read() if e.event == "agent"][-1]
     assert last.details["tool"] == "MultiEdit" and last.snapshot is not None
 
@@ -463,19 +467,19 @@ def test_unreadable_policy_fails_closed_for_destructive_commands(guarded: Path) 
     bad = run_hook(_payload("rm -rf agents", guarded), {}, guarded)
     assert bad.exit_code == 2
     assert bad.stderr.startswith("guardian: blocked: cannot read the guardian policy (")
-    assert run_hook(_payload("ls", guarded), {}, guarded) == agent.HookResult(0, "")
+    assert run_hook(_payload("ls", guarded), {}, guarded) == HookResult(0, "")
     assert run_hook(_payload("rm -rf agents", guarded), {"GUARDIAN_FORCE": "1"}, guarded).exit_code == 0
 
 
 def test_parse_hook_input() -> None:
-    request = agent.parse_hook_input(_payload("ls", Path("/somewhere")), Path("/fallback"))
+    request = parse_hook_input(_payload("ls", Path("/somewhere")), Path("/fallback"))
     assert (request.tool_name, request.command, request.cwd, request.session_id) == (
         "Bash", "ls", Path("/somewhere"), "sess-1")
-    assert agent.parse_hook_input(_payload("ls"), Path("/fallback")).cwd == Path("/fallback")
-    with pytest.raises(agent.BadHookInput, match=r"without a 'tool_input\.command'"):
-        agent.parse_hook_input(json.dumps({"tool_name": "Bash", "tool_input": {}}), Path("/"))
-    with pytest.raises(agent.BadHookInput, match="expected a JSON object"):
-        agent.parse_hook_input("[]", Path("/"))
+    assert parse_hook_input(_payload("ls"), Path("/fallback")).cwd == Path("/fallback")
+    with pytest.raises(BadHookInput, match=r"without a 'tool_input\.command'"):
+        parse_hook_input(json.dumps({"tool_name": "Bash", "tool_input": {}}), Path("/"))
+    with pytest.raises(BadHookInput, match="expected a JSON object"):
+        parse_hook_input("[]", Path("/"))
 
 
 # --------------------------------------------------------------------------- settings.json
@@ -486,7 +490,7 @@ def _settings(root: Path) -> Path:
 
 
 def _ours() -> dict[str, object]:
-    return {"matcher": HOOK_MATCHER, "hooks": [{"type": "command", "command": agent.hook_command()}]}
+    return {"matcher": HOOK_MATCHER, "hooks": [{"type": "command", "command": hook_command()}]}
 
 
 def test_install_project_creates_settings(repo: Path) -> None:
@@ -495,7 +499,7 @@ def test_install_project_creates_settings(repo: Path) -> None:
     path = _settings(repo)
     assert out.stdout.splitlines()[0] == f"installed the hook in {path}"
     assert json.loads(path.read_text()) == {"hooks": {"PreToolUse": [_ours()]}}
-    assert agent.hook_command() == f"{sys.executable} -m guardian agent-hook" or " " in sys.executable
+    assert hook_command() == f"{sys.executable} -m guardian agent-hook" or " " in sys.executable
 
 
 def test_install_keeps_other_settings_and_is_idempotent(repo: Path) -> None:
@@ -592,9 +596,9 @@ def test_gate_bug_fails_closed_only_with_protect_rules(guarded: Path, monkeypatc
     def broken(*_args: object, **_kwargs: object) -> Verdict:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(agent, "judge_intents", broken)
+    monkeypatch.setattr(judge, "judge_intents", broken)
     result = run_hook(_payload("rm -rf build", guarded), {}, guarded)
-    assert result == agent.HookResult(
+    assert result == HookResult(
         2, f"guardian: blocked: internal error while checking this command (RuntimeError: boom); {FORCE}\n"
     )
     errors = [e for e in _events(guarded).read() if e.event == "error"]
@@ -607,13 +611,13 @@ def test_gate_bug_fails_closed_only_with_protect_rules(guarded: Path, monkeypatc
 def test_other_hook_events_are_ignored(guarded: Path) -> None:
     payload = json.loads(_payload("rm -rf agents", guarded))
     payload["hook_event_name"] = "PostToolUse"
-    assert run_hook(json.dumps(payload), {}, guarded) == agent.HookResult(0, "")
+    assert run_hook(json.dumps(payload), {}, guarded) == HookResult(0, "")
 
 
 def test_without_a_store_blocks_still_say_one_line(repo: Path) -> None:
     # guardian.yaml but no `guardian init`: the gate still judges; it just cannot snapshot or log.
     blocked = run_hook(_payload("rm -rf agents", repo), {}, repo)
-    assert blocked == agent.HookResult(2, _blocked("rm -rf agents", "delete", more=1) + "\n")
+    assert blocked == HookResult(2, _blocked("rm -rf agents", "delete", more=1) + "\n")
     _write(repo, "scratch/x.txt", "x\n")
     allowed = run_hook(_payload("rm -rf scratch", repo), {}, repo)
     assert allowed.exit_code == 0
@@ -689,7 +693,7 @@ def test_modify_allow_leaves_rsync_a_rollback(repo: Path, monkeypatch: pytest.Mo
     _write(repo, "incoming/run.py", "print('other version')\n")
     command = "rsync -a incoming/ agents/wo_executor/"
     assert _judge(repo, command).message == _blocked(command, "overwrite", advice=FORCE)
-    monkeypatch.setattr(agent, "RSYNC_BIN", "guardian-test-no-such-rsync")  # the assume-the-worst fallback
+    monkeypatch.setattr(resolve, "RSYNC_BIN", "guardian-test-no-such-rsync")  # the assume-the-worst fallback
     assert _judge(repo, command).message == _blocked(command, "overwrite", more=1, advice=FORCE)
 
 
@@ -716,13 +720,13 @@ def test_hook_lets_an_edit_through_with_modify_allow(guarded: Path) -> None:
     _modify_protected(guarded)  # an earlier edit, not yet snapshotted: the hook captures it first
     edit = run_hook(_payload(None, guarded, tool="Edit", file_path=str(guarded / RUN), old_string="run",
                              new_string="walk"), {}, guarded)
-    assert edit == agent.HookResult(0, "")
+    assert edit == HookResult(0, "")
     last = [e for e in _events(guarded).read() if e.event == "agent"][-1]
     assert last.details["decision"] == "allow" and last.snapshot is not None
     assert last.details["protected"][0]["operation"] == "modify"
     # Discarding that edit is a rollback of the file, and the rule still wants force for it.
     reset = run_hook(_payload("git checkout -- .", guarded), {}, guarded)
-    assert reset == agent.HookResult(2, _blocked("git checkout -- .", "revert", advice=FORCE) + "\n")
+    assert reset == HookResult(2, _blocked("git checkout -- .", "revert", advice=FORCE) + "\n")
 
 
 def test_agent_check_shows_the_modify_decision(repo: Path) -> None:

@@ -45,7 +45,7 @@ def agent() -> None:
 @pass_ctx
 def install(ctx: Context, target: str, scope: Scope) -> int:
     """Add guardian's PreToolUse hook to Claude Code's settings, keeping every other setting."""
-    from guardian.gates.agent.hook import claude_settings_path, install_claude_hook
+    from guardian.gates.agent.install import claude_settings_path, install_claude_hook
 
     report = install_claude_hook(claude_settings_path(scope, ctx.cwd))
     words = {"installed": "installed the hook in", "updated": "updated the hook in",
@@ -62,7 +62,7 @@ def install(ctx: Context, target: str, scope: Scope) -> int:
 @pass_ctx
 def uninstall(ctx: Context, target: str, scope: Scope) -> int:
     """Remove guardian's hook (only guardian's) from Claude Code's settings."""
-    from guardian.gates.agent.hook import claude_settings_path, uninstall_claude_hook
+    from guardian.gates.agent.install import claude_settings_path, uninstall_claude_hook
 
     report = uninstall_claude_hook(claude_settings_path(scope, ctx.cwd))
     if report.changed:
@@ -81,10 +81,11 @@ def check(ctx: Context, command: str, as_json: bool) -> int:
 
     Exits 0 when the hook would allow it and 4 when it would block it.
     """
-    from guardian.gates.agent.hook import ENV_FORCE, judge_command
+    from guardian.gates.agent.judge import judge_command
+    from guardian.gates.agent.payload import force_requested
 
     project = ctx.project()
-    force = os.environ.get(ENV_FORCE, "").strip().lower() in ("1", "true", "yes", "on")
+    force = force_requested(os.environ)
     verdict = judge_command(project.root, project.policy, command, ctx.cwd, force=force)
     if as_json:
         emit_json(verdict.to_json())
