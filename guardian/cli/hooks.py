@@ -12,7 +12,7 @@ from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from guardian.gates.githooks.hook import HooksStatus
+    from guardian.gates.githooks.install import HooksStatus
 
 
 @cli.group()
@@ -37,7 +37,7 @@ def _where(hooks_dir: Path, hooks_path: str | None) -> None:
 @pass_ctx
 def install(ctx: Context, python: str | None, as_json: bool) -> int:
     """Write the hook shims; existing hooks are kept as <hook>.legacy and run first."""
-    from guardian.gates.githooks.hook import install as do_install
+    from guardian.gates.githooks.install import install as do_install
 
     report = do_install(ctx.cwd, python)
     if as_json:
@@ -61,7 +61,7 @@ def install(ctx: Context, python: str | None, as_json: bool) -> int:
 @pass_ctx
 def uninstall(ctx: Context, as_json: bool) -> int:
     """Remove the shims and put back the hooks they replaced, byte for byte."""
-    from guardian.gates.githooks.hook import uninstall as do_uninstall
+    from guardian.gates.githooks.install import uninstall as do_uninstall
 
     report = do_uninstall(ctx.cwd)
     if as_json:
@@ -98,7 +98,7 @@ def _print_status(result: HooksStatus) -> None:
 @pass_ctx
 def status(ctx: Context, as_json: bool) -> int:
     """Show where git runs hooks from (core.hooksPath included) and which are guardian's."""
-    from guardian.gates.githooks.hook import status as get_status
+    from guardian.gates.githooks.install import status as get_status
 
     result = get_status(ctx.cwd)
     if as_json:
@@ -118,7 +118,8 @@ def status(ctx: Context, as_json: bool) -> int:
 @pass_ctx
 def hook_impl(ctx: Context, hook: str, args: tuple[str, ...]) -> int:
     """What a hook shim runs: HOOK's logic on git's ARGS (and stdin)."""
-    from guardian.gates.githooks.hook import STDIN_HOOKS, run_hook
+    from guardian.gates.githooks.context import STDIN_HOOKS
+    from guardian.gates.githooks.hook import run_hook
 
     stdin = sys.stdin.buffer.read() if hook in STDIN_HOOKS else b""
     return run_hook(hook, args, stdin, ctx.cwd)

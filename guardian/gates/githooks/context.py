@@ -1,0 +1,219 @@
+"""What one hook run knows: git's arguments and stdin, the work tree, the project, the git process.
+
+The policy and the store are loaded only on first use: most hook runs end before
+they are needed (no project, a ref that is not HEAD, no protected file rewritten),
+and loading the policy pulls in yaml while the store pulls in pygit2 (~100 ms).
+Also here: the hook names and environment variables the shim and ``hook-impl``
+share, and the one way a hook writes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guardian.errors import EXIT_BLOCKED, NotAProject
+from guardian.gates.githooks.gitcli import Git
+from guardian.gates.githooks.processes import GitProcess, outer_git, process_start_time
+from guardian.paths import POLICY_FILENAME, find_project_root
+from guardian.util.proc import process_argv
+
+if TYPE_CHECKING:
+    from guardian.policy import PolicyEngine
+    from guardian.project import Project
+
+HOOK_NAMES: tuple[str, ...] = ("pre-rebase", "reference-transaction", "post-checkout", "post-merge", "post-rewrite")
+STDIN_HOOKS = frozenset({"reference-transaction", "post-rewrite"})
+
+ENV_FORCE = "GUARDIAN_FORCE"
+ENV_GIT_PID = "GUARDIAN_GIT_PID"  # set by the shim: the git process that ran the hook
+ENV_HOOK_ROOT = "GUARDIAN_HOOK_ROOT"  # set by the shim: the project root it found
+ENV_TRACE = "GUARDIAN_HOOK_TRACE"  # set to 1 to have hook-impl say on stderr why it acts or not
+
+# hook-impl exits with this when it refuses; the shim turns it into exit 1.  Any
+# other non-zero exit means guardian itself failed, which the shim reports as
+# "protected paths were NOT checked" and lets the git command go on.
+EXIT_REFUSE = EXIT_BLOCKED
+
+# Where the start time of the git process cannot be read, look back this far.
+_UNKNOWN_START_WINDOW = 5.0
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One line of reference-transaction's stdin: ``OLD NEW REF``."""
+
+    old: str
+    new: str
+    ref: str
+
+
+def parse_updates(data: bytes) -> list[RefUpdate]:
+    updates: list[RefUpdate] = []
+    for line in os.fsdecode(data).splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3:
+            updates.append(RefUpdate(*parts))
+    return updates
+
+
+class NoStore(Exception):
+    """The work tree has a guardian.yaml but ``guardian init`` never ran for it (a fresh clone or worktree)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(str(root))
+        self.root = root
+
+
+class HookContext:
+    """Everything one hook run needs, with the expensive parts (policy, store) loaded on first use."""
+
+    def __init__(
+        self, name: str, args: Sequence[str], stdin: bytes, git: Git, top: Path, git_dir: Path, root: Path
+    ) -> None:
+        self.name = name
+        self.args = list(args)
+        self.stdin = stdin
+        self.git = git
+        self.top = top
+        self.git_dir = git_dir
+        self.root = root
+        rel = os.path.relpath(top.resolve(), root.resolve())
+        # Git names paths from the top of the work tree; the policy from the project root above it.
+        self.prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        pid = _env_int(ENV_GIT_PID) or os.getppid()
+        started = process_start_time(pid)
+        self.started = started if started is not None else time.time() - _UNKNOWN_START_WINDOW
+        self.force = os.environ.get(ENV_FORCE, "").strip().lower() in ("1", "true", "yes")
+        self.pid = pid
+        self._process: GitProcess | None = None
+        self._outer: GitProcess | None = None
+        self._outer_known = False
+        self._project: Project | None = None
+        self._engine: PolicyEngine | None = None
+
+    # ---------------------------------------------------------------- lazy parts
+
+    def path_of(self, git_path: str) -> str:
+        return self.prefix + git_path
+
+    def project(self) -> Project:
+        if self._project is None:
+            from guardian.project import Project
+
+            project = Project.find(self.root)
+            if not project.paths.repo.is_dir():
+                raise NoStore(project.root)
+            self._project = project
+        return self._project
+
+    def engine(self) -> PolicyEngine:
+        if self._engine is None:
+            from guardian.policy import PolicyEngine
+
+            self._engine = PolicyEngine.from_policy(self.project().policy)
+        return self._engine
+
+    @property
+    def process(self) -> GitProcess:
+        """The git command that ran this hook."""
+        if self._process is None:
+            self._process = GitProcess(self.pid, process_argv(self.pid), self.started)
+        return self._process
+
+    @property
+    def outer(self) -> GitProcess | None:
+        if not self._outer_known:
+            self._outer, self._outer_known = outer_git(self.pid), True
+        return self._outer
+
+    def user_command_text(self) -> str:
+        """What the user typed: the outer git command when the hook ran under one."""
+        return (self.outer or self.process).text
+
+    def rebase_in_progress(self) -> bool:
+        return (self.git_dir / "rebase-merge").is_dir() or (self.git_dir / "rebase-apply").is_dir()
+
+    def current_branch(self) -> str | None:
+        """The checked-out branch (refs/heads/...), or None when HEAD is detached."""
+        try:
+            head = (self.git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            head = ""
+        if head.startswith("ref: "):
+            return head[5:]
+        if len(head) in (40, 64):
+            return None
+        out = self.git.run("symbolic-ref", "-q", "HEAD", check=False).strip()  # not the files backend
+        return os.fsdecode(out) or None
+
+    # ---------------------------------------------------------------- record
+
+    def record(self, kind: str, paths: Sequence[str], facts: dict[str, Any], snapshot: str | None = None) -> None:
+        details: dict[str, Any] = {
+            "hook": self.name,
+            "args": self.args,
+            "git_command": self.process.text,
+            "git_pid": self.pid,
+            "work_tree": str(self.top),
+        }
+        if self.outer is not None:
+            details["git_parent_command"] = self.outer.text
+        details.update(facts)
+        self.project().events.append(kind, list(paths)[:1000], snapshot, "hook", details)
+
+
+def _env_int(name: str) -> int | None:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def make_context(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> HookContext | None:
+    """The context for a hook run in ``cwd``, or None where there is nothing to guard (bare, no project)."""
+    git = Git(cwd)
+    out = git.run("rev-parse", "--show-toplevel", "--git-dir", check=False).decode("utf-8", "surrogateescape")
+    lines = out.split("\n")
+    if len(lines) != 3:
+        # A path with a newline in it (rev-parse has no -z): one question per call, so each
+        # answer is everything before its final newline.  Costs a git process only then.
+        lines = [_rev_parse_one(git, "--show-toplevel"), _rev_parse_one(git, "--git-dir")]
+    if not lines[0] or not lines[1]:
+        return None  # a bare repository: no work tree to guard
+    top = Path(lines[0])
+    git_dir = Path(os.path.abspath(cwd / lines[1]))
+    hinted = os.environ.get(ENV_HOOK_ROOT)
+    if hinted and (Path(hinted) / POLICY_FILENAME).is_file():
+        root = Path(hinted)  # the shim already walked up to guardian.yaml
+    else:
+        try:
+            root = find_project_root(top)
+        except NotAProject:
+            return None
+    return HookContext(name, args, stdin, git, top, git_dir, root)
+
+
+def _rev_parse_one(git: Git, option: str) -> str:
+    out = git.run("rev-parse", option, check=False).decode("utf-8", "surrogateescape")
+    return out[:-1] if out.endswith("\n") else out
+
+
+def trace(text: str) -> None:
+    if os.environ.get(ENV_TRACE) == "1":
+        say(f"guardian hook trace: {text}")
+
+
+def say(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def short(oid: str | None) -> str:
+    return (oid or "")[:12]

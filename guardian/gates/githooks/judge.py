@@ -1,0 +1,58 @@
+"""Asking the policy about the paths a git command would change, and wording the answer for a refusal.
+
+Every hook judges a change as the ``rollback`` operation: whether a checkout puts
+old content back, a rebase rewrites history or a stash drop discards work, it is
+protected content going backwards.  The policy (and yaml with it) is loaded only
+here, on the first question, never on the fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from guardian.gates.githooks.context import HookContext
+    from guardian.policy import ChangeKind, Decision, PathDecision
+
+
+def decision_facts(decision: Decision) -> dict[str, Any]:
+    """The decision as an event records it: only paths a rule governs, at most 1000."""
+    record = decision.to_json()
+    record["paths"] = [p.to_json() for p in decision.paths if p.rule_paths][:1000]
+    return record
+
+
+def why(verdict: PathDecision) -> str:
+    if verdict.outcome == "block":
+        return f"{verdict.reason}; {verdict.change} is blocked by policy"
+    return f"{verdict.reason}; needs GUARDIAN_FORCE=1"
+
+
+def refusal_lines(decision: Decision) -> list[str]:
+    return [f"  {p.path}  ({why(p)})" for p in decision.paths if p.outcome != "allow"]
+
+
+def how_to_force(ctx: HookContext, decision: Decision) -> str:
+    if decision.overall == "block":
+        return (
+            "A 'block' rule in guardian.yaml forbids this; no flag overrides it. "
+            "Change the rule if the change is intended."
+        )
+    return f"To do it anyway: GUARDIAN_FORCE=1 {ctx.user_command_text()}"
+
+
+def judge(ctx: HookContext, changes: Sequence[tuple[str, ChangeKind]]) -> Decision:
+    from guardian.policy import PathChange  # loads yaml: only once there is something to judge
+
+    return ctx.engine().decide("rollback", [PathChange(p, c) for p, c in changes], ctx.force)
+
+
+def allowed_outright(decision: Decision) -> bool:
+    """Every path is allowed without force.  (``Decision.overall`` is also "allow" once force was given.)"""
+    return all(p.outcome == "allow" for p in decision.paths)
+
+
+def forced_through(decision: Decision) -> bool:
+    """GUARDIAN_FORCE=1 was given and covers every path that needed it; nothing is blocked."""
+    return decision.overall == "allow" and any(p.forced for p in decision.paths)
