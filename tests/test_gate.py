@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from guardian.gates.gate import _kinds_from_name_status, changes_for_paths
+from guardian.gates.gate import _change_kinds, changes_for_paths
 from guardian.policy import PathChange
 from guardian.project import ProjectPaths
+from guardian.util.git import parse_name_status
 from tests.conftest import git, guardian_subprocess, run_cli
 
 POLICY = textwrap.dedent(
@@ -304,7 +305,7 @@ def test_from_git_with_the_project_in_a_subdirectory(tmp_path: Path) -> None:
 
 def test_name_status_parsing() -> None:
     out = b"A\0new\0D\0gone\0M\0mod\0T\0typechange\0R100\0old\0renamed\0C75\0src\0copy\0"
-    assert _kinds_from_name_status(out) == [
+    assert _change_kinds(parse_name_status(out)) == [
         ("new", "add"),
         ("gone", "delete"),
         ("mod", "modify"),
@@ -313,7 +314,7 @@ def test_name_status_parsing() -> None:
         ("renamed", "add"),
         ("copy", "add"),
     ]
-    assert _kinds_from_name_status(b"") == []
+    assert _change_kinds(parse_name_status(b"")) == []
 
 
 # --------------------------------------------------------------------------- real processes

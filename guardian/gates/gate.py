@@ -14,7 +14,6 @@ pygit2, for the same reason.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from guardian.paths import ROOT, relative_or_root, to_relative
 from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine, decision_record
 from guardian.project import Project
 from guardian.util.fs import lstat_at
+from guardian.util.git import GitMissing, GitTimeout, NameStatus, parse_name_status, run_git
 from guardian.util.proc import caller_details
 
 _GIT_TIMEOUT = 60.0
@@ -79,44 +79,33 @@ class _GitFailed(Exception):
 
 
 def _git(cwd: Path, *args: str) -> bytes:
-    # --literal-pathspecs: a file named "*.py" is that file, not a glob.  -c color.ui=never and
-    # the --no-* options below make the output independent of the user's git config.
-    cmd = ["git", "--literal-pathspecs", "-c", "color.ui=never", "-C", str(cwd), *args]
+    # util.git's settings (literal pathspecs, no colour, no relative diff) and the --no-* options
+    # below make the output independent of the user's git config.
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=_GIT_TIMEOUT, check=False)
-    except FileNotFoundError:
+        result = run_git(args, cwd=cwd, timeout=_GIT_TIMEOUT, check=False)
+    except GitMissing:
         raise UsageError("--from-git needs the git command, and it is not on PATH") from None
-    except subprocess.TimeoutExpired:
+    except GitTimeout:
         raise UsageError(f"--from-git: 'git {args[0]}' took more than {int(_GIT_TIMEOUT)}s; try again") from None
-    if proc.returncode != 0:
-        message = os.fsdecode(proc.stderr).strip().splitlines()
-        raise _GitFailed(message[-1] if message else f"git {args[0]} exited with {proc.returncode}")
-    return proc.stdout
+    if not result.ok:
+        message = os.fsdecode(result.stderr).strip().splitlines()
+        raise _GitFailed(message[-1] if message else f"git {args[0]} exited with {result.returncode}")
+    return result.stdout
 
 
-def _kinds_from_name_status(output: bytes) -> list[tuple[str, ChangeKind]]:
-    """Parse ``git diff --name-status -z``: moving from HEAD to REV adds (A), deletes (D) or modifies the path.
+def _change_kinds(records: Iterable[NameStatus]) -> list[tuple[str, ChangeKind]]:
+    """Moving from HEAD to REV adds (A), deletes (D) or modifies each path of ``git diff --name-status``.
 
     Renames and copies only appear if a user's config forces rename detection
     past --no-renames; a rename is the deletion of the old path plus the
     addition of the new one, and a copy is an addition.
     """
-    tokens = [os.fsdecode(t) for t in output.split(b"\0")]
     out: list[tuple[str, ChangeKind]] = []
-    i = 0
-    while i < len(tokens) and tokens[i]:
-        status = tokens[i]
-        if status[0] in "RC":
-            old, new = tokens[i + 1], tokens[i + 2]
-            if status[0] == "R":
-                out.append((old, "delete"))
-            out.append((new, "add"))
-            i += 3
-            continue
-        path = tokens[i + 1]
-        kind: ChangeKind = "add" if status[0] == "A" else "delete" if status[0] == "D" else "modify"
-        out.append((path, kind))
-        i += 2
+    for record in records:
+        if record.status == "R" and record.old_path is not None:
+            out.append((record.old_path, "delete"))
+        kind: ChangeKind = "add" if record.status in "ACR" else "delete" if record.status == "D" else "modify"
+        out.append((record.path, kind))
     return out
 
 
@@ -161,7 +150,7 @@ def changes_from_git(
         raise UsageError(f"--from-git: git cannot diff HEAD against '{rev}': {exc}") from None
     changes: dict[str, ChangeKind] = {}
     outside: list[str] = []
-    for path, kind in _kinds_from_name_status(output):
+    for path, kind in _change_kinds(parse_name_status(output)):
         try:
             rel = to_relative(root, str(top / path))
         except PathRefused:
