@@ -142,6 +142,9 @@ TABLE: list[tuple[str, str | None, str | tuple[str, str]]] = [
     ("git checkout -- .", "modified", _blocked("git checkout -- .", "revert", advice=FORCE)),
     ("git checkout .", "modified", _blocked("git checkout .", "revert", advice=FORCE)),
     ("git checkout -- src/app.py", "app-modified", ALLOW),
+    # A quoted glob is git's to expand: the gate must read it as a pattern too, not as a literal name.
+    ("git checkout -- 'agents/*/run.py'", "modified",
+     _blocked("git checkout -- 'agents/*/run.py'", "revert", advice=FORCE)),
     ("git checkout HEAD~1", None, _blocked("git checkout HEAD~1", "delete", more=1)),
     ("git checkout -b feature", None, ALLOW),
     ("git switch --orphan fresh", None, _blocked("git switch --orphan fresh", "delete", more=2)),
@@ -154,6 +157,8 @@ TABLE: list[tuple[str, str | None, str | tuple[str, str]]] = [
     ("git clean -fdx", "untracked", _blocked("git clean -fdx", "delete", "agents/wo_executor/scratch.py")),
     ("git clean -f -d", "untracked", _blocked("git clean -f -d", "delete", "agents/wo_executor/scratch.py")),
     ("git clean -fdx", None, ALLOW),  # only build/, which is not protected
+    ("git clean -f -- 'agents/*'", "untracked",
+     _blocked("git clean -f -- 'agents/*'", "delete", "agents/wo_executor/scratch.py")),
     ("git clean -n -fd", "untracked", ALLOW),  # a dry run
     ("git stash drop", "stash", _blocked("git stash drop", "discard stashed changes to", advice=FORCE)),
     ("git stash clear", "stash", _blocked("git stash clear", "discard stashed changes to", advice=FORCE)),

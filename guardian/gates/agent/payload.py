@@ -3,16 +3,17 @@
 Also the repository's git aliases, because a ``git`` word in a command means what
 they say it means and they are read before the command is parsed.  This is all the
 benign fast path needs besides the shell parser, so it stays small and imports
-nothing heavier than json and subprocess.
+nothing heavier than json and the git runner.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from guardian.util.git import GitError, run_git
 
 ENV_FORCE = "GUARDIAN_FORCE"
 EXIT_ALLOW = 0
@@ -89,14 +90,11 @@ def force_requested(environ: Mapping[str, str]) -> bool:
 def read_git_aliases(cwd: Path) -> dict[str, str]:
     """The git aliases in effect in ``cwd`` ({} without git or a repository: nothing to expand)."""
     try:
-        proc = subprocess.run(
-            ["git", "config", "-z", "--get-regexp", r"^alias\."],
-            cwd=cwd, capture_output=True, timeout=TOOL_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
+        result = run_git(["config", "-z", "--get-regexp", r"^alias\."], cwd=cwd, timeout=TOOL_TIMEOUT, check=False)
+    except GitError:
         return {}
     aliases: dict[str, str] = {}
-    for record in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+    for record in result.stdout.decode("utf-8", "surrogateescape").split("\0"):
         key, _, value = record.partition("\n")
         if key.lower().startswith("alias.") and value:
             aliases[key[len("alias."):]] = value

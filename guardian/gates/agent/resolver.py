@@ -3,17 +3,16 @@
 :class:`Resolver` holds what every per-kind rule in :mod:`guardian.gates.agent.resolve`
 shares: turning a path into a root-relative one, expanding braces and globs as the
 shell would, walking a directory for the protected files under it, building
-:class:`Touch` es, and asking git, ``find`` or ``rsync`` what they would do.  It
-reads and never writes.  When a tool cannot answer, it raises :class:`Unsure`,
-which the caller turns into an :class:`Unknown`: "cannot tell", judged
-fail-closed where protected paths exist.
+:class:`Touch` es, and asking git (through :func:`guardian.util.git.run_git`),
+``find`` or ``rsync`` what they would do.  It reads and never writes.  When a tool
+cannot answer, it raises :class:`Unsure`, which the caller turns into an
+:class:`Unknown`: "cannot tell", judged fail-closed where protected paths exist.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-import re
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from guardian.gates.agent.payload import TOOL_TIMEOUT
 from guardian.shell.parse import Intent
+from guardian.util.git import GitError, GitMissing, GitTimeout, parse_name_status, run_git
 
 if TYPE_CHECKING:
     from guardian.policy import ChangeKind, Operation, PolicyEngine
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 WALK_LIMIT = 50_000  # directory entries looked at per walk before settling for the directory itself
 DYNAMIC_MARKS = ("$", "`", "<(", ">(")
 _GLOB_CHARS = frozenset("*?[")
-_STATUS_RE = re.compile(r"^[ACDMRTUXB][0-9]*$")
 
 
 class Unsure(Exception):
@@ -240,9 +239,26 @@ class Resolver:
 
     # ----------------------------------------------------------------- tools
 
+    def git_output(self, cwd: Path, *args: str) -> bytes:
+        """``git ARGS`` run in ``cwd``; any failure is :class:`Unsure`, naming what was asked."""
+        if not cwd.is_dir():
+            raise Unsure(f"{cwd} is not a directory")
+        what = "git " + " ".join(a for a in args if not a.startswith("--format"))
+        try:
+            # The pathspecs are the user's own words: git reads them as the user's git would, globs included.
+            return run_git(args, cwd=cwd, timeout=TOOL_TIMEOUT, literal_pathspecs=False).stdout
+        except GitMissing:
+            raise Unsure("git is not installed") from None
+        except GitTimeout:
+            raise Unsure(f"'{what}' took longer than {TOOL_TIMEOUT:g}s") from None
+        except GitError as exc:
+            if exc.returncode is None:
+                raise Unsure(str(exc)) from None  # git could not start at all
+            err = exc.stderr.strip().splitlines()
+            raise Unsure(f"'{what}' failed: {err[0] if err else f'exit {exc.returncode}'}") from None
+
     def git(self, cwd: Path, *args: str) -> str:
-        argv = ["git", "-c", "core.quotepath=false", "-c", "diff.relative=false", *args]
-        return run_tool(argv, cwd, "git " + " ".join(a for a in args if not a.startswith("--format")))
+        return self.git_output(cwd, *args).decode("utf-8", "surrogateescape")
 
     def toplevel(self, cwd: Path) -> Path:
         if cwd not in self._toplevels:
@@ -250,18 +266,18 @@ class Resolver:
         return self._toplevels[cwd]
 
     def name_status(self, cwd: Path, *args: str, cmd: str = "diff") -> Iterator[tuple[str, Path]]:
-        """(status letter, absolute path) from `git diff/log/stash show --name-status -z`."""
+        """(status letter, absolute path) from `git diff/log/stash show --no-renames --name-status -z`."""
         top = self.toplevel(cwd)
         extra = ["--format="] if cmd == "log" else []
-        out = self.git(cwd, *cmd.split(), "--no-renames", "--name-status", "-z", *extra, *args)
-        tokens = [t for t in out.split("\0") if t]
-        i = 0
-        while i + 1 < len(tokens):
-            if _STATUS_RE.match(tokens[i]):
-                yield tokens[i][0], top / tokens[i + 1]
-                i += 2
-            else:
-                i += 1
+        out = self.git_output(cwd, *cmd.split(), "--no-renames", "--name-status", "-z", *extra, *args)
+        for record in parse_name_status(out):
+            if record.old_path is None:
+                yield record.status, top / record.path
+                continue
+            # A rename or copy despite --no-renames: read it as the addition (and deletion) it stands for.
+            if record.status == "R":
+                yield "D", top / record.old_path
+            yield "A", top / record.path
 
     def rev_exists(self, cwd: Path, rev: str) -> bool:
         try:
@@ -272,10 +288,10 @@ class Resolver:
 
 
 def run_tool(argv: Sequence[str], cwd: Path, what: str) -> str:
-    """Run a tool's read-only query (``git diff``, ``find`` without actions, ``rsync -n``)."""
+    """Run the read-only form of a tool other than git (``find`` without actions, ``rsync -n``)."""
     if not cwd.is_dir():
         raise Unsure(f"{cwd} is not a directory")
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    env = {**os.environ, "LC_ALL": "C"}  # its output is parsed: no translated messages
     try:
         proc = subprocess.run(
             list(argv), cwd=cwd, capture_output=True, timeout=TOOL_TIMEOUT, check=False, env=env,
