@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from guardian.errors import OperationFailed
 from guardian.project import Project
 from guardian.query.lookup import resolve_path, resolve_snapshot
 from guardian.util.fs import read_state
+from guardian.util.git import GitError, run_git
 from guardian.util.times import format_time
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -155,18 +155,17 @@ def diagnose(versions: list[VersionRow]) -> str:
 
 
 def user_git_commits(root: Path, rel: str, limit: int = 20) -> list[str]:
-    """Commits of the user's own git history that touched rel (read-only, never their index)."""
+    """Commits of the user's own git history that touched rel (read-only, never their index).
+
+    Best effort: the history is an extra, so a missing, slow or failing git gives no commits.
+    """
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), "log", f"-n{limit}", "--date=iso", "--format=%h %ad %an: %s", "--", rel],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
+        result = run_git(
+            ["log", f"-n{limit}", "--date=iso", "--format=%h %ad %an: %s", "--", rel], cwd=root, timeout=10
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except GitError:
         return []
-    return proc.stdout.splitlines() if proc.returncode == 0 else []
+    return result.text.splitlines()
 
 
 def file_history(project: Project, typed: str, cwd: Path | None = None) -> History:
