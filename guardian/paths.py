@@ -7,7 +7,6 @@ users with unusual setups) never write into the real home directory.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +33,8 @@ def store_dir_for(root: Path) -> Path:
 
 def has_own_store(root: Path) -> bool:
     """Whether root has a store (repo.git) whose project.json names root itself."""
+    import json  # imported here: git hooks import this module on every checkout, and json costs ~4 ms
+
     try:
         real = root.resolve()
         store = store_dir_for(real)
