@@ -40,16 +40,15 @@ from guardian.ops.initialize import init_project
 from guardian.project import Project
 from guardian.query.status import watcher_state
 from guardian.store.repo import MODE_LINK, hash_blob
-from guardian.watch.watcher import (
+from guardian.watch.observer import (
     WATCH_EVENTS,
     ChangeHandler,
     WatchdogSignals,
-    Watcher,
-    WatchOptions,
     count_watchable_dirs,
     inotify_limit_reached,
     inotify_watch_count,
 )
+from guardian.watch.watcher import Watcher, WatchOptions
 
 # watchdog warns from its reader thread when "mkdir -p a/b" makes it add the watch for a/b twice
 # (once walking a/, once for a/b's own IN_CREATE); harmless, but an error under filterwarnings=error.
@@ -578,7 +577,7 @@ def test_forced_polling_fallback_captures_changes(tmp_path: Path, monkeypatch: p
 def test_polling_lists_only_what_could_be_captured(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", {"a.txt": "a\n", "x.log": "l\n", "node_modules/m.js": "m\n"})
     watcher = Watcher(project, FAST)
-    names = sorted(e.name for e in watcher._poll_listdir(str(project.root)))
+    names = sorted(e.name for e in watcher.observation.poll_listdir(str(project.root)))
     assert names == ["a.txt", "guardian.yaml"]
 
 
@@ -610,12 +609,10 @@ def test_stale_ref_lock_appearing_while_running_is_cleared_and_the_batch_retried
 def test_failed_snapshots_are_logged_and_retried_with_backoff(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from guardian.watch import watcher as watcher_module
-
     project = make_project(tmp_path / "p", {"a.txt": "a\n"})
     (project.root / "offline.txt").write_text("made while no watcher ran\n")
     calls: list[float] = []
-    real_run = watcher_module.Capture.run
+    real_run = snapshot_module.Capture.run
 
     def flaky(self: Any, paths: Any, trigger: str, **kwargs: Any) -> SnapshotResult:
         calls.append(time.monotonic())
@@ -623,7 +620,7 @@ def test_failed_snapshots_are_logged_and_retried_with_backoff(
             raise OSError(28, "No space left on device")
         return real_run(self, paths, trigger, **kwargs)
 
-    monkeypatch.setattr(watcher_module.Capture, "run", flaky)
+    monkeypatch.setattr(snapshot_module.Capture, "run", flaky)
     with running(project):
         (project.root / "a.txt").write_text("after the disk filled up\n")
         wait_captured(project, "offline.txt", "made while no watcher ran\n", timeout=20)
