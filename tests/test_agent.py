@@ -610,6 +610,7 @@ def test_gate_bug_fails_closed_only_with_protect_rules(guarded: Path, monkeypatc
     assert errors[-1].details["error"] == "RuntimeError: boom"
     assert run_hook(_payload("ls", guarded), {}, guarded).exit_code == 0  # benign never reaches the judge
     (guarded / "guardian.yaml").write_text("version: 1\n")
+    assert run_cli("policy", "accept", cwd=guarded).exit_code == 0  # without protect rules, a bug fails open
     assert run_hook(_payload("rm -rf build", guarded), {}, guarded).exit_code == 0
 
 
@@ -650,6 +651,9 @@ def _use_policy(root: Path, text: str) -> None:
     assert text != POLICY
     _write(root, "guardian.yaml", text)
     git("commit", "-q", "-am", "policy", cwd=root)
+    if run_cli("status", cwd=root).exit_code == 0:
+        # A guarded project keeps its accepted policy until the person accepts the laxer one.
+        assert run_cli("policy", "accept", cwd=root).exit_code == 0
 
 
 @pytest.mark.parametrize("command", EDITS)

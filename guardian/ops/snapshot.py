@@ -22,6 +22,7 @@ def take_snapshot(
     **kwargs: Any,
 ) -> SnapshotResult:
     """Lock the store, make the catalog agree with git, and capture."""
+    project.require_store()
     budget = capture_budget_with_room(project)  # near a size limit: gc first, then skip the largest files
     with write_session(project, trigger, lock_timeout=lock_timeout, budget=budget) as session:
         try:
