@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from guardian.capture.validate import (
     MAX_PARSE_BYTES,
     FileVerdict,
     checks_for,
+    is_in_progress,
     is_sqlite_bytes,
     judge,
     sqlite_consistent_copy,
@@ -404,6 +406,123 @@ def test_large_files_skip_parse_checks_but_not_cheap_ones() -> None:
     marked = b"<<<<<<< a\n=======\n>>>>>>> b\n" + big
     assert run("huge.json", marked, "json", "no-conflict-markers").verdict == "invalid"
     assert run("huge.db", big, "sqlite").reason == "sqlite: not a SQLite database (bad header)"
+
+
+# --------------------------------------------------------------------------- torn writes
+
+MODULE = b'"""Pool."""\n\nimport queue\n\nLIMIT = 8\n' + b"".join(
+    b"\n\ndef task_%02d(pool):\n    value = pool.get(%d)\n    return value\n" % (i, i) for i in range(20)
+)
+DEPLOY = b"".join(
+    b"%s:\n  host: %s.example.org\n  port: %d\n" % (k, k, 8000 + n)
+    for n, k in enumerate([b"web", b"api", b"db", b"cache", b"queue", b"mail"])
+)
+
+
+def torn(rel_path: str, data: bytes, previous: bytes, *, writer: str | None = None) -> FileVerdict:
+    specs = list(checks_for(rel_path, ()))
+    return judge(
+        rel_path, data, specs, last_valid_size=len(previous), suspect=DEFAULTS, previous=previous, writer=writer
+    )
+
+
+def test_a_strict_prefix_of_the_last_valid_version_is_suspect_whatever_its_size() -> None:
+    for cut in (len(MODULE) - 30, len(MODULE) // 2 + 7, 40):
+        verdict = torn("notes.txt", MODULE[:cut], MODULE)
+        assert verdict.verdict == "suspect"
+        if cut > len(MODULE) // 2:  # the shrink check stays quiet: the prefix check is the one that speaks
+            assert verdict.reason == (
+                f"a strict prefix of the last valid version ({cut} of {len(MODULE)} bytes): torn or truncated write"
+            )
+        else:  # a big shrink is already named with its sizes; the prefix is not repeated
+            assert verdict.reason.startswith("shrank ") and "strict prefix" not in verdict.reason
+
+
+def test_losing_only_trailing_whitespace_or_growing_is_not_a_prefix() -> None:
+    assert torn("notes.txt", MODULE.rstrip(), MODULE + b"\n\n").verdict == "valid"
+    assert torn("notes.txt", MODULE + b"# more\n", MODULE).verdict == "valid"
+    assert torn("notes.txt", MODULE, MODULE).verdict == "valid"
+    assert torn("notes.txt", b"", b"   \n").verdict == "valid"
+
+
+def test_a_rewritten_module_cut_short_names_the_lost_definitions() -> None:
+    edited = MODULE.replace(b"task_02", b"task_two")  # no longer a prefix of the last valid version
+    cut = edited.index(b"    return value\n", edited.index(b"def task_13"))  # task_13 loses its return
+    verdict = torn("pool.py", edited[:cut], MODULE)
+    assert verdict == FileVerdict(
+        "suspect",
+        "python: lost 6 top-level definitions the last valid version ended with: task_14, task_15, task_16 "
+        "+3 more (torn or truncated write)",
+    )
+    few = edited.index(b"    return value\n", edited.index(b"def task_18"))
+    assert torn("pool.py", edited[:few], MODULE).reason == (
+        "python: lost 1 top-level definitions the last valid version ended with: task_19 (torn or truncated write)"
+    )
+
+
+def test_a_yaml_file_cut_short_names_the_lost_keys() -> None:
+    cut = DEPLOY.index(b"cache.exam") + len(b"cache.exam")
+    verdict = torn("deploy.yaml", DEPLOY[:cut], DEPLOY)
+    assert verdict.verdict == "suspect"
+    assert verdict.reason == (
+        f"a strict prefix of the last valid version ({cut} of {len(DEPLOY)} bytes): torn or truncated write; "
+        "yaml: lost 2 top-level keys the last valid version ended with: queue, mail (torn or truncated write)"
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(
+            lambda m: m.replace(b"\n\ndef task_07(pool):\n    value = pool.get(7)\n    return value\n", b""),
+            id="delete-in-the-middle",
+        ),
+        pytest.param(lambda m: m.replace(b"task_19", b"task_last"), id="rename-the-last"),
+        pytest.param(lambda m: m.replace(b"task_05", b"task_5") + b"\n\ndef extra():\n    pass\n", id="rename-and-add"),
+        pytest.param(lambda m: m.replace(b"LIMIT = 8", b"LIMIT = 9"), id="edit-a-value"),
+        pytest.param(
+            lambda m: m[: m.index(b"\n\ndef task_18")] + b'\n\nif __name__ == "__main__":\n    main()\n',
+            id="delete-the-last-two-before-a-main-block",
+        ),
+    ],
+)
+def test_ordinary_python_edits_stay_valid(edit: Callable[[bytes], bytes]) -> None:
+    assert torn("pool.py", edit(MODULE), MODULE) == FileVerdict("valid")
+
+
+def test_ordinary_yaml_edits_stay_valid() -> None:
+    deleted = DEPLOY.replace(b"db:\n  host: db.example.org\n  port: 8002\n", b"")
+    assert torn("deploy.yaml", deleted, DEPLOY) == FileVerdict("valid")
+    assert torn("deploy.yaml", DEPLOY.replace(b"mail:", b"mailer:"), DEPLOY) == FileVerdict("valid")
+    assert torn("deploy.yaml", DEPLOY + b"extra: true\n", DEPLOY) == FileVerdict("valid")
+
+
+def test_deleting_the_last_definition_is_a_prefix_and_flagged() -> None:
+    # It cannot be told from a write killed at that boundary: the docs say so.
+    deleted = MODULE[: MODULE.index(b"\n\ndef task_19")] + b"\n"
+    assert torn("pool.py", deleted, MODULE).reason.startswith("a strict prefix of the last valid version")
+
+
+def test_a_torn_json_file_is_invalid_and_only_the_parse_error_is_given() -> None:
+    state = json.dumps({"tasks": list(range(50))}, indent=2).encode()
+    verdict = torn("state.json", state[:-40], state)
+    assert verdict.verdict == "invalid"
+    assert verdict.reason.startswith("json: line ") and "prefix" not in verdict.reason
+
+
+def test_a_file_still_open_for_writing_is_suspect_and_says_who() -> None:
+    verdict = torn("pool.py", MODULE, MODULE, writer="pid 42 (python3 gen.py)")
+    assert verdict == FileVerdict("suspect", "still open for writing by pid 42 (python3 gen.py)")
+    assert is_in_progress(verdict.reason)
+    cut = torn("notes.txt", MODULE[:-30], MODULE, writer="pid 42 (x)")
+    assert cut.reason.endswith("torn or truncated write; still open for writing by pid 42 (x)")
+    assert is_in_progress(cut.reason)
+    assert not is_in_progress("a strict prefix of the last valid version (1 of 2 bytes): torn or truncated write")
+
+
+def test_previous_versions_too_large_to_parse_are_not_compared() -> None:
+    big = b"x" * (MAX_PARSE_BYTES + 1)
+    assert torn("big.txt", big[:-10], big).verdict == "valid"
 
 
 # --------------------------------------------------------------------------- sqlite_consistent_copy

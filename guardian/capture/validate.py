@@ -5,6 +5,8 @@ is compiled (not run), YAML is parsed as an event stream (never constructed),
 shell scripts go through ``bash -n``, and SQLite images are opened read-only and
 immutable from a private temporary copy.  The only foreign programs run are the
 shell syntax checkers and the commands the user declared in ``guardian.yaml``.
+Given the last valid version, a torn rewrite of it that still parses is suspect too
+(``capture.torn``), as is content another process still has open for writing.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pathspec
 import tomllib
 import yaml
 
+from guardian.capture.torn import lost_tail_reason, prefix_reason
 from guardian.config import CheckSpec, SuspectSettings, ValidateRule
 from guardian.errors import ConfigError, OperationFailed
 
@@ -110,6 +113,16 @@ def checks_for(rel_path: str, rules: Sequence[ValidateRule]) -> tuple[CheckSpec,
 # --------------------------------------------------------------------------- the verdict
 
 
+# The start of the reason given to content read while another process had it open for writing;
+# a capture looks at such a version again once the writer is gone (see capture.engine).
+OPEN_FOR_WRITING = "still open for writing by "
+
+
+def is_in_progress(reason: str) -> bool:
+    """Whether a verdict's reason says the content was read while still being written."""
+    return reason.startswith(OPEN_FOR_WRITING) or f"; {OPEN_FOR_WRITING}" in reason
+
+
 def judge(
     rel_path: str,
     data: bytes,
@@ -118,8 +131,14 @@ def judge(
     last_valid_size: int | None,
     suspect: SuspectSettings,
     cwd: Path | None = None,
+    previous: bytes | None = None,
+    writer: str | None = None,
 ) -> FileVerdict:
-    """Run ``checks`` on ``data`` plus the shrink heuristic; invalid beats suspect beats valid."""
+    """Run ``checks`` on ``data`` plus the shrink and torn-write heuristics; invalid beats suspect beats valid.
+
+    ``previous`` is the last valid version's content, when known and not too large to compare;
+    ``writer`` names the process that still has the file open for writing ("pid N (command)").
+    """
     findings: list[_Finding] = []
     too_large: list[str] = []
     for spec in checks:
@@ -137,6 +156,10 @@ def judge(
     shrink = _shrink_finding(len(data), last_valid_size, suspect)
     if shrink is not None:
         findings.append(shrink)
+    if previous is not None and len(data) <= MAX_PARSE_BYTES and len(previous) <= MAX_PARSE_BYTES:
+        findings.extend(_torn_findings(data, previous, checks, findings, shrank=shrink is not None))
+    if writer is not None:
+        findings.append(_Finding("suspect", f"{OPEN_FOR_WRITING}{writer}"))
     if not findings:
         return FileVerdict("valid")
     worst = max(findings, key=lambda f: _SEVERITY[f.verdict]).verdict
@@ -154,6 +177,23 @@ def _shrink_finding(size: int, last_valid_size: int | None, settings: SuspectSet
         percent = lost * 100 // last_valid_size
         return _Finding("suspect", f"shrank {last_valid_size} -> {size} bytes (-{percent}%) since last valid version")
     return None
+
+
+def _torn_findings(
+    data: bytes, previous: bytes, checks: Sequence[CheckSpec], found: list[_Finding], *, shrank: bool
+) -> list[_Finding]:
+    # A torn write that still parses: the head of the last valid version, or of a rewrite of it.
+    torn: list[_Finding] = []
+    prefix = prefix_reason(data, previous)
+    if prefix is not None and not shrank:  # the shrink finding already says it, with the sizes
+        torn.append(_Finding("suspect", prefix))
+    if any(f.verdict == "invalid" for f in found):
+        return torn  # does not parse: already invalid, and there is no outline to compare
+    for name in dict.fromkeys(spec.name for spec in checks if spec.name in ("python", "yaml")):
+        lost = lost_tail_reason(name, data, previous)
+        if lost is not None:
+            torn.append(_Finding("suspect", _clip(lost)))
+    return torn
 
 
 def _run_check(spec: CheckSpec, rel_path: str, data: bytes, cwd: Path | None = None) -> _Finding | None:

@@ -1,0 +1,201 @@
+"""Signs of a torn write: new content that still parses but lost the end of the last valid version.
+
+A writer that rewrites a file in place (no temporary file and rename) and dies part-way
+leaves the head of what it meant to write.  When it was rewriting the same text, that head
+is a strict prefix of the last valid version.  When it was writing changed text, the head
+stops early: the definitions (Python) or top-level keys (YAML) that the last valid version
+ended with are missing, and the last one that survived is cut short.  Both often still
+parse, so the syntax checks alone would call them valid.
+
+The comparisons read only the two byte strings; the caller bounds their size.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from collections.abc import Sequence
+from typing import Any, AnyStr
+
+import yaml
+
+# (name, 0-based line where the statement or key that defines it starts), in file order,
+# first appearance only.
+Outline = list[tuple[str, int]]
+
+TORN = "torn or truncated write"
+# How many lost names a reason spells out before "+N more".
+_NAMES_SHOWN = 3
+# How much of the new file's last line must reappear earlier in the old file before the
+# outlines are worth parsing: the end of a head cut short is, by definition, found there.
+_TAIL_PROBE = 64
+
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def prefix_reason(data: bytes, previous: bytes) -> str | None:
+    """Why ``data`` looks torn because it is a strict prefix of ``previous``, or None.
+
+    Losing only whitespace (an editor trimming trailing blank lines) loses nothing.
+    """
+    if len(data) >= len(previous) or not previous.startswith(data):
+        return None
+    if not previous[len(data) :].strip():
+        return None
+    return f"a strict prefix of the last valid version ({len(data)} of {len(previous)} bytes): {TORN}"
+
+
+def lost_tail_reason(check: str, data: bytes, previous: bytes) -> str | None:
+    """For ``check`` "python" or "yaml": why ``data`` looks like ``previous`` rewritten and cut short.
+
+    It does when the names ``previous`` ended with are all gone, the last name ``data`` has is
+    the one that came just before them, and what ``data`` holds from that name to its end is a
+    strict prefix of what ``previous`` held there.  So deleting a function in the middle,
+    renaming or reordering, or deleting the last function while leaving the one before it
+    whole, are not flagged; a cut exactly at a boundary between two definitions is not either.
+    """
+    if not _tail_reappears_earlier(data, previous):
+        return None
+    if check == "python":
+        return _python_lost_tail(data, previous)
+    if check == "yaml":
+        return _yaml_lost_tail(data, previous)
+    return None
+
+
+def _tail_reappears_earlier(data: bytes, previous: bytes) -> bool:
+    # Cheap filter, so ordinary edits never pay for two parses: the last line of a torn head is
+    # found in the old file with more content after it.
+    tail = data.rstrip().rsplit(b"\n", 1)[-1].strip()[-_TAIL_PROBE:]
+    old = previous.rstrip()
+    if not tail:
+        return bool(old)
+    return not old.endswith(tail) and tail in old
+
+
+def _python_lost_tail(data: bytes, previous: bytes) -> str | None:
+    old, new = python_outline(previous), python_outline(data)
+    if old is None or new is None:
+        return None
+    lost = lost_tail(old, new, previous.splitlines(keepends=True), data.splitlines(keepends=True))
+    return None if lost is None else _lost_reason("python", "top-level definitions", lost)
+
+
+def _yaml_lost_tail(data: bytes, previous: bytes) -> str | None:
+    try:
+        old_text, new_text = previous.decode("utf-8-sig"), data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    old, new = yaml_outline(old_text), yaml_outline(new_text)
+    if old is None or new is None:
+        return None
+    lost = lost_tail(old, new, old_text.splitlines(keepends=True), new_text.splitlines(keepends=True))
+    return None if lost is None else _lost_reason("yaml", "top-level keys", lost)
+
+
+def lost_tail(old: Outline, new: Outline, old_lines: Sequence[AnyStr], new_lines: Sequence[AnyStr]) -> list[str] | None:
+    """The names lost from the end of ``old`` when ``new`` is ``old`` cut short inside its last item, else None.
+
+    ``old_lines``/``new_lines`` are the two files' lines (bytes or str, line ends kept).
+    Names gone from earlier on (renamed or deleted by the rewrite) do not matter.
+    """
+    new_names = {name for name, _ in new}
+    kept = [i for i, (name, _) in enumerate(old) if name in new_names]
+    if not kept:
+        # Cut before the first definition (only the header survived), unless it was replaced wholesale.
+        return [name for name, _ in old] if old and not new else None
+    last_kept = kept[-1]
+    lost = [name for name, _ in old[last_kept + 1 :]]
+    if not lost or new[-1][0] != old[last_kept][0]:
+        return None  # nothing lost from the end, or the new file goes on past the last kept name
+    empty = old_lines[0][:0]  # b"" or "", whichever the lines are
+    old_part = empty.join(old_lines[old[last_kept][1] : old[last_kept + 1][1]]).rstrip()
+    new_part = empty.join(new_lines[new[-1][1] :]).rstrip()
+    if new_part == old_part or not old_part.startswith(new_part):
+        return None  # the last kept item is whole (the rest was deleted) or was itself edited
+    return lost
+
+
+def _lost_reason(check: str, what: str, lost: list[str]) -> str:
+    shown = ", ".join(lost[:_NAMES_SHOWN])
+    more = f" +{len(lost) - _NAMES_SHOWN} more" if len(lost) > _NAMES_SHOWN else ""
+    return f"{check}: lost {len(lost)} {what} the last valid version ended with: {shown}{more} ({TORN})"
+
+
+# --------------------------------------------------------------------------- outlines
+
+
+def python_outline(source: bytes) -> Outline | None:
+    """Top-level functions, classes and assigned names, in order; None if it does not parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    outline: Outline = []
+    seen: set[str] = set()
+    for node in tree.body:
+        decorators = getattr(node, "decorator_list", [])
+        start = min([node.lineno, *(d.lineno for d in decorators)]) - 1
+        for name in _defined_names(node):
+            if name not in seen:
+                seen.add(name)
+                outline.append((name, start))
+    return outline
+
+
+def _defined_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [name for target in node.targets for name in _target_names(target)]
+    if isinstance(node, ast.AnnAssign):
+        return _target_names(node.target)
+    name = getattr(node, "name", None)  # `type X = ...` (3.12) carries a Name node
+    return [name.id] if isinstance(name, ast.Name) else []
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in _target_names(element)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def yaml_outline(text: str) -> Outline | None:
+    """Each document's top-level mapping keys, in order; None if it does not parse.
+
+    Keys of documents after the first are named "key (document N)".  Events only, as
+    in the yaml check: nothing is constructed, so aliases cannot blow up.
+    """
+    outline: Outline = []
+    seen: set[str] = set()
+    document = -1
+    # Per open collection: is it a mapping, and how many nodes it has had so far.
+    stack: list[list[Any]] = []
+    try:
+        for event in yaml.parse(text, Loader=_YAML_LOADER):
+            if isinstance(event, yaml.DocumentStartEvent):
+                document += 1
+                stack = []
+            elif isinstance(event, yaml.CollectionEndEvent):
+                if stack:
+                    stack.pop()
+            elif isinstance(event, yaml.NodeEvent):
+                if len(stack) == 1 and stack[0][0]:
+                    is_key = stack[0][1] % 2 == 0
+                    stack[0][1] += 1
+                    if is_key and isinstance(event, yaml.ScalarEvent) and event.start_mark is not None:
+                        name = event.value if document == 0 else f"{event.value} (document {document + 1})"
+                        if name not in seen:
+                            seen.add(name)
+                            outline.append((name, event.start_mark.line))
+                if isinstance(event, yaml.CollectionStartEvent):
+                    stack.append([isinstance(event, yaml.MappingStartEvent), 0])
+    except (yaml.YAMLError, RecursionError, MemoryError):
+        return None
+    return outline
