@@ -108,6 +108,8 @@ def run_git(
             stdin=None if input is not None or interactive else subprocess.DEVNULL,
         )
     except FileNotFoundError:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise GitError(f"cannot run git in {cwd}: no such directory") from None
         raise GitMissing("the git command is not installed or not on PATH") from None
     except subprocess.TimeoutExpired:
         raise GitTimeout(f"'git {_first_word(args)}' gave no answer within {timeout:g}s") from None
