@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path, PurePosixPath
 
-from guardian.errors import NotAProject, PathRefused
+from guardian.errors import NotAProject, PathRefused, UsageError
 
 ENV_HOME = "GUARDIAN_HOME"
 
@@ -18,7 +18,15 @@ ENV_HOME = "GUARDIAN_HOME"
 def guardian_home() -> Path:
     override = os.environ.get(ENV_HOME)
     if override:
-        return Path(override).expanduser().absolute()
+        home = Path(override).expanduser()
+        if not home.is_absolute():
+            # A relative home would move with the current directory, and inside a work tree the
+            # store would capture itself.
+            raise UsageError(
+                f"{ENV_HOME}={override} is a relative path; set it to an absolute directory, "
+                f"for example {ENV_HOME}={home.absolute()}"
+            )
+        return home
     import platformdirs  # imported lazily: it is only needed when no override is set
 
     return Path(platformdirs.user_data_dir("guardian", appauthor=False))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from guardian.config import Policy, load_policy, parse_policy, preset_text
 from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
-from guardian.paths import POLICY_FILENAME, find_project_root, store_dir_for
+from guardian.paths import ENV_HOME, POLICY_FILENAME, find_project_root, store_dir_for
 from guardian.trust.policy import trusted_policy, write_accepted
 from guardian.util.fs import atomic_write_file
 from guardian.util.lock import FileLock
@@ -153,6 +154,9 @@ class Project:
         try:
             return Catalog(self.paths.catalog)
         except sqlite3.Error as exc:
+            denied = store_access_problem(self.paths.store)
+            if denied is not None:
+                raise OperationFailed(denied) from None  # not damage: `verify --repair` could not help
             raise StoreDamaged(f"the catalog {self.paths.catalog} is unreadable: {exc}") from None
 
     def sweep_store(self, repo: ShadowRepo, trigger: str, *, deep: bool = False) -> list[str]:
@@ -308,3 +312,39 @@ def accept_disk_policy(paths: ProjectPaths) -> str:
     text = paths.policy_file.read_text(encoding="utf-8")
     write_accepted(paths.store, text)
     return text
+
+
+def store_access_problem(store: Path) -> str | None:
+    """Why this user cannot write the store (another owner, read-only), or None when it can.
+
+    Asked before calling a store damaged: a permission problem needs a chown or another
+    user, and 'verify --repair' would only fail on it too.
+    """
+    try:
+        st = store.stat()
+    except OSError:
+        return None
+    if os.geteuid() != 0 and st.st_uid != os.geteuid():
+        owner = _user_name(st.st_uid)
+        return (
+            f"the store {store} belongs to user {owner}, not to you; run guardian as {owner}, "
+            f"or set {ENV_HOME} to a directory of your own"
+        )
+    writable = os.access(store, os.W_OK) and all(
+        os.access(p, os.W_OK) for p in (store / "catalog.db", store / "repo.git") if p.exists()
+    )
+    if not writable:
+        return (
+            f"the store {store} is read-only (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"make it writable again with 'chmod -R u+w {store}'"
+        )
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
