@@ -167,13 +167,13 @@ def test_a_cwd_that_is_a_file_is_reported(repo: Path) -> None:
         run_git(["status"], cwd=repo / "base.txt")
     assert str(info.value) == "cannot run 'git status': Not a directory"
     assert not isinstance(info.value, GitMissing)
-    assert str(info.value) == f"cannot run git in {tmp_path / 'gone'}: no such directory"
 
 
 def test_a_missing_cwd_is_not_reported_as_a_missing_git(tmp_path: Path) -> None:
     with pytest.raises(GitError) as info:
         run_git(["status"], cwd=tmp_path / "gone")
     assert not isinstance(info.value, GitMissing)
+    assert str(info.value) == f"cannot run git in {tmp_path / 'gone'}: no such directory"
 
 
 # --------------------------------------------------------------------------- -z output
