@@ -410,23 +410,58 @@ def _protect(ctx: _Ctx, node: yaml.Node) -> tuple[ProtectRule, ...]:
     return tuple(rules)
 
 
-def _simple_section(
-    ctx: _Ctx,
-    node: yaml.Node,
-    name: str,
-    cls: type[Any],
-    fields: dict[str, tuple[Callable[[Any], Any], str]],
-) -> Any:
-    keys = _mapping(ctx, node, name, tuple(fields))
-    values = {
-        key: _typed(ctx, keys[key][1], f"{name}.{key}", convert, fix)
-        for key, (convert, fix) in fields.items()
-        if key in keys
-    }
-    return cls(**values)
+SectionReader = Callable[[_Ctx, yaml.Node], Any]
 
 
-_TOP_KEYS = ("version", "watch", "validate", "suspect", "protect", "guardrail", "retention", "store", "mirror")
+def _settings(name: str, cls: type[Any], fields: dict[str, tuple[Callable[[Any], Any], str]]) -> SectionReader:
+    """A reader for a section of plain 'key: value' settings: each key's converter and the fix its error suggests."""
+
+    def read(ctx: _Ctx, node: yaml.Node) -> Any:
+        keys = _mapping(ctx, node, name, tuple(fields))
+        values = {
+            key: _typed(ctx, keys[key][1], f"{name}.{key}", convert, fix)
+            for key, (convert, fix) in fields.items()
+            if key in keys
+        }
+        return cls(**values)
+
+    return read
+
+
+# How each section after 'version' is read, in the schema's order.
+_SECTION_READERS: dict[str, SectionReader] = {
+    "watch": _watch,
+    "validate": _validate,
+    "suspect": _settings(
+        "suspect",
+        SuspectSettings,
+        {
+            "shrink_ratio": (_as_ratio, "write a number such as 0.5"),
+            "min_shrink_bytes": (_as_nonneg_int, "write a number of bytes such as 512"),
+        },
+    ),
+    "protect": _protect,
+    "guardrail": _settings(
+        "guardrail",
+        GuardrailSettings,
+        {"interval": (_as_duration, "write e.g. 300s or 5m"), "repair": (_as_bool, "write true or false")},
+    ),
+    "retention": _settings(
+        "retention",
+        RetentionSettings,
+        {k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")},
+    ),
+    "store": _settings("store", StoreSettings, {k: (_as_size, "write e.g. 2GB") for k in ("max_size", "min_free")}),
+    "mirror": _settings(
+        "mirror",
+        MirrorSettings,
+        {
+            "interval": (_as_duration, "write e.g. 15m, or 0 to turn it off"),
+            "remote": (_as_text, "write the name of a remote added with 'guardian remote add'"),
+        },
+    ),
+}
+_TOP_KEYS = ("version", *_SECTION_READERS)
 
 
 def _reject_aliases(text: str, ctx: _Ctx) -> None:
@@ -497,77 +532,14 @@ def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
             keys["version"][1], "version", f"unsupported version {version!r}", "this guardian reads version 1"
         )
 
-    def section(name: str, build: Callable[[yaml.Node], Any], default: Any) -> Any:
-        return build(keys[name][1]) if name in keys and not _is_null(keys[name][1]) else default
-
-    return Policy(
-        version=1,
-        watch=section("watch", lambda n: _watch(ctx, n), WatchSettings()),
-        validate=section("validate", lambda n: _validate(ctx, n), ()),
-        suspect=section(
-            "suspect",
-            lambda n: _simple_section(
-                ctx,
-                n,
-                "suspect",
-                SuspectSettings,
-                {
-                    "shrink_ratio": (_as_ratio, "write a number such as 0.5"),
-                    "min_shrink_bytes": (_as_nonneg_int, "write a number of bytes such as 512"),
-                },
-            ),
-            SuspectSettings(),
-        ),
-        protect=section("protect", lambda n: _protect(ctx, n), ()),
-        guardrail=section(
-            "guardrail",
-            lambda n: _simple_section(
-                ctx,
-                n,
-                "guardrail",
-                GuardrailSettings,
-                {"interval": (_as_duration, "write e.g. 300s or 5m"), "repair": (_as_bool, "write true or false")},
-            ),
-            GuardrailSettings(),
-        ),
-        retention=section(
-            "retention",
-            lambda n: _simple_section(
-                ctx,
-                n,
-                "retention",
-                RetentionSettings,
-                {k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")},
-            ),
-            RetentionSettings(),
-        ),
-        store=section(
-            "store",
-            lambda n: _simple_section(
-                ctx,
-                n,
-                "store",
-                StoreSettings,
-                {k: (_as_size, "write e.g. 2GB") for k in ("max_size", "min_free")},
-            ),
-            StoreSettings(),
-        ),
-        mirror=section(
-            "mirror",
-            lambda n: _simple_section(
-                ctx,
-                n,
-                "mirror",
-                MirrorSettings,
-                {
-                    "interval": (_as_duration, "write e.g. 15m, or 0 to turn it off"),
-                    "remote": (_as_text, "write the name of a remote added with 'guardian remote add'"),
-                },
-            ),
-            MirrorSettings(),
-        ),
-        source=source,
-    )
+    # Read in the schema's order, so that of several mistakes the same one is always reported first.
+    # A section left out, or left empty, keeps Policy's default.
+    sections = {
+        name: read(ctx, keys[name][1])
+        for name, read in _SECTION_READERS.items()
+        if name in keys and not _is_null(keys[name][1])
+    }
+    return Policy(version=1, **sections, source=source)
 
 
 def _is_null(node: yaml.Node) -> bool:
