@@ -20,8 +20,9 @@ from guardian.lifecycle import gc as lifecycle
 from guardian.lifecycle.gc import SnapshotFacts, plan_retention
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
 from guardian.query.status import store_report
-from guardian.store.repo import MODE_FILE, Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
 from guardian.store.trailers import format_message, parse_message
+from guardian.store.tree import MODE_FILE, Entry
 from guardian.util.times import format_size
 from tests.conftest import fsck, run_cli
 
@@ -34,9 +35,11 @@ NOW = 1_800_000_000 - 1_800_000_000 % 86400 + 1800.0
 @pytest.fixture
 def no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Synthetic histories of hundreds of commits need no durability; real captures keep theirs."""
-    monkeypatch.setattr("guardian.store.repo._sync_store", lambda _git_dir: None)
-    monkeypatch.setattr("guardian.store.repo.os.fsync", lambda _fd: None)
-    monkeypatch.setattr("guardian.store.repo.fsync_dir", lambda _path: None)
+    monkeypatch.setattr("guardian.store.refs.sync_store", lambda _git_dir: None)
+    monkeypatch.setattr("guardian.store.repo.sync_store", lambda _git_dir: None)
+    monkeypatch.setattr("os.fsync", lambda _fd: None)
+    for module in ("refs", "packs", "integrity"):
+        monkeypatch.setattr(f"guardian.store.{module}.fsync_dir", lambda _path: None)
     monkeypatch.setattr("guardian.events.os.fsync", lambda _fd: None)
 
 

@@ -15,8 +15,8 @@ import pytest
 from guardian.errors import LockHeld, NotAProject, OperationFailed, StoreDamaged
 from guardian.ops.initialize import init_project
 from guardian.project import Project, ProjectPaths
-from guardian.store.repo import Entry
 from guardian.store.trailers import format_message
+from guardian.store.tree import Entry
 
 POLICY = """\
 version: 1

@@ -13,8 +13,9 @@ import pytest
 from guardian.errors import OperationFailed
 from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project, ProjectPaths
-from guardian.store.repo import MODE_EXEC, MODE_FILE, Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
 from guardian.store.trailers import parse_message
+from guardian.store.tree import MODE_EXEC, MODE_FILE, Entry
 from tests.conftest import fsck, guardian_subprocess, run_cli
 
 
@@ -382,9 +383,9 @@ def test_small_snapshot_is_written_loose(project: Path) -> None:
 def test_staged_objects_past_the_memory_budget_go_out_in_several_packs(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import guardian.store.repo
+    import guardian.store.staged
 
-    monkeypatch.setattr(guardian.store.repo, "STAGED_FLUSH_BYTES", 6000)
+    monkeypatch.setattr(guardian.store.staged, "STAGED_FLUSH_BYTES", 6000)
     _many_files(project, 400, tag="x" * 40)
     paths = _init(project)
     # 400 blobs of ~50 bytes, flushed every 6000 bytes (~120 blobs): three packs, and the

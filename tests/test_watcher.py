@@ -39,7 +39,8 @@ from guardian.events import Event
 from guardian.ops.initialize import init_project
 from guardian.project import Project
 from guardian.query.status import watcher_state
-from guardian.store.repo import MODE_LINK, hash_blob
+from guardian.store.repo import hash_blob
+from guardian.store.tree import MODE_LINK
 from guardian.watch.observer import (
     WATCH_EVENTS,
     ChangeHandler,

@@ -23,8 +23,9 @@ from guardian.capture.validate import checks_for, is_sqlite_bytes, judge, sqlite
 from guardian.catalog.db import Catalog, FileRow, NewVersion
 from guardian.errors import PathRefused
 from guardian.project import Project
-from guardian.store.repo import MODE_EXEC, MODE_FILE, MODE_LINK, Entry, ShadowRepo, hash_blob
+from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.store.trailers import format_message
+from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
 from guardian.util.crash import crash_point
 from guardian.util.fs import TEMP_PREFIX, is_stale_temp, lstat_at, open_parent
 

@@ -22,7 +22,8 @@ from guardian.lifecycle.mirror import (
 from guardian.ops.restore import RestoreReport, apply_restore, choose_version
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
 from guardian.query.lookup import resolve_path
-from guardian.store.repo import Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
+from guardian.store.tree import Entry
 from guardian.util.fs import lstat_at
 
 
@@ -63,7 +64,8 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
     from guardian.config import preset_text
     from guardian.ops.snapshot import take_snapshot
     from guardian.paths import POLICY_FILENAME
-    from guardian.store.repo import Entry, ShadowRepo
+    from guardian.store.repo import ShadowRepo
+    from guardian.store.tree import Entry
     from guardian.util.fs import write_user_file
     from guardian.util.lock import FileLock
 

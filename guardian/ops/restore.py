@@ -16,7 +16,8 @@ from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
 from guardian.query.lookup import require_known, resolve_path, resolve_snapshot
-from guardian.store.repo import Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
+from guardian.store.tree import Entry
 from guardian.util.fs import lstat_at, remove_user_file, write_user_file, write_user_symlink
 
 

@@ -45,7 +45,8 @@ from guardian.paths import ROOT, check_relative, relative_or_root
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine, decision_record
 from guardian.project import Project
 from guardian.query.lookup import resolve_snapshot
-from guardian.store.repo import Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
+from guardian.store.tree import Entry
 from guardian.util.crash import crash_point
 from guardian.util.fs import lstat_at, open_parent, remove_user_file
 from guardian.util.proc import caller_details

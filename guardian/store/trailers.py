@@ -123,9 +123,7 @@ def parse_message(message: str) -> MessageInfo:
 TRAILER_ORIGINAL = "Guardian-Original"
 
 
-
 TRAILER_FOLDED = "Guardian-Folded"
-
 
 
 def original_ids(message: str) -> tuple[str, ...]:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from guardian.catalog.db import Catalog, FileRow, SnapshotRow, VersionRow
-from guardian.store.repo import Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
 from guardian.store.trailers import format_message
+from guardian.store.tree import Entry
 
 FILE, EXEC = 0o100644, 0o100755
 T0 = 1_700_000_000.0

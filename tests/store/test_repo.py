@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from guardian.errors import OperationFailed, StoreDamaged
-from guardian.store.repo import Entry, ShadowRepo
+from guardian.store.repo import ShadowRepo
+from guardian.store.tree import Entry
 from tests.conftest import fsck
 
 FILE, EXEC, LINK = 0o100644, 0o100755, 0o120000

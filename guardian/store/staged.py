@@ -1,0 +1,139 @@
+"""Staged writes: a snapshot's new objects wait in memory, then reach disk loose or as one pack.
+
+libgit2 writes each object as a loose file and never packs.  An initial snapshot of
+100k files made 115k loose files, which the pack that followed then unlinked; on an
+ext4 without a journal, every file created in the next minute scanned past those
+freed inodes (0.5 ms per create, measured), tripling snapshot times.  Staged, a large
+batch reaches disk as one pack and never makes those files at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+
+from guardian.store.durability import write_failed
+from guardian.store.packs import install_pack
+from guardian.util.crash import crash_point
+from guardian.util.fs import temp_name
+
+# A staged batch of fewer objects than this is written loose, a larger one as a pack: git's own
+# rule for received objects (fetch.unpackLimit, default 100).  Small packs would pile up; loose
+# objects by the hundred thousand cost one inode each.
+STAGED_LOOSE_LIMIT = 100
+# Staged objects are flushed to a pack once they hold this much content, so memory stays bounded.
+STAGED_FLUSH_BYTES = 64 << 20
+
+
+class StagedObjects(pygit2.OdbBackend):
+    """An in-memory object backend: a snapshot's new objects wait here until its commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.objects: dict[pygit2.Oid, tuple[int, bytes]] = {}
+        self.size = 0
+
+    # pygit2 calls these *_cb methods from libgit2; a KeyError means "not in this backend".
+    def read_cb(self, oid: pygit2.Oid) -> tuple[int, bytes]:
+        return self.objects[oid]
+
+    def read_header_cb(self, oid: pygit2.Oid) -> tuple[int, int]:
+        kind, data = self.objects[oid]
+        return kind, len(data)
+
+    def read_prefix_cb(self, prefix: str) -> tuple[int, bytes, pygit2.Oid]:
+        # pygit2's Odb.read and some object lookups ask by prefix, even with a full id.
+        oid = self.exists_prefix_cb(prefix)
+        kind, data = self.objects[oid]
+        return kind, data, oid
+
+    def exists_cb(self, oid: pygit2.Oid) -> bool:
+        return oid in self.objects
+
+    def exists_prefix_cb(self, prefix: str) -> pygit2.Oid:
+        if len(prefix) == pygit2.GIT_OID_HEXSZ:
+            full = pygit2.Oid(hex=prefix)
+            if full in self.objects:
+                return full
+            raise KeyError(prefix)
+        matches = [oid for oid in self.objects if str(oid).startswith(prefix)]
+        if len(matches) > 1:
+            raise ValueError(f"ambiguous object prefix {prefix}")  # pygit2 maps it to GIT_EAMBIGUOUS
+        if not matches:
+            raise KeyError(prefix)
+        return matches[0]
+
+    def refresh_cb(self) -> None:
+        return None
+
+    def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
+        if oid not in self.objects:
+            self.objects[oid] = (kind, bytes(data))
+            self.size += len(data)
+
+    def __iter__(self) -> Iterator[pygit2.Oid]:
+        return iter(list(self.objects))
+
+    def clear(self) -> None:
+        self.objects.clear()
+        self.size = 0
+
+
+class Staging:
+    """A second handle on the store whose writes go to a StagedObjects backend.
+
+    Reads through ``repo`` see the staged objects and the stored ones alike; ``flush``
+    writes the staged ones through ``plain``, the store's ordinary handle.
+    """
+
+    def __init__(self, git_dir: Path, repo: pygit2.Repository, plain: pygit2.Repository) -> None:
+        self.git_dir = git_dir
+        self.repo = repo
+        self._plain = plain
+        self.backend = StagedObjects()
+        # Highest priority: libgit2 writes to the first backend that can write.
+        repo.odb.add_backend(self.backend, 1000)
+
+    @property
+    def full(self) -> bool:
+        """Whether the staged objects hold enough content to go out now."""
+        return self.backend.size >= STAGED_FLUSH_BYTES
+
+    def flush(self) -> None:
+        """Write the staged objects: fewer than STAGED_LOOSE_LIMIT loose, more as one pack."""
+        staged = self.backend
+        if not staged.objects:
+            return
+        try:
+            if len(staged.objects) < STAGED_LOOSE_LIMIT:
+                odb = self._plain.odb
+                for kind, data in staged.objects.values():
+                    odb.write(kind, data)
+            else:
+                self._write_pack(list(staged.objects))
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise write_failed(self.git_dir, exc) from None
+        staged.clear()
+
+    def clear(self) -> None:
+        """Drop whatever is staged (a failed snapshot: no ref names it)."""
+        self.backend.clear()
+
+    def _write_pack(self, oids: list[pygit2.Oid]) -> None:
+        # The work directory sits in objects/ (same filesystem, so the pack moves in by rename);
+        # one left by a killed writer is removed by repair.clear_temp_objects.
+        work = self.git_dir / "objects" / temp_name()
+        work.mkdir(mode=0o700)
+        try:
+            builder = pygit2.PackBuilder(self.repo)  # the staging repository: it reads the staged objects
+            builder.set_threads(0)
+            for oid in oids:
+                builder.add(oid)
+            builder.write(str(work))
+            crash_point("pack-staged-written")
+            install_pack(self.git_dir, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,225 @@
+"""Snapshot trees: their entries, reading a snapshot's commit and tree, and building a new tree.
+
+Each snapshot commit's tree mirrors the captured files by relative path (exec bit kept,
+symlinks stored as symlinks).  A new tree is rebuilt only along the changed paths with
+TreeBuilder, so a snapshot of k files costs O(k x depth) whatever the size of the tree.
+
+Every read names the store and what could not be read: a missing or damaged object
+raises StoreDamaged, never a bare pygit2 error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from guardian.errors import StoreDamaged
+from guardian.store.durability import write_failed
+from guardian.util.pathcodec import decode_path, encode_path
+
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_LINK = 0o120000
+MODE_TREE = 0o040000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file in a snapshot tree: its blob id and git file mode."""
+
+    oid: str
+    mode: int
+
+    @property
+    def is_link(self) -> bool:
+        return self.mode == MODE_LINK
+
+    @property
+    def executable(self) -> bool:
+        return self.mode == MODE_EXEC
+
+
+@dataclass(frozen=True)
+class TreeChange:
+    path: str
+    old: Entry | None
+    new: Entry | None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_commit(repo: pygit2.Repository, git_dir: Path, oid: str) -> pygit2.Commit:
+    try:
+        obj = repo[oid]
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise StoreDamaged(f"snapshot {oid} is missing or unreadable in {git_dir}: {exc}") from None
+    if not isinstance(obj, pygit2.Commit):
+        raise StoreDamaged(f"object {oid} in {git_dir} is not a snapshot commit")
+    return obj
+
+
+def tree_of(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> pygit2.Tree | None:
+    if commit_id is None:
+        return None
+    commit = read_commit(repo, git_dir, commit_id)
+    try:
+        return commit.tree
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise StoreDamaged(
+            f"the tree {commit.tree_id} of snapshot {commit_id} is missing or unreadable in {git_dir}: {exc}"
+        ) from None
+
+
+def _subtree(repo: pygit2.Repository, git_dir: Path, oid: pygit2.Oid, path: str) -> pygit2.Tree:
+    try:
+        obj = repo[oid]
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise StoreDamaged(f"tree {oid} ({path}) is missing or unreadable in {git_dir}: {exc}") from None
+    if not isinstance(obj, pygit2.Tree):
+        raise StoreDamaged(f"object {oid} ({path}) in {git_dir} is not a tree")
+    return obj
+
+
+def entry_at(repo: pygit2.Repository, git_dir: Path, commit_id: str, path: str) -> Entry | None:
+    tree = tree_of(repo, git_dir, commit_id)
+    if tree is None:
+        return None
+    try:
+        obj = tree[encode_path(path)]
+    except KeyError:
+        return None
+    except (ValueError, pygit2.GitError) as exc:  # a tree on the way is unreadable
+        raise StoreDamaged(
+            f"a tree on the path '{path}' of snapshot {commit_id} is unreadable in {git_dir}: {exc}"
+        ) from None
+    if obj.filemode == MODE_TREE:
+        return None
+    return Entry(str(obj.id), int(obj.filemode))
+
+
+def iter_tree(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
+    tree = tree_of(repo, git_dir, commit_id)
+    if tree is None:
+        return
+    stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+    while stack:
+        prefix, current = stack.pop()
+        for item in current:
+            name = item.name or ""
+            path = f"{prefix}{name}"
+            if item.filemode == MODE_TREE:
+                stack.append((path + "/", _subtree(repo, git_dir, item.id, decode_path(path))))
+            else:
+                yield decode_path(path), Entry(str(item.id), int(item.filemode))
+
+
+def tree_changes(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> list[TreeChange]:
+    """What a snapshot changed relative to its parent."""
+    commit = read_commit(repo, git_dir, commit_id)
+    try:
+        parent_tree = commit.parents[0].tree if commit.parents else None
+        tree = commit.tree
+        diff = parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise StoreDamaged(
+            f"snapshot {commit_id} cannot be compared with its parent: an object is missing or unreadable "
+            f"in {git_dir}: {exc}"
+        ) from None
+    out: list[TreeChange] = []
+    for delta in diff.deltas:
+        old = (
+            None
+            if delta.status == pygit2.enums.DeltaStatus.ADDED
+            else Entry(str(delta.old_file.id), int(delta.old_file.mode))
+        )
+        new = (
+            None
+            if delta.status == pygit2.enums.DeltaStatus.DELETED
+            else Entry(str(delta.new_file.id), int(delta.new_file.mode))
+        )
+        path = delta.new_file.path if new is not None else delta.old_file.path
+        out.append(TreeChange(decode_path(path), old, new))
+    return out
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_tree(
+    repo: pygit2.Repository, git_dir: Path, parent_tree: pygit2.Tree | None, changes: Mapping[str, Entry | None]
+) -> pygit2.Oid:
+    """Write the tree that applies changes (path -> new entry, None to delete) to parent_tree."""
+    tree_id = _build(repo, git_dir, parent_tree, _nest(changes))
+    if tree_id is None:
+        try:
+            tree_id = repo.TreeBuilder().write()
+        except (pygit2.GitError, OSError, ValueError) as exc:
+            raise write_failed(git_dir, exc) from None
+    return tree_id
+
+
+def _nest(changes: Mapping[str, Entry | None]) -> dict[str, Any]:
+    """The changes as nested dicts of encoded path components, one level per directory."""
+    nested: dict[str, Any] = {}
+    # Deletions first, so a file that replaces a directory (or the reverse) wins over
+    # the deletions of what used to be there.
+    for path, entry in sorted(changes.items(), key=lambda item: item[1] is not None):
+        node: Any = nested
+        parts = encode_path(path).split("/")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if entry is None and isinstance(child, Entry):
+                node = None  # the parent is now a file: everything below it is gone anyway
+                break
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        if node is None:
+            continue
+        if isinstance(node.get(parts[-1]), dict) and entry is None:
+            continue  # a deleted file whose name is now a directory: the directory wins
+        node[parts[-1]] = entry
+    return nested
+
+
+def _build(
+    repo: pygit2.Repository, git_dir: Path, tree: pygit2.Tree | None, changes: Mapping[str, Any]
+) -> pygit2.Oid | None:
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    for name, change in changes.items():
+        if isinstance(change, dict):
+            existing = None
+            if tree is not None and name in tree:
+                obj = tree[name]
+                if obj.filemode == MODE_TREE:
+                    existing = _subtree(repo, git_dir, obj.id, decode_path(name))
+            sub = _build(repo, git_dir, existing, change)
+            if sub is None:
+                if builder.get(name) is not None:
+                    builder.remove(name)
+            else:
+                _insert(git_dir, builder, name, sub, MODE_TREE)
+        elif change is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            _insert(git_dir, builder, name, pygit2.Oid(hex=change.oid), change.mode)
+    if len(builder) == 0:
+        return None
+    try:
+        return builder.write()
+    except (pygit2.GitError, OSError, ValueError) as exc:
+        raise write_failed(git_dir, exc) from None
+
+
+def _insert(git_dir: Path, builder: pygit2.TreeBuilder, name: str, oid: pygit2.Oid, mode: int) -> None:
+    try:
+        builder.insert(name, oid, mode)
+    except (pygit2.GitError, OSError, ValueError) as exc:
+        raise write_failed(git_dir, exc) from None
