@@ -45,6 +45,7 @@ from guardian.gates.githooks.judge import (
 if TYPE_CHECKING:
     from guardian.policy import ChangeKind, Decision
 
+
 # --------------------------------------------------------------------------- pre-rebase
 
 
