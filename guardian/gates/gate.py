@@ -25,7 +25,7 @@ from guardian.paths import ROOT, relative_or_root, to_relative
 from guardian.policy import OPERATIONS, ChangeKind, Decision, Operation, PathChange, PolicyEngine, decision_record
 from guardian.project import Project
 from guardian.util.fs import lstat_at
-from guardian.util.git import GitMissing, GitTimeout, NameStatus, parse_name_status, run_git
+from guardian.util.git import GitError, GitMissing, GitTimeout, NameStatus, parse_name_status, run_git
 from guardian.util.proc import caller_details
 
 _GIT_TIMEOUT = 60.0
@@ -87,6 +87,8 @@ def _git(cwd: Path, *args: str) -> bytes:
         raise UsageError("--from-git needs the git command, and it is not on PATH") from None
     except GitTimeout:
         raise UsageError(f"--from-git: 'git {args[0]}' took more than {int(_GIT_TIMEOUT)}s; try again") from None
+    except GitError as exc:  # git could not start here (e.g. no such directory): as if it had refused
+        raise _GitFailed(str(exc)) from None
     if not result.ok:
         message = os.fsdecode(result.stderr).strip().splitlines()
         raise _GitFailed(message[-1] if message else f"git {args[0]} exited with {result.returncode}")
