@@ -1,4 +1,4 @@
-"""Table-driven tests for guardian.shellparse: real command strings, destructive and benign."""
+"""Table-driven tests for guardian.shell.parse: real command strings, destructive and benign."""
 
 from __future__ import annotations
 
