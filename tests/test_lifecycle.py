@@ -14,16 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture import budget as store_budget
 from guardian.config import RetentionSettings
 from guardian.errors import OperationFailed
 from guardian.lifecycle import gc as lifecycle
-from guardian.lifecycle.gc import SnapshotFacts, plan_retention
+from guardian.lifecycle.retention import SnapshotFacts, plan_retention
+from guardian.lifecycle.rewrite import rewritten_message, rewritten_to
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
 from guardian.query.status import store_report
 from guardian.store.repo import ShadowRepo
-from guardian.store.trailers import format_message, parse_message
+from guardian.store.trailers import format_message, original_ids, parse_message
 from guardian.store.tree import MODE_FILE, Entry
 from guardian.util.times import format_size
+from guardian.watch.maintenance import Maintenance
 from tests.conftest import fsck, run_cli
 
 HOUR = 3600.0
@@ -201,17 +204,17 @@ def test_retention_windows_follow_the_policy_and_keep_the_head() -> None:
 def test_rewritten_message_keeps_first_mentioned_and_previous_ids() -> None:
     first, mentioned, stale, previous = "1" * 40, "2" * 40, "3" * 40, "4" * 40
     message = format_message("watch: 1 modified", "watch", {"a.json": ("invalid", "bad")})
-    once = lifecycle.rewritten_message(message, first, [], 2, set())
-    assert lifecycle.original_ids(once) == (first,)
+    once = rewritten_message(message, first, [], 2, set())
+    assert original_ids(once) == (first,)
     assert "Guardian-Folded: 2" in once
-    again = lifecycle.rewritten_message(
+    again = rewritten_message(
         once + f"Guardian-Original: {mentioned}\nGuardian-Original: {stale}\n",
         previous,
         ['Guardian-Accepted: "b"'],
         3,
         {mentioned},
     )
-    assert lifecycle.original_ids(again) == (first, mentioned, previous)
+    assert original_ids(again) == (first, mentioned, previous)
     assert again.count("Guardian-Folded:") == 1 and "Guardian-Folded: 5" in again
     info = parse_message(again)
     assert info.verdicts == {"a.json": ("invalid", "bad")}
@@ -292,13 +295,13 @@ def test_gc_thins_rewrites_and_keeps_what_must_survive(old_history: tuple[Projec
     repo = project.open_repo()
     head = repo.head()
     assert head == result.head_after != marks["head"]
-    assert lifecycle.rewritten_to(paths.store, marks["head"][:12]) == [head]
+    assert rewritten_to(paths.store, marks["head"][:12]) == [head]
     with project.reader() as (_repo, catalog):
         assert catalog.snapshot_count() == 136
         assert catalog.indexed_head == head
         # The folded invalid verdict is still known, at the snapshot that kept the hour.
         [data] = catalog.versions_of("data.json")
-        kept_hour = lifecycle.rewritten_to(paths.store, marks["kept of the hour"])
+        kept_hour = rewritten_to(paths.store, marks["kept of the hour"])
         assert data.snapshot == kept_hour[0] and (data.verdict, data.reason) == ("invalid", "json: bad")
         [notes] = catalog.versions_of("notes.md")
         assert (notes.verdict, notes.reason) == ("valid", "accepted by user")
@@ -306,7 +309,7 @@ def test_gc_thins_rewrites_and_keeps_what_must_survive(old_history: tuple[Projec
     message = _message(project, kept_hour[0])
     assert "Guardian-Folded: 4" in message  # the regular snapshot of that hour and three more
     assert f"Guardian-Original: {marks['kept of the hour']}" in message
-    assert lifecycle.rewritten_to(paths.store, marks["restore source"]) != []
+    assert rewritten_to(paths.store, marks["restore source"]) != []
 
     # The latest valid version of a file deleted 100 days ago comes back.
     r = run_cli("restore", "worker.py", cwd=project.root)
@@ -326,19 +329,19 @@ def test_gc_thins_rewrites_and_keeps_what_must_survive(old_history: tuple[Projec
 def test_ids_survive_repeated_gcs_and_stay_bounded(old_history: tuple[Project, dict[str, str]]) -> None:
     project, marks = old_history
     lifecycle.gc(project, now=NOW)
-    first = lifecycle.rewritten_to(project.paths.store, marks["kept of the hour"])[0]
+    first = rewritten_to(project.paths.store, marks["kept of the hour"])[0]
     project.events.append("restore", [], None, "restore", {"pre_snapshot": first})  # someone names the new id
     lifecycle.gc(project, now=NOW + 20 * DAY)
-    second = lifecycle.rewritten_to(project.paths.store, marks["kept of the hour"])[0]
-    assert lifecycle.rewritten_to(project.paths.store, first[:10]) == [second]
+    second = rewritten_to(project.paths.store, marks["kept of the hour"])[0]
+    assert rewritten_to(project.paths.store, first[:10]) == [second]
     lifecycle.gc(project, now=NOW + 40 * DAY)
-    third = lifecycle.rewritten_to(project.paths.store, marks["kept of the hour"])[0]
+    third = rewritten_to(project.paths.store, marks["kept of the hour"])[0]
     message = _message(project, third)
     # Its capture id, the id an event named, and the id from just before this gc; not the second one.
-    assert lifecycle.original_ids(message) == (marks["kept of the hour"], first, second)
+    assert original_ids(message) == (marks["kept of the hour"], first, second)
     lifecycle.gc(project, now=NOW + 60 * DAY)
-    fourth = lifecycle.rewritten_to(project.paths.store, marks["kept of the hour"])[0]
-    assert lifecycle.original_ids(_message(project, fourth)) == (marks["kept of the hour"], first, third)
+    fourth = rewritten_to(project.paths.store, marks["kept of the hour"])[0]
+    assert original_ids(_message(project, fourth)) == (marks["kept of the hour"], first, third)
     fsck(project.paths.repo)
 
 
@@ -493,21 +496,24 @@ def test_tiny_cap_gcs_first_then_skips_the_largest_files(project: Path) -> None:
     assert run_cli("init", cwd=project).exit_code == 0
     proj = Project.find(project)
     (proj.paths.store / "usage.json").unlink(missing_ok=True)  # no size cached by earlier captures
-    size = lifecycle.measure_usage(proj, lifecycle.USAGE_TTL).size  # measured now, and cached for the budget
+    size = store_budget.measure_usage(proj, store_budget.USAGE_TTL).size  # measured now, and cached for the budget
     # Within 10% of the cap: the budget gcs first, which packs the loose objects and makes room.
     (project / "guardian.yaml").write_text(_policy(size + size // 20))
+    # A lower cap weakens the policy in force: it applies once accepted, as a person would.
+    assert run_cli("policy", "accept", cwd=project).exit_code == 0
     proj = Project.find(project)
-    assert lifecycle.measure_usage(proj, lifecycle.USAGE_TTL).state == "tight"
-    budget = lifecycle.capture_budget(proj)
+    assert store_budget.measure_usage(proj, store_budget.USAGE_TTL).state == "tight"
+    budget = lifecycle.capture_budget_with_room(proj)
     assert [e.details["reason"] for e in proj.events.read() if e.event == "gc"] == ["size"]
     assert budget.usage.state == "ok" and budget("big.bin", 10**8) is None
     fsck(proj.paths.repo)
 
     # Not enough even after gc (and no second gc within GC_MIN_INTERVAL): large files are skipped.
-    size = lifecycle.measure_usage(proj, lifecycle.USAGE_TTL).size  # as the budget sees it: measured by that gc
+    size = store_budget.measure_usage(proj, store_budget.USAGE_TTL).size  # as the budget sees it: measured by that gc
     (project / "guardian.yaml").write_text(_policy(size + 8192))
+    assert run_cli("policy", "accept", cwd=project).exit_code == 0
     proj = Project.find(project)
-    budget = lifecycle.capture_budget(proj)
+    budget = lifecycle.capture_budget_with_room(proj)
     assert budget.usage.state == "tight"
     assert len([e for e in proj.events.read() if e.event == "gc"]) == 1
     assert budget("notes/small.txt", 60 * 1024) is None
@@ -521,8 +527,9 @@ def test_tiny_cap_gcs_first_then_skips_the_largest_files(project: Path) -> None:
 
     # Over the cap: only small files, and protected ones up to 1 MB.
     (project / "guardian.yaml").write_text(_policy(size // 2))
+    assert run_cli("policy", "accept", cwd=project).exit_code == 0
     proj = Project.find(project)
-    budget = lifecycle.capture_budget(proj, allow_gc=False)
+    budget = store_budget.capture_budget(proj)
     assert budget.usage.state == "over"
     assert budget("a.txt", 64 * 1024) is None and budget("a.txt", 64 * 1024 + 1) is not None
     assert budget("core/db.sqlite", 1024 * 1024) is None and budget("core/db.sqlite", 1024 * 1024 + 1) is not None
@@ -545,19 +552,19 @@ def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pyte
     assert run_cli("init", cwd=project).exit_code == 0
     proj = Project.find(project)
     free = {"bytes": 12 * gb}
-    monkeypatch.setattr(lifecycle, "disk_free", lambda _path: free["bytes"])
-    assert lifecycle.measure_usage(proj).state == "ok"
+    monkeypatch.setattr(store_budget, "disk_free", lambda _path: free["bytes"])
+    assert store_budget.measure_usage(proj).state == "ok"
     free["bytes"] = 10 * gb + 500 * 1024**2  # "near" is within 10% of store.max_size of the floor
-    assert lifecycle.measure_usage(proj).state == "tight"
+    assert store_budget.measure_usage(proj).state == "tight"
     free["bytes"] = 9 * gb
-    budget = lifecycle.capture_budget(proj, allow_gc=False)
+    budget = store_budget.capture_budget(proj)
     assert budget.usage.state == "over"
     assert budget("big.iso", 10**8) == (
         "not captured: only 9.0 GB is free on the store's disk (store.min_free is 10.0 GB); files over 64.0 KB "
         "are skipped until 'guardian gc' or higher store limits make room"
     )
     free["bytes"] = 1024**2
-    budget = lifecycle.capture_budget(proj, allow_gc=False)
+    budget = store_budget.capture_budget(proj)
     with pytest.raises(OperationFailed) as caught:
         budget("a.txt", 10)
     assert str(caught.value) == (
@@ -569,7 +576,7 @@ def test_free_space_floor_and_a_truly_full_disk(project: Path, monkeypatch: pyte
     # Space comes back: the next capture takes what changed meanwhile.
     free["bytes"] = 20 * gb
     (project / "a.txt").write_text("changed while the disk was full\n")
-    assert lifecycle.capture_budget(proj)("a.txt", 40) is None
+    assert lifecycle.capture_budget_with_room(proj)("a.txt", 40) is None
     assert take_snapshot(proj, None, "watch").snapshot is not None
     fsck(proj.paths.repo)
 
@@ -635,8 +642,8 @@ def test_maintenance_runs_off_the_capture_loop(project: Path, monkeypatch: pytes
         calls.append("gc")
         release.wait(10)
 
-    monkeypatch.setattr(lifecycle, "maybe_gc", slow_gc)
-    maintenance = lifecycle.Maintenance(proj, check_every=0.0)
+    monkeypatch.setattr("guardian.watch.maintenance.maybe_gc", slow_gc)
+    maintenance = Maintenance(proj, check_every=0.0)
     started = time.monotonic()
     assert maintenance.poll() is True
     assert time.monotonic() - started < 0.1
@@ -649,8 +656,8 @@ def test_maintenance_runs_off_the_capture_loop(project: Path, monkeypatch: pytes
     def broken_gc(_project: Project, **_kwargs: object) -> None:
         raise RuntimeError("simulated")
 
-    monkeypatch.setattr(lifecycle, "maybe_gc", broken_gc)
-    maintenance = lifecycle.Maintenance(proj, check_every=0.0)
+    monkeypatch.setattr("guardian.watch.maintenance.maybe_gc", broken_gc)
+    maintenance = Maintenance(proj, check_every=0.0)
     maintenance.poll()
     maintenance.close(5)
     assert maintenance.last_error == "RuntimeError: simulated"

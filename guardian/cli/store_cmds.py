@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _print_gc(result: GcResult, verbose: bool) -> None:
-    from guardian.lifecycle.gc import KEEP_REASONS
+    from guardian.lifecycle.retention import KEEP_REASONS
 
     verb = ("would drop", "would keep") if result.dry_run else ("dropped", "kept")
     click.echo(f"{verb[0]} {result.dropped} of {result.snapshots} snapshot(s), {verb[1]} {result.kept}:")

@@ -1,31 +1,7 @@
-"""Store lifecycle: retention thinning, packing and pruning (``guardian gc``), and the size cap.
+"""Running gc: thin the history, pack what is left, prune the rest; and when the watcher runs it.
 
-Retention (policy ``retention: {keep_all, hourly, daily}``) keeps a snapshot when any rule holds:
-
-* it is the head;
-* it is younger than ``keep_all``;
-* it is the newest snapshot of its clock hour (UTC), among those younger than ``hourly``;
-* it is the newest snapshot of its day (UTC), among those younger than ``daily``;
-* it is the last one holding a file before a deletion of that file (so the latest version of
-  every file ever seen survives, deleted files included);
-* it captured the latest valid version of some file (what ``guardian restore NAME`` picks) and
-  no other kept snapshot holds that version (checked last, so usually another rule covers it);
-* it is a restore or rollback snapshot (before or after), a source of one (``Guardian-Source``),
-  or a snapshot that a restore, rollback or repair event names.
-
-Thinning rewrites the chain: every kept snapshot after the first dropped one becomes a new
-commit with the same tree, author, committer and message, plus trailers:
-
-* the verdicts (and acceptances) of changes folded in from dropped snapshots, for files whose
-  folded change is what the kept tree now shows, so a catalog rebuilt from git still knows them;
-* ``Guardian-Folded: N``, how many dropped snapshots it absorbed;
-* ``Guardian-Original: <id>`` for ids it had before: its first (capture-time) id, every earlier
-  id an event mentions, and the id it had just before this gc.  Events and printed messages
-  name the old ids; ``rewritten_to`` maps them to the current one.
-
-Trailers rather than a rewrite-map file: they move with the ref in one atomic step (the ref
-update is the commit point), travel to mirrors, survive catalog rebuilds, and stock git shows
-them.  Keeping only the ids something may still name bounds their number.
+What survives is guardian.lifecycle.retention's plan; the new chain is written by
+guardian.lifecycle.rewrite.  This module runs the steps and keeps the store usable meanwhile.
 
 A gc holds the writer lock only for short steps, so captures go on while it runs: the new
 chain, the new pack and a new catalog are built outside the lock; under it, snapshots taken
@@ -36,41 +12,24 @@ then deleted in small locked chunks that first re-check what newer snapshots rea
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.capture.budget import (
-    CaptureBudget,
-    capture_budget,
-    measure_usage,
-    store_size,
-)
+from guardian.capture.budget import CaptureBudget, capture_budget, measure_usage, store_size
 from guardian.capture.budget import remember_size as _remember_size
-from guardian.config import RetentionSettings
 from guardian.errors import GuardianError, LockHeld, OperationFailed
-from guardian.events import EventLog
+from guardian.lifecycle.retention import RetentionPlan, event_references, plan_retention, read_history
+from guardian.lifecycle.rewrite import catalog_for, commits_since, replay, rewrite_chain, swap_catalog
 from guardian.project import Project
-from guardian.store.trailers import (
-    TRAILER_ACCEPTED,
-    TRAILER_FOLDED,
-    TRAILER_ORIGINAL,
-    TRAILER_PERM,
-    TRAILER_VERDICT,
-    folded_count,
-    original_ids,
-    parse_message,
-)
 from guardian.util.fs import atomic_write_file
 from guardian.util.lock import FileLock
 
@@ -97,21 +56,6 @@ PRUNE_HOLD = 0.1
 PRUNE_PAUSE = 0.15
 
 
-RESTORE_TRIGGERS = frozenset({"pre-restore", "restore", "pre-rollback", "rollback"})
-RESTORE_EVENTS = frozenset({"restore", "rollback", "repair"})
-_HEX40 = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
-
-KEEP_REASONS = {
-    "head": "the head",
-    "keep_all": "younger than retention.keep_all",
-    "hourly": "newest of its hour (retention.hourly)",
-    "daily": "newest of its day (retention.daily)",
-    "before-delete": "last version before a deletion",
-    "latest-valid": "latest valid version of a file",
-    "restore": "restore/rollback point or source",
-}
-
-
 def _clock() -> float:
     """Wall-clock time for the retention windows (one seam for tests)."""
     return time.time()
@@ -122,307 +66,6 @@ def maintenance_lock(project: Project, timeout: float) -> FileLock:
     return FileLock(
         project.paths.store / "maintenance.lock", f"maintenance (gc or push) of {project.paths.store}", timeout
     )
-
-
-# --------------------------------------------------------------------------- reading history
-
-
-@dataclass(frozen=True)
-class SnapshotFacts:
-    """What retention needs to know about one snapshot."""
-
-    id: str
-    time: float
-    trigger: str
-    message: str
-    changed: dict[str, str | None]  # path -> new blob id, None for a deletion
-    invalid: dict[str, tuple[str, str]]  # path -> (verdict, reason) for changes that are not valid
-    accepted: frozenset[str]
-    sources: tuple[str, ...]
-    originals: tuple[str, ...]
-    perms: dict[str, int] = field(default_factory=dict)  # path -> its Guardian-Perm bits
-
-
-def facts_of(repo: ShadowRepo, commit_id: str) -> SnapshotFacts:
-    record = repo.commit_record(commit_id)
-    info = parse_message(record.message)
-    changed = {c.path: (c.new.oid if c.new is not None else None) for c in repo.changes(commit_id)}
-    return SnapshotFacts(
-        id=record.id,
-        time=record.time,
-        trigger=info.trigger,
-        message=record.message,
-        changed=changed,
-        invalid={p: v for p, v in info.verdicts.items() if p in changed and v[0] != "valid"},
-        accepted=info.accepted,
-        sources=tuple(_HEX40.findall(info.source or "")),
-        originals=original_ids(record.message),
-        perms=info.perms,
-    )
-
-
-def read_history(
-    repo: ShadowRepo, head: str | None, progress: Callable[[int, int], None] | None = None
-) -> list[SnapshotFacts]:
-    """Every snapshot from the root to head, oldest first."""
-    ids = [r.id for r in repo.walk(head)] if head else []
-    ids.reverse()
-    facts: list[SnapshotFacts] = []
-    for n, commit_id in enumerate(ids, 1):
-        facts.append(facts_of(repo, commit_id))
-        if progress is not None and n % 200 == 0:
-            progress(n, len(ids))
-    return facts
-
-
-def _ids_in(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield from _HEX40.findall(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _ids_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _ids_in(item)
-
-
-def event_references(events: EventLog) -> tuple[set[str], set[str]]:
-    """(every snapshot id any event mentions, the ids restore/rollback/repair events name)."""
-    mentioned: set[str] = set()
-    restore_refs: set[str] = set()
-    for event in events.read():
-        ids = set(_ids_in(event.details))
-        if event.snapshot:
-            ids.add(event.snapshot)
-        mentioned |= ids
-        if event.event in RESTORE_EVENTS:
-            restore_refs |= ids
-    return mentioned, restore_refs
-
-
-# --------------------------------------------------------------------------- the retention plan (pure)
-
-
-@dataclass
-class RetentionPlan:
-    snapshots: list[SnapshotFacts]  # oldest first
-    keep: dict[str, list[str]]  # kept id -> reasons (keys of KEEP_REASONS)
-
-    @property
-    def dropped(self) -> list[str]:
-        return [s.id for s in self.snapshots if s.id not in self.keep]
-
-    def kept_by_reason(self) -> dict[str, int]:
-        """How many snapshots each rule keeps (a snapshot counts once, for its first reason)."""
-        counts = dict.fromkeys(KEEP_REASONS, 0)
-        for reasons in self.keep.values():
-            counts[reasons[0]] += 1
-        return {k: n for k, n in counts.items() if n}
-
-
-def plan_retention(
-    snapshots: Sequence[SnapshotFacts],
-    retention: RetentionSettings,
-    now: float,
-    referenced: Iterable[str] = (),
-) -> RetentionPlan:
-    """Which snapshots survive: the rules in this module's docstring, applied in that order."""
-    keep: dict[str, list[str]] = {}
-
-    def mark(index: int, reason: str) -> None:
-        reasons = keep.setdefault(snapshots[index].id, [])
-        if reason not in reasons:
-            reasons.append(reason)
-
-    if not snapshots:
-        return RetentionPlan([], keep)
-    mark(len(snapshots) - 1, "head")
-    newest_of_hour: dict[int, int] = {}
-    newest_of_day: dict[int, int] = {}
-    for i, snap in enumerate(snapshots):
-        age = now - snap.time
-        if age < retention.keep_all:
-            mark(i, "keep_all")
-        elif age < retention.hourly:
-            _newest(newest_of_hour, int(snap.time // 3600), i, snapshots)
-        elif age < retention.daily:
-            _newest(newest_of_day, int(snap.time // 86400), i, snapshots)
-    for i in sorted(newest_of_hour.values()):
-        mark(i, "hourly")
-    for i in sorted(newest_of_day.values()):
-        mark(i, "daily")
-    latest_valid: dict[str, int] = {}
-    changes: dict[str, list[int]] = {}
-    for i, snap in enumerate(snapshots):
-        for path, blob in snap.changed.items():
-            changes.setdefault(path, []).append(i)
-            if blob is None:
-                if i > 0:
-                    mark(i - 1, "before-delete")
-            elif path not in snap.invalid:
-                latest_valid[path] = i
-        for path in snap.accepted:
-            latest_valid[path] = i
-    alias: dict[str, int] = {}
-    for i, snap in enumerate(snapshots):
-        alias[snap.id] = i
-        for old in snap.originals:
-            alias.setdefault(old, i)
-    wanted = set(referenced)
-    for i, snap in enumerate(snapshots):
-        if snap.trigger in RESTORE_TRIGGERS:
-            mark(i, "restore")
-        wanted.update(snap.sources)
-    for ref in sorted(wanted):
-        if ref in alias:
-            mark(alias[ref], "restore")
-    # A file's latest valid version lives from the snapshot that made it until the file's next
-    # change; any snapshot kept in that span holds it (and its verdict, carried if need be).
-    index = {snap.id: i for i, snap in enumerate(snapshots)}
-    kept = sorted(index[k] for k in keep)
-    for path, start in sorted(latest_valid.items(), key=lambda item: item[1]):
-        changed_at = changes.get(path, [])
-        after = bisect.bisect_right(changed_at, start)
-        end = changed_at[after] if after < len(changed_at) else len(snapshots)
-        at = bisect.bisect_left(kept, start)
-        if at == len(kept) or kept[at] >= end:
-            mark(start, "latest-valid")
-            bisect.insort(kept, start)
-    return RetentionPlan(list(snapshots), keep)
-
-
-def _newest(buckets: dict[int, int], bucket: int, i: int, snapshots: Sequence[SnapshotFacts]) -> None:
-    best = buckets.get(bucket)
-    # Newest by time, then by chain order (snapshots in the same second, or a clock that stepped back).
-    if best is None or snapshots[i].time >= snapshots[best].time:
-        buckets[bucket] = i
-
-
-# --------------------------------------------------------------------------- rewriting the chain
-
-
-@dataclass(frozen=True)
-class _Touch:
-    index: int
-    invalid: tuple[str, str] | None
-    accepted: bool
-    perm: int | None = None
-
-
-def rewritten_message(message: str, own_id: str, carried: Sequence[str], folded: int, mentioned: set[str]) -> str:
-    """message with carried trailers, the folded count and the ids it may still be named by."""
-    prefix_original = f"{TRAILER_ORIGINAL}: "
-    prefix_folded = f"{TRAILER_FOLDED}: "
-    originals = original_ids(message)
-    ids = [originals[0] if originals else own_id]
-    ids += [old for old in originals[1:] if old in mentioned]
-    ids.append(own_id)
-    lines = [line for line in message.rstrip("\n").split("\n") if not line.startswith((prefix_original, prefix_folded))]
-    lines.extend(carried)
-    total = folded_count(message) + folded
-    if total:
-        lines.append(f"{prefix_folded}{total}")
-    lines.extend(f"{prefix_original}{old}" for old in dict.fromkeys(ids))
-    return "\n".join(lines) + "\n"
-
-
-def _carried_trailers(
-    window: dict[str, _Touch], base: dict[str, str | None], state: dict[str, str], kept_index: int
-) -> list[str]:
-    """Trailers a kept snapshot needs for changes folded into it from dropped snapshots."""
-    lines: list[str] = []
-    for path, touch in sorted(window.items()):
-        if touch.index == kept_index or state.get(path) is None:
-            continue  # its own trailers already say it, or the file is gone by now
-        if touch.accepted:
-            lines.append(f"{TRAILER_ACCEPTED}: {json.dumps(path)}")
-        elif touch.invalid is not None and base.get(path) != state.get(path):
-            verdict, reason = touch.invalid
-            lines.append(f"{TRAILER_VERDICT}: {verdict} {json.dumps(path)} {' '.join(reason.split())}")
-        if touch.perm is not None:
-            lines.append(f"{TRAILER_PERM}: {touch.perm:04o} {json.dumps(path)}")
-    return lines
-
-
-def rewrite_chain(
-    repo: ShadowRepo,
-    plan: RetentionPlan,
-    mentioned: set[str],
-    progress: Callable[[int], None] | None = None,
-) -> list[str]:
-    """Write the thinned chain as new commits (the ref does not move).  Returns its ids, oldest first."""
-    chain: list[str] = []
-    parent: str | None = None
-    rewriting = False
-    window: dict[str, _Touch] = {}  # path -> its last change since the previous kept snapshot
-    base: dict[str, str | None] = {}  # path -> its blob at the previous kept snapshot
-    state: dict[str, str] = {}  # path -> its blob now (the tree, kept incrementally)
-    folded = 0
-    for i, snap in enumerate(plan.snapshots):
-        for path, blob in snap.changed.items():
-            base.setdefault(path, state.get(path))
-            if blob is None:
-                state.pop(path, None)
-            else:
-                state[path] = blob
-            window[path] = _Touch(i, snap.invalid.get(path), path in snap.accepted, snap.perms.get(path))
-        for path in snap.accepted - snap.changed.keys():
-            base.setdefault(path, state.get(path))
-            window[path] = _Touch(i, None, True, snap.perms.get(path))
-        if snap.id not in plan.keep:
-            folded += 1
-            rewriting = True
-            continue
-        if rewriting:
-            carried = _carried_trailers(window, base, state, i)
-            message = rewritten_message(snap.message, snap.id, carried, folded, mentioned)
-            parent = repo.copy_commit(snap.id, parent, message)
-        else:
-            parent = snap.id
-        chain.append(parent)
-        window.clear()
-        base.clear()
-        folded = 0
-        if progress is not None:
-            progress(len(chain))
-    return chain
-
-
-def commits_since(repo: ShadowRepo, since: str, head: str) -> list[str]:
-    """The snapshots in (since, head], oldest first (since must be an ancestor of head)."""
-    newer: list[str] = []
-    for record in repo.walk(head):
-        if record.id == since:
-            break
-        newer.append(record.id)
-    newer.reverse()
-    return newer
-
-
-def replay(repo: ShadowRepo, onto: str, commits: Sequence[str], mentioned: set[str]) -> list[str]:
-    """Copy commits (oldest first) onto the new chain; returns the new ids, oldest first."""
-    out: list[str] = []
-    parent = onto
-    for commit_id in commits:
-        record = repo.commit_record(commit_id)
-        parent = repo.copy_commit(commit_id, parent, rewritten_message(record.message, commit_id, (), 0, mentioned))
-        out.append(parent)
-    return out
-
-
-def rewritten_to(store: Path, prefix: str) -> list[str]:
-    """Current ids of snapshots that were once named prefix (an id from before a gc)."""
-    from guardian.store.repo import ShadowRepo
-
-    repo_dir = store / "repo.git"
-    if not repo_dir.is_dir():
-        return []
-    repo = ShadowRepo(repo_dir)
-    found: list[str] = []
-    for record in repo.walk():
-        if any(old.startswith(prefix) for old in original_ids(record.message)):
-            found.append(record.id)
-    return found
 
 
 # --------------------------------------------------------------------------- gc
@@ -482,52 +125,6 @@ class _Cancelled(Exception):
 
 class GcCancelled(OperationFailed):
     """The watcher stopped while its gc ran; nothing was changed."""
-
-
-class _PinnedRepo:
-    """A view of the store whose head is a given commit, to index a chain the ref does not name yet."""
-
-    def __init__(self, repo: ShadowRepo, head: str | None) -> None:
-        self._repo = repo
-        self._head = head
-
-    def head(self) -> str | None:
-        return self._head
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._repo, name)
-
-
-def catalog_for(repo: ShadowRepo, head: str | None, path: Path) -> Catalog:
-    """A catalog at path indexing the chain that ends at head (not necessarily the ref's)."""
-    from guardian.catalog.db import Catalog
-
-    catalog = Catalog(path)
-    catalog.sync(_PinnedRepo(repo, head))  # type: ignore[arg-type]
-    return catalog
-
-
-def _swap_catalog(project: Project, staged: Catalog, repo: ShadowRepo, head: str) -> None:
-    """Make the live catalog hold the staged one's index (at head), keeping the live stat cache."""
-    staged.sync(_PinnedRepo(repo, head))  # type: ignore[arg-type]
-    live = project.open_catalog()
-    try:
-        rows = list(live.files())
-    finally:
-        live.close()
-    ours = {r.path: r for r in staged.files()}
-    # The trees are the same, so the live stat data still describes the files: keep it, or the
-    # next rescan would re-hash every file.
-    staged.update_stats([r for r in rows if (o := ours.get(r.path)) and o.blob == r.blob and o.mode == r.mode])
-    staged_path = staged.path
-    staged.close()
-    source = sqlite3.connect(str(staged_path))
-    target = sqlite3.connect(str(project.paths.catalog))
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
 
 
 def gc(
@@ -713,7 +310,7 @@ def _swap(
     result.head_after = tip
     result.removed_packs = sum(1 for pack in old_packs if repo.remove_pack(pack))
     if staged is not None:
-        _swap_catalog(project, staged, repo, tip)
+        swap_catalog(project, staged, repo, tip)
     return keep, tip
 
 
@@ -848,12 +445,6 @@ def maybe_gc(project: Project, *, now: float | None = None, cancel: threading.Ev
         return gc(project, now=now, lock_timeout=0.0, cancel=cancel, reason=reason)
     except (LockHeld, GcCancelled):
         return None  # busy, or the watcher is stopping: tried again on a later round
-
-
-# --------------------------------------------------------------------------- size cap and free-space floor
-
-
-# --------------------------------------------------------------------------- status
 
 
 # --------------------------------------------------------------------------- the watcher's helper

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.errors import GuardianError, OperationFailed, PathRefused
-from guardian.lifecycle.gc import catalog_for, maintenance_lock
+from guardian.lifecycle.gc import maintenance_lock
 from guardian.lifecycle.mirror import (
     MAINTENANCE_WAIT,
     choose_ref,
@@ -19,6 +19,7 @@ from guardian.lifecycle.mirror import (
     normalize_url,
     remote_refs,
 )
+from guardian.lifecycle.rewrite import catalog_for
 from guardian.ops.restore import RestoreReport, apply_restore, choose_version
 from guardian.project import Project, ProjectPaths, make_store_dir, write_project_meta
 from guardian.query.lookup import resolve_path

@@ -48,7 +48,7 @@ def resolve_snapshot(catalog: Catalog, typed: str, option: str = "--at") -> Snap
     matches = catalog.snapshots_by_prefix(text)
     if not matches:
         # gc rewrites the chain: an id from before a gc is found through its Guardian-Original trailer.
-        from guardian.lifecycle.gc import rewritten_to
+        from guardian.lifecycle.rewrite import rewritten_to
 
         found = (catalog.snapshot(cid) for cid in rewritten_to(catalog.path.parent, text))
         matches = [row for row in found if row is not None]
