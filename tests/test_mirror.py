@@ -16,8 +16,11 @@ import pytest
 from guardian.errors import OperationFailed, UsageError
 from guardian.lifecycle import gc as lifecycle
 from guardian.lifecycle import mirror
+from guardian.ops import remote as remote_ops
 from guardian.project import Project
 from guardian.query.status import store_report
+from guardian.util.git import GitResult
+from guardian.watch.maintenance import Maintenance
 from tests.conftest import fsck, git, run_cli
 from tests.test_lifecycle import NOW, History, empty_project
 
@@ -184,7 +187,7 @@ def test_push_then_init_from_the_mirror_on_a_new_machine_and_restore(
     machines.use("desktop")
     fresh = tmp_path / "desktop" / "proj"
     fresh.mkdir(parents=True)
-    report = mirror.init_from(fresh, str(bare_remote))
+    report = remote_ops.init_from(fresh, str(bare_remote))
     assert (report.ref, report.head) == (ref, head)
     assert sorted(report.restored) == ["config.json", "guardian.yaml", "run.sh", "src/app.py"]
     assert report.older_valid == ["config.json"]  # broken at the head: its last valid version came back
@@ -206,7 +209,7 @@ def test_push_then_init_from_the_mirror_on_a_new_machine_and_restore(
     assert _remote_ref(bare_remote, ref) == head
 
     with pytest.raises(OperationFailed) as caught:
-        mirror.init_from(fresh, str(bare_remote))
+        remote_ops.init_from(fresh, str(bare_remote))
     assert str(caught.value) == (
         f"{fresh} already has a store with snapshots ({new.paths.store}); "
         "recover files from the mirror with 'guardian restore --from-remote PATH'"
@@ -223,7 +226,7 @@ def test_init_from_keeps_files_already_there(tmp_path: Path, bare_remote: Path, 
     (fresh / "src").mkdir(parents=True)
     (fresh / "src" / "app.py").write_text("local work\n")
     (fresh / "run.sh").write_text("#!/bin/sh\necho run\n")
-    report = mirror.init_from(fresh, str(bare_remote))
+    report = remote_ops.init_from(fresh, str(bare_remote))
     assert report.kept == ["src/app.py"]  # different: left alone; run.sh is the same: nothing to say
     assert "run.sh" not in report.restored
     assert (fresh / "src" / "app.py").read_text() == "local work\n"
@@ -264,12 +267,12 @@ def test_two_machines_push_to_one_remote_without_clobbering(
     fresh.mkdir(parents=True)
     machines.use("gamma")
     with pytest.raises(UsageError) as caught:
-        mirror.init_from(fresh, str(bare_remote))
+        remote_ops.init_from(fresh, str(bare_remote))
     alpha = refnames["alpha"].removeprefix("refs/guardian/")
     assert str(caught.value).startswith(
         f"the remote {bare_remote} holds several snapshot refs; pick one with --ref HOST/PROJECT: "
     )
-    report = mirror.init_from(fresh, str(bare_remote), ref=alpha)
+    report = remote_ops.init_from(fresh, str(bare_remote), ref=alpha)
     assert (fresh / "who.txt").read_text() == "alpha again\n" and report.ref.endswith(alpha)
 
 
@@ -290,9 +293,9 @@ def test_restore_from_remote(tmp_path: Path, bare_remote: Path, machines: Machin
         "guardian: error: no valid version of 'src/app.py'; see 'guardian history src/app.py', "
         "then pick one with --at SNAPSHOT\n",
     )
-    report = mirror.restore_from_remote(proj, ["app.py"], dry_run=True, cwd=proj.root)
+    report = remote_ops.restore_from_remote(proj, ["app.py"], dry_run=True, cwd=proj.root)
     assert [f.path for f in report.files] == ["src/app.py"] and report.pre_snapshot is None
-    report = mirror.restore_from_remote(proj, ["src/app.py", "config.json"], cwd=proj.root)
+    report = remote_ops.restore_from_remote(proj, ["src/app.py", "config.json"], cwd=proj.root)
     assert (proj.root / "src" / "app.py").read_text() == PY_GOOD
     assert (proj.root / "config.json").read_text() == '{"retries": 3}\n'
     assert report.pre_snapshot is not None and report.post_snapshot is not None
@@ -301,7 +304,7 @@ def test_restore_from_remote(tmp_path: Path, bare_remote: Path, machines: Machin
     fsck(proj.paths.repo)
     assert pushed is not None
     with pytest.raises(UsageError) as caught:
-        mirror.restore_from_remote(proj, ["src/app.py"], ref="nobody/nothing")
+        remote_ops.restore_from_remote(proj, ["src/app.py"], ref="nobody/nothing")
     assert str(caught.value) == (
         f"the remote {bare_remote} has no refs/guardian/nobody/nothing; it has: "
         f"{mirror.mirror_ref(proj).removeprefix('refs/guardian/')}"
@@ -381,13 +384,13 @@ def test_a_hanging_push_never_blocks_capture(project: Path, bare_remote: Path, m
     release = threading.Event()
     real_git = mirror._git
 
-    def slow_git(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def slow_git(args: list[str], **kwargs: object) -> GitResult:
         pushing.set()
         release.wait(10)  # a network that hangs (bounded in real life by BACKGROUND_TIMEOUT)
         return real_git(args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mirror, "_git", slow_git)
-    maintenance = lifecycle.Maintenance(proj, check_every=0.0)
+    maintenance = Maintenance(proj, check_every=0.0)
     maintenance.poll()
     assert pushing.wait(10)
     for i in range(3):
@@ -459,10 +462,10 @@ def test_git_daemon_push_init_from_and_restore(tmp_path: Path, git_daemon: str, 
     machines.use("other")
     fresh = tmp_path / "two" / "proj"
     fresh.mkdir(parents=True)
-    report = mirror.init_from(fresh, git_daemon)
+    report = remote_ops.init_from(fresh, git_daemon)
     assert report.head == pushed["head"]
     assert (fresh / "src" / "app.py").read_text() == PY_GOOD
     fsck(Project.find(fresh).paths.repo)
     (fresh / "src" / "app.py").unlink()
-    mirror.restore_from_remote(Project.find(fresh), ["src/app.py"], ref=pushed["ref"], cwd=fresh)
+    remote_ops.restore_from_remote(Project.find(fresh), ["src/app.py"], ref=pushed["ref"], cwd=fresh)
     assert (fresh / "src" / "app.py").read_text() == PY_GOOD

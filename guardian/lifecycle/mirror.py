@@ -11,7 +11,7 @@ need credential callbacks and has no ssh config support.  The remotes themselves
 store repository's own git config (``remote.<name>.url``), so stock git sees them too.
 
 The watcher never waits for a push: ``maybe_push`` runs on the maintenance thread
-(lifecycle.Maintenance), bounded by a timeout, and failed pushes are retried with backoff.
+(guardian.watch.maintenance), bounded by a timeout, and failed pushes are retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from guardian.errors import LockHeld, OperationFailed, UsageError
 from guardian.lifecycle.gc import maintenance_lock
 from guardian.project import Project
 from guardian.util.fs import atomic_write_file
+from guardian.util.git import GitError, GitMissing, GitResult, GitTimeout, run_git
 
 if TYPE_CHECKING:
     from guardian.store.repo import ShadowRepo
@@ -96,34 +95,31 @@ def _git(
     git_dir: Path | None = None,
     timeout: float,
     interactive: bool = False,
-) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("git")
-    if exe is None:
-        raise OperationFailed("the mirror needs the git command, which is not installed; install git and retry")
-    command = [exe, *(["--git-dir", str(git_dir)] if git_dir is not None else []), *args]
-    env = dict(os.environ)
-    if not interactive:
-        env["GIT_TERMINAL_PROMPT"] = "0"  # a background push must fail, not wait for a password
+) -> GitResult:
+    """git for the mirror: a non-zero exit is returned, for _git_error to explain; no answer raises."""
     try:
-        return subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            env=env,
-            stdin=None if interactive else subprocess.DEVNULL,
-            check=False,
+        return run_git(
+            args, git_dir=git_dir, timeout=timeout, interactive=interactive, check=False, literal_pathspecs=False
         )
-    except subprocess.TimeoutExpired:
+    except GitMissing:
+        raise OperationFailed(
+            "the mirror needs the git command, which is not installed; install git and retry"
+        ) from None
+    except GitTimeout:
         raise OperationFailed(f"git {args[0]} gave no answer within {timeout:.0f}s; check the remote") from None
+    except GitError as exc:
+        raise OperationFailed(str(exc)) from None
 
 
-def _git_error(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = [line.strip() for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+def _output(result: GitResult) -> str:
+    return result.stdout.decode("utf-8", "replace")
+
+
+def _git_error(result: GitResult) -> str:
+    lines = [line.strip() for line in (result.error_text or _output(result)).splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith(("fatal:", "error:", "!", "remote: error"))]
     useful = errors[:3] or [line for line in lines if not line.startswith(("hint:", "To ", "Done"))][-3:]
-    text = "; ".join(useful) or f"git exited with status {proc.returncode}"
+    text = "; ".join(useful) or f"git exited with status {result.returncode}"
     if "non-fast-forward" in text or "denyNonFastForwards" in text:
         text += (
             " (guardian's gc rewrites history, so the mirror must accept forced updates: "
@@ -301,7 +297,7 @@ def push(
             else:
                 if proc.returncode == 0:
                     result.ok = True
-                    result.up_to_date = "[up to date]" in proc.stdout
+                    result.up_to_date = "[up to date]" in _output(proc)
                     result.error = None
                     break
                 error = _git_error(proc)
@@ -366,7 +362,7 @@ def remote_refs(url: str) -> dict[str, str]:
     if proc.returncode != 0:
         raise OperationFailed(f"cannot read the remote {url}: {_git_error(proc)}")
     refs: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in _output(proc).splitlines():
         oid, _, name = line.partition("\t")
         if name.startswith(REF_ROOT + "/") and len(oid) == 40:
             refs[name] = oid
@@ -406,11 +402,3 @@ def fetch_snapshot(repo: ShadowRepo, url: str, ref: str, oid: str) -> None:
         raise OperationFailed(f"cannot fetch {ref} from {url}: {_git_error(proc)}")
     if repo.resolve(oid) != oid:
         raise OperationFailed(f"the fetch from {url} did not bring snapshot {oid[:12]}; is the remote changing?")
-
-
-# --------------------------------------------------------------------------- init --from
-
-
-# --------------------------------------------------------------------------- restore --from-remote
-
-
