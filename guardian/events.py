@@ -80,7 +80,7 @@ def check_kinds(kinds: Sequence[str]) -> list[str]:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def current_user() -> str:

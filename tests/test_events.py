@@ -33,7 +33,7 @@ def test_append_and_read_round_trip(log: EventLog) -> None:
     assert (read.details["force"], read.details["bytes"]) == (True, 12)
     when = dt.datetime.fromisoformat(read.ts)
     assert when.utcoffset() == dt.timedelta(0)
-    assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 60
+    assert abs((dt.datetime.now(dt.UTC) - when).total_seconds()) < 60
     # One ASCII line per record, whatever the paths hold.
     raw = log.path.read_bytes()
     assert raw.endswith(b"\n") and raw.count(b"\n") == 1 and raw.isascii()

@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -28,7 +29,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import pathspec
-import tomllib
 import yaml
 
 from guardian.capture.torn import lost_tail_reason, prefix_reason

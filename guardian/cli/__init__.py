@@ -65,7 +65,14 @@ def _record_failure(exc: GuardianError) -> None:
         pass  # the store may be the thing that is broken; the message above already told the user
 
 
+WINDOWS_REFUSAL = "guardian needs Linux or macOS (it uses fcntl locks and POSIX file semantics)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.platform == "win32":
+        # Refuse in one line, before any store module imports fcntl and dies with a traceback.
+        click.echo(f"guardian: error: {WINDOWS_REFUSAL}", err=True)
+        return EXIT_FAILED
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         # File names are bytes; print undecodable ones as the raw bytes they are, like ls does.
