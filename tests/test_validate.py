@@ -456,7 +456,7 @@ def test_a_rewritten_module_cut_short_names_the_lost_definitions() -> None:
     )
     few = edited.index(b"    return value\n", edited.index(b"def task_18"))
     assert torn("pool.py", edited[:few], MODULE).reason == (
-        "python: lost 1 top-level definitions the last valid version ended with: task_19 (torn or truncated write)"
+        "python: lost 1 top-level definition the last valid version ended with: task_19 (torn or truncated write)"
     )
 
 

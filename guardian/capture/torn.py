@@ -3,9 +3,9 @@
 A writer that rewrites a file in place (no temporary file and rename) and dies part-way
 leaves the head of what it meant to write.  When it was rewriting the same text, that head
 is a strict prefix of the last valid version.  When it was writing changed text, the head
-stops early: the definitions (Python) or top-level keys (YAML) that the last valid version
-ended with are missing, and the last one that survived is cut short.  Both often still
-parse, so the syntax checks alone would call them valid.
+stops early: the last definition (Python) or top-level key (YAML) that survived is cut
+short, and those the last valid version had after it are missing.  Both often still parse,
+so the syntax checks alone would call them valid.
 
 The comparisons read only the two byte strings; the caller bounds their size.
 """
@@ -48,11 +48,11 @@ def prefix_reason(data: bytes, previous: bytes) -> str | None:
 def lost_tail_reason(check: str, data: bytes, previous: bytes) -> str | None:
     """For ``check`` "python" or "yaml": why ``data`` looks like ``previous`` rewritten and cut short.
 
-    It does when the names ``previous`` ended with are all gone, the last name ``data`` has is
-    the one that came just before them, and what ``data`` holds from that name to its end is a
-    strict prefix of what ``previous`` held there.  So deleting a function in the middle,
-    renaming or reordering, or deleting the last function while leaving the one before it
-    whole, are not flagged; a cut exactly at a boundary between two definitions is not either.
+    It does when the last definition (or key) ``data`` has was in ``previous`` too, and what
+    ``data`` holds from there to its end is a strict prefix of what ``previous`` held for it:
+    the write stopped inside that item.  The reason names the items of ``previous`` that came
+    after it and are gone, or else that item.  So deleting, renaming, adding or reordering
+    items is not flagged, nor is a cut that falls exactly between two items.
     """
     if not _tail_reappears_earlier(data, previous):
         return None
@@ -77,8 +77,8 @@ def _python_lost_tail(data: bytes, previous: bytes) -> str | None:
     old, new = python_outline(previous), python_outline(data)
     if old is None or new is None:
         return None
-    lost = lost_tail(old, new, previous.splitlines(keepends=True), data.splitlines(keepends=True))
-    return None if lost is None else _lost_reason("python", "top-level definitions", lost)
+    cut = cut_short(old, new, previous.splitlines(keepends=True), data.splitlines(keepends=True))
+    return None if cut is None else _cut_reason("python", "top-level definition", *cut)
 
 
 def _yaml_lost_tail(data: bytes, previous: bytes) -> str | None:
@@ -89,37 +89,45 @@ def _yaml_lost_tail(data: bytes, previous: bytes) -> str | None:
     old, new = yaml_outline(old_text), yaml_outline(new_text)
     if old is None or new is None:
         return None
-    lost = lost_tail(old, new, old_text.splitlines(keepends=True), new_text.splitlines(keepends=True))
-    return None if lost is None else _lost_reason("yaml", "top-level keys", lost)
+    cut = cut_short(old, new, old_text.splitlines(keepends=True), new_text.splitlines(keepends=True))
+    return None if cut is None else _cut_reason("yaml", "top-level key", *cut)
 
 
-def lost_tail(old: Outline, new: Outline, old_lines: Sequence[AnyStr], new_lines: Sequence[AnyStr]) -> list[str] | None:
-    """The names lost from the end of ``old`` when ``new`` is ``old`` cut short inside its last item, else None.
+def cut_short(
+    old: Outline, new: Outline, old_lines: Sequence[AnyStr], new_lines: Sequence[AnyStr]
+) -> tuple[list[str], str] | None:
+    """(names of ``old`` lost after the item ``new`` stops in, that item) when ``new`` stops inside it, else None.
 
     ``old_lines``/``new_lines`` are the two files' lines (bytes or str, line ends kept).
-    Names gone from earlier on (renamed or deleted by the rewrite) do not matter.
     """
-    new_names = {name for name, _ in new}
-    kept = [i for i, (name, _) in enumerate(old) if name in new_names]
-    if not kept:
-        # Cut before the first definition (only the header survived), unless it was replaced wholesale.
-        return [name for name, _ in old] if old and not new else None
-    last_kept = kept[-1]
-    lost = [name for name, _ in old[last_kept + 1 :]]
-    if not lost or new[-1][0] != old[last_kept][0]:
-        return None  # nothing lost from the end, or the new file goes on past the last kept name
+    if not old:
+        return None
     empty = old_lines[0][:0]  # b"" or "", whichever the lines are
-    old_part = empty.join(old_lines[old[last_kept][1] : old[last_kept + 1][1]]).rstrip()
-    new_part = empty.join(new_lines[new[-1][1] :]).rstrip()
+    if not new:
+        # Cut before the first item: what is left is (part of) the header.
+        header = empty.join(old_lines[: old[0][1]]).rstrip()
+        return ([name for name, _ in old], "") if header.startswith(empty.join(new_lines).rstrip()) else None
+    last, new_start = new[-1]
+    at = next((i for i, (name, _) in enumerate(old) if name == last), None)
+    if at is None:
+        return None  # the file now ends in an item the last valid version never had
+    new_names = {name for name, _ in new}
+    lost = [name for name, _ in old[at + 1 :] if name not in new_names]
+    old_end = old[at + 1][1] if at + 1 < len(old) else len(old_lines)
+    old_part = empty.join(old_lines[old[at][1] : old_end]).rstrip()
+    new_part = empty.join(new_lines[new_start:]).rstrip()
     if new_part == old_part or not old_part.startswith(new_part):
-        return None  # the last kept item is whole (the rest was deleted) or was itself edited
-    return lost
+        return None  # that item is whole (what followed was deleted) or was itself edited
+    return lost, last
 
 
-def _lost_reason(check: str, what: str, lost: list[str]) -> str:
+def _cut_reason(check: str, what: str, lost: list[str], last: str) -> str:
+    if not lost:
+        return f"{check}: the last {what}, {last}, is cut short ({TORN})"
     shown = ", ".join(lost[:_NAMES_SHOWN])
     more = f" +{len(lost) - _NAMES_SHOWN} more" if len(lost) > _NAMES_SHOWN else ""
-    return f"{check}: lost {len(lost)} {what} the last valid version ended with: {shown}{more} ({TORN})"
+    plural = "s" if len(lost) > 1 else ""
+    return f"{check}: lost {len(lost)} {what}{plural} the last valid version ended with: {shown}{more} ({TORN})"
 
 
 # --------------------------------------------------------------------------- outlines
