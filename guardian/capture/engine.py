@@ -14,12 +14,20 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from guardian.capture.filters import PathFilter
-from guardian.capture.validate import checks_for, is_sqlite_bytes, judge, sqlite_consistent_copy
+from guardian.capture.validate import (
+    MAX_PARSE_BYTES,
+    checks_for,
+    is_in_progress,
+    is_sqlite_bytes,
+    judge,
+    sqlite_consistent_copy,
+)
+from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, NewVersion
 from guardian.errors import PathRefused
 from guardian.project import Project
@@ -35,7 +43,8 @@ ProgressFn = Callable[[int, int], None]
 @dataclass(frozen=True)
 class CapturedFile:
     path: str
-    change: str  # add, modify, delete, accept
+    # add, modify, delete, accept; settle: unchanged content judged again after its writer closed it
+    change: str
     size: int | None
     verdict: str
     reason: str
@@ -83,8 +92,8 @@ def summarize(trigger: str, files: list[CapturedFile]) -> str:
     counts: dict[str, int] = {}
     for f in files:
         counts[f.change] = counts.get(f.change, 0) + 1
-    words = {"add": "added", "modify": "modified", "delete": "deleted", "accept": "accepted"}
-    parts = [f"{counts[k]} {words[k]}" for k in ("modify", "add", "delete", "accept") if counts.get(k)]
+    words = {"add": "added", "modify": "modified", "delete": "deleted", "accept": "accepted", "settle": "settled"}
+    parts = [f"{counts[k]} {words[k]}" for k in ("modify", "add", "delete", "accept", "settle") if counts.get(k)]
     text = f"{trigger}: " + (", ".join(parts) if parts else "no changes")
     bad = [f for f in files if f.verdict != "valid"]
     if bad:
@@ -175,20 +184,56 @@ def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -
     return None
 
 
-def judge_content(project: Project, catalog: Catalog, rel: str, kind: str, data: bytes) -> tuple[str, str]:
-    """The verdict for one file's content: the single place snapshots and the guardrail judge."""
+def judge_content(
+    project: Project,
+    catalog: Catalog,
+    repo: ShadowRepo,
+    writers: OpenWriters,
+    rel: str,
+    kind: str,
+    data: bytes,
+) -> tuple[str, str]:
+    """The verdict for one file's content: the single place snapshots and the guardrail judge.
+
+    The last valid version's content is read from ``repo`` (when both are small enough to
+    compare) so a torn rewrite of it is caught; ``writers`` says whether a process still
+    has the file open for writing.
+    """
     if kind == "symlink":
         return "valid", ""
     policy = project.policy
+    last_valid = catalog.latest_valid(rel)
+    previous: bytes | None = None
+    if (
+        last_valid is not None
+        and last_valid.blob is not None
+        and last_valid.size is not None
+        and last_valid.size <= MAX_PARSE_BYTES
+        and len(data) <= MAX_PARSE_BYTES
+    ):
+        previous = repo.read_blob(last_valid.blob)
     verdict = judge(
         rel,
         data,
         checks_for(rel, policy.validate),
-        last_valid_size=catalog.last_valid_size(rel),
+        last_valid_size=last_valid.size if last_valid is not None else None,
         suspect=policy.suspect,
         cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
+        previous=previous,
+        writer=open_writer(writers, rel, kind, data),
     )
     return verdict.verdict, verdict.reason
+
+
+def open_writer(writers: OpenWriters, rel: str, kind: str, data: bytes) -> str | None:
+    """The process that still has rel open for writing, if its content may not be settled yet.
+
+    SQLite content is left out: it is read through the backup API, which gives a consistent
+    image however many connections have the database open.
+    """
+    if kind != "file" or is_sqlite_bytes(data):
+        return None
+    return writers.describe(rel)
 
 
 class FileReader:
@@ -261,6 +306,8 @@ class Capture:
         self.budget: Callable[[str, int], str | None] | None = None
         # ``.guardian-tmp-*`` files the last full scan walked past (see sweep_temps).
         self.temps: list[str] = []
+        # Who has files open for writing: a fresh look at /proc for each run, taken on first need.
+        self._writers = OpenWriters(project.root)
 
     def scan(self) -> tuple[dict[str, os.stat_result], dict[str, FileRow | None], set[str]]:
         """A full scan that keeps only what it must look at: (changed files, their rows, gone paths).
@@ -330,6 +377,7 @@ class Capture:
         details: dict[str, Any] | None = None,
     ) -> SnapshotResult:
         """Capture these paths, or with None whatever a full scan finds changed."""
+        self._writers = OpenWriters(self.project.root)
         # The new objects reach disk together at the commit: loose when few, one pack when many.
         with self.repo.staged_writes():
             rows: dict[str, FileRow | None] | None = None
@@ -399,17 +447,34 @@ class Capture:
             if distrust == "changed":
                 result.unstable.append(rel)
             unchanged = row is not None and row.blob == oid and row.mode == mode
+            settling = False
             if unchanged and rel not in accept_set:
-                continue
+                # Content captured while its writer still had it open is judged again once the
+                # writer may be done; such a version's stat was stored untrusted (no mtime).
+                if row is None or row.mtime_ns is not None or not self._awaits_settling(rel, oid):
+                    continue
+                settling = True
             if not self.repo.has_object(oid):
                 self.repo.write_blob(data)
             crash_point("snapshot-after-blob")
             verdict, reason = self._judge(rel, kind, data)
+            if open_writer(self._writers, rel, kind, data) is not None:
+                # Not settled: make the next scan read it again, and have the watcher look again after
+                # its quiet window (a close event also brings it back).  A version already recorded
+                # as in progress gets no second one while the writer keeps it open.
+                stats[-1] = replace(stats[-1], mtime_ns=None)
+                if settling:
+                    continue
+                if rel not in result.unstable:
+                    result.unstable.append(rel)
             if rel in accept_set:
                 verdict, reason = "valid", "accepted by user"
+            elif settling:
+                reason = reason or "no longer open for writing"
+                verdicts[rel] = (verdict, reason)  # valid ones too: the catalog rebuilds this version from it
             elif verdict != "valid":
                 verdicts[rel] = (verdict, reason)
-            change = "accept" if unchanged else ("add" if row is None else "modify")
+            change = "settle" if settling else "accept" if unchanged else ("add" if row is None else "modify")
             if not unchanged:
                 changes[rel] = Entry(oid, mode)
             result.files.append(CapturedFile(rel, change, len(data), verdict, reason, oid, mode))
@@ -426,7 +491,8 @@ class Capture:
         if progress is not None:
             progress(total, total)
         accepted = [f.path for f in result.files if f.reason == "accepted by user"]
-        if not changes and not accepted:
+        settled = [f.path for f in result.files if f.change == "settle"]
+        if not changes and not accepted and not settled:
             self.catalog.update_stats(stats)
             return result
         summary = summarize(trigger, result.files)
@@ -462,7 +528,15 @@ class Capture:
         return removed
 
     def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
-        return judge_content(self.project, self.catalog, rel, kind, data)
+        return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data)
+
+    def _awaits_settling(self, rel: str, oid: str) -> bool:
+        """Whether rel's latest version is this content, recorded while its writer still had it open."""
+        valid = self.catalog.latest_valid(rel)
+        if valid is not None and valid.blob == oid:
+            return False  # the cheap common answer: this content is already a valid version
+        versions = self.catalog.versions_of(rel)
+        return bool(versions) and versions[-1].blob == oid and is_in_progress(versions[-1].reason)
 
     def _log(self, result: SnapshotResult, details: dict[str, Any]) -> None:
         from guardian.events import Event, current_user, now_iso
@@ -496,8 +570,3 @@ class Capture:
             )
         # Snapshot events are re-derived from git if lost (sync_catalog), so they skip the fsync.
         self.project.events.append_many(records, durable=False)
-
-
-# --------------------------------------------------------------------------- sessions
-
-

@@ -319,6 +319,15 @@ class Catalog:
                         path, "accept", entry.oid, entry.mode, size, "valid", "accepted by user", info.perms.get(path)
                     )
                 )
+        # A verdict for a path the commit did not change: content judged again once its writer closed it.
+        for path, (verdict, reason) in sorted(info.verdicts.items()):
+            if path in changed or path in info.accepted or not is_safe_path(path):
+                continue
+            entry = repo.entry_at(commit_id, path)
+            if entry is not None:
+                size = repo.blob_size(entry.oid)
+                perm = info.perms.get(path)
+                versions.append(NewVersion(path, "settle", entry.oid, entry.mode, size, verdict, reason, perm))
         summary = record.message.splitlines()[0] if record.message else ""
         self.record_snapshot(commit_id, record.time, info.trigger, summary, versions, stats, removed)
 

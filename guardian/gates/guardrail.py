@@ -41,13 +41,15 @@ from typing import Any
 
 from guardian.capture.engine import FileReader, judge_content, stat_matches
 from guardian.capture.filters import PathFilter
+from guardian.capture.validate import is_in_progress
+from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, VersionRow
 from guardian.errors import GuardianError, LockHeld
 from guardian.events import Event, current_user, now_iso
 from guardian.ops.restore import RestoreReport, restore
 from guardian.policy import ChangeKind, PathChange, PolicyEngine
 from guardian.project import Project
-from guardian.store.repo import hash_blob
+from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.util.fs import atomic_write_file, lstat_at
 from guardian.util.lock import FileLock
 
@@ -136,9 +138,11 @@ def _event_time(event: Event) -> float | None:
 class _Inspector:
     """Works out the drift of single paths against one catalog.  Reads only."""
 
-    def __init__(self, project: Project, catalog: Catalog, *, whole_tree: bool) -> None:
+    def __init__(self, project: Project, catalog: Catalog, repo: ShadowRepo, *, whole_tree: bool) -> None:
         self.project = project
         self.catalog = catalog
+        self.repo = repo
+        self.writers = OpenWriters(project.root)
         self.engine = PolicyEngine(project.policy.protect_rules)
         self.keep = PathFilter(project.root, project.policy.watch)
         self.reader = FileReader(project)
@@ -201,7 +205,7 @@ class _Inspector:
         return (versions[-1].verdict, versions[-1].reason) if versions else ("valid", "")
 
     def _verdict_now(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
-        return judge_content(self.project, self.catalog, rel, kind, data)
+        return judge_content(self.project, self.catalog, self.repo, self.writers, rel, kind, data)
 
     def inspect_tracked(self, row: FileRow) -> Drift | None:
         rel = row.path
@@ -222,6 +226,8 @@ class _Inspector:
                 return None  # over watch.max_file_size: neither captured nor judged
             if hash_blob(data) == row.blob:
                 verdict, reason = self._captured_verdict(rel)
+                if is_in_progress(reason):  # captured mid-write; its writer may be done by now
+                    verdict, reason = self._verdict_now(rel, kind, data)
             else:
                 verdict, reason = self._verdict_now(rel, kind, data)
         return None if verdict == "valid" else self._drift(rel, verdict, reason)
@@ -286,8 +292,8 @@ def check(project: Project, paths: Sequence[str] | None = None) -> GuardrailRepo
     ``paths`` are root-relative POSIX paths; a directory covers everything under it.
     """
     selected = _normalise(paths)
-    with project.reader() as (_repo, catalog):
-        inspector = _Inspector(project, catalog, whole_tree=selected is None)
+    with project.reader() as (repo, catalog):
+        inspector = _Inspector(project, catalog, repo, whole_tree=selected is None)
         tracked = inspector.tracked(selected)
         # A tracked path's latest change is never a deletion, so tracked ones need no history look-up.
         deletions = inspector.deleted_protected(selected, {r.path for r in tracked})
@@ -521,6 +527,10 @@ def _repair(project: Project, report: GuardrailReport, trigger: str) -> None:
     for d in report.drift:
         if d.last_valid_snapshot is None:
             report.not_repaired.append((d.path, f"no valid version in any snapshot; see 'guardian history {d.path}'"))
+            continue
+        if is_in_progress(d.detail):
+            # Restoring now would race the writer, and its finished file may well be valid.
+            report.not_repaired.append((d.path, f"{d.detail}; not restored while it is being written"))
             continue
         refusal = _policy_refusal(engine, project, d.path)
         if refusal is not None:
