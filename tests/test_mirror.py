@@ -469,3 +469,53 @@ def test_git_daemon_push_init_from_and_restore(tmp_path: Path, git_daemon: str, 
     (fresh / "src" / "app.py").unlink()
     remote_ops.restore_from_remote(Project.find(fresh), ["src/app.py"], ref=pushed["ref"], cwd=fresh)
     assert (fresh / "src" / "app.py").read_text() == PY_GOOD
+
+
+# --------------------------------------------------------------------------- a fetched policy is not trusted
+
+
+def test_init_from_never_runs_the_mirrors_command_checks_until_accepted(
+    tmp_path: Path, bare_remote: Path, machines: Machines
+) -> None:
+    machines.use("a")
+    root = tmp_path / "a" / "proj"
+    root.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    (root / "guardian.yaml").write_text(
+        "version: 1\n"
+        "validate:\n"
+        f"  - paths: ['*.txt']\n    checks: [not-empty, {{command: ['touch', '{marker}'], timeout: 5s}}]\n"
+        "protect:\n  - paths: ['keep.txt']\n    rollback: force\n"
+    )
+    (root / "keep.txt").write_text("keep\n")
+    assert run_cli("init", cwd=root).exit_code == 0
+    assert run_cli("remote", "add", "origin", str(bare_remote), cwd=root).exit_code == 0
+    assert run_cli("push", cwd=root).exit_code == 0
+    marker.unlink()  # the first machine trusted its own check, which ran at init
+
+    machines.use("b")
+    fresh = tmp_path / "b" / "proj"
+    fresh.mkdir(parents=True)
+    remote_ops.init_from(fresh, str(bare_remote))
+    (fresh / "notes.txt").write_text("new\n")
+    assert run_cli("snapshot", cwd=fresh).exit_code == 0
+    assert not marker.exists(), "a command check from the mirror's policy ran before it was accepted"
+    status = run_cli("status", cwd=fresh)
+    assert "adds command checks that would run programs (touch); run 'guardian policy accept'" in status.stderr
+    assert run_cli("gate", "rollback", "keep.txt", cwd=fresh).exit_code == 3  # its protection holds at once
+    assert run_cli("policy", "accept", cwd=fresh).exit_code == 0
+    (fresh / "notes.txt").write_text("newer\n")
+    assert run_cli("snapshot", cwd=fresh).exit_code == 0
+    assert marker.exists()
+
+
+def test_a_command_check_added_on_disk_waits_for_accept(tmp_path: Path) -> None:
+    proj = empty_project(tmp_path / "proj")
+    marker = tmp_path / "ran"
+    text = proj.paths.policy_file.read_text()
+    proj.paths.policy_file.write_text(
+        text + f"validate:\n  - paths: ['*.txt']\n    checks: [{{command: ['touch', '{marker}']}}]\n"
+    )
+    (proj.root / "a.txt").write_text("a\n")
+    assert run_cli("snapshot", cwd=proj.root).exit_code == 0
+    assert not marker.exists()

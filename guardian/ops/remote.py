@@ -25,6 +25,7 @@ from guardian.project import Project, ProjectPaths, make_store_dir, write_projec
 from guardian.query.lookup import resolve_path
 from guardian.store.repo import ShadowRepo
 from guardian.store.tree import Entry
+from guardian.trust.policy import read_accepted, without_command_checks, write_accepted
 from guardian.util.fs import lstat_at
 
 
@@ -62,7 +63,7 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
     Files already in root are never overwritten (they are listed as kept); each restored
     file is its latest valid version, as 'guardian restore' would pick.
     """
-    from guardian.config import preset_text
+    from guardian.config import load_policy, preset_text
     from guardian.ops.snapshot import take_snapshot
     from guardian.paths import POLICY_FILENAME
     from guardian.store.repo import ShadowRepo
@@ -100,6 +101,11 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
             _write_back(root, repo, POLICY_FILENAME, entry, report)
         else:
             write_user_file(root, POLICY_FILENAME, preset_text("default").encode())
+    if read_accepted(paths.store) is None:
+        # The mirror's policy protects at once, but its command checks would run programs that
+        # anyone who can push to the mirror chose: they wait for 'guardian policy accept'.
+        load_policy(paths.policy_file)  # a broken policy is reported before anything is accepted
+        write_accepted(paths.store, without_command_checks(paths.policy_file.read_text(encoding="utf-8")))
     project = Project.find(root)
     catalog = project.open_catalog()
     try:

@@ -88,6 +88,40 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
     return found
 
 
+def _command_checks(policy: Policy) -> set[tuple[str, ...]]:
+    return {spec.command for rule in policy.validate for spec in rule.checks if spec.name == "command"}
+
+
+def new_command_checks(old: Policy, new: Policy) -> list[str]:
+    """The programs that ``new``'s command checks would run and ``old``'s do not."""
+    return sorted({argv[0] for argv in _command_checks(new) - _command_checks(old) if argv})
+
+
+def without_command_checks(text: str) -> str:
+    """Policy text with every ``{command: ...}`` check left out (rules left with no check dropped).
+
+    ``init --from`` accepts a mirror's policy this way: its protect rules take effect at once,
+    its programs only after the person accepts them.
+    """
+    import yaml
+
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, dict):
+        return text
+    rules = raw.get("validate")
+    if isinstance(rules, list):
+        kept = []
+        for rule in rules:
+            if isinstance(rule, dict) and isinstance(rule.get("checks"), list):
+                rule = {**rule, "checks": [c for c in rule["checks"] if not (isinstance(c, dict) and "command" in c)]}
+                if not rule["checks"]:
+                    continue
+            kept.append(rule)
+        raw["validate"] = kept
+    header = "# Accepted without its command checks; 'guardian policy accept' puts them in force.\n"
+    return header + yaml.safe_dump(raw, sort_keys=False)
+
+
 def trusted_policy(policy_file: Path, store: Path, load_disk: Callable[[Path], Policy]) -> TrustedPolicy | None:
     """The policy in force for a project with a store; None when the store has no accepted copy yet.
 
@@ -113,6 +147,17 @@ def trusted_policy(policy_file: Path, store: Path, load_disk: Callable[[Path], P
         return TrustedPolicy(disk, "disk")
     accepted = parse_policy(accepted_text, source)
     lost = weakenings(accepted, disk)
+    programs = new_command_checks(accepted, disk)
+    if programs:
+        # A command check runs a program on every capture: an agent that writes one into
+        # guardian.yaml, or a mirror's policy fetched by `init --from`, must not get code run.
+        shown_programs = ", ".join(programs[:3]) + (f", +{len(programs) - 3} more" if len(programs) > 3 else "")
+        return TrustedPolicy(
+            accepted,
+            "accepted",
+            pending=f"{policy_file} adds command checks that would run programs ({shown_programs}); "
+            "run 'guardian policy accept' to put it in force",
+        )
     if not lost:
         return _accept(store, disk, disk_text, "it keeps every protection of the accepted policy")
     grant = covering_grant(store, "modify", POLICY_FILENAME)
