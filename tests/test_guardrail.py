@@ -15,7 +15,7 @@ from guardian.gates.guardrail import Drift, check, run_guardrail
 from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project
 from guardian.util.lock import FileLock
-from guardian.util.times import format_time
+from guardian.util.times import format_time, iso_time
 from tests.conftest import fsck, run_cli
 
 POLICY = """\
@@ -230,6 +230,7 @@ def test_protected_paths_come_first(proj: Project) -> None:
         "protected": True,
         "last_valid_snapshot": report.drift[1].last_valid_snapshot,
         "last_valid_time": report.drift[1].last_valid_time,
+        "last_valid_time_iso": iso_time(report.drift[1].last_valid_time or 0),
         "new": True,
     }
     assert data["repaired"] == [] and data["not_repaired"] == []

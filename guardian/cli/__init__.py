@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -14,10 +15,13 @@ import click
 
 # Importing the command modules registers their commands on the group.
 from guardian.cli import agent as _agent  # noqa: F401
+from guardian.cli import completion as _completion  # noqa: F401
 from guardian.cli import core as _core  # noqa: F401
 from guardian.cli import guard as _guard  # noqa: F401
 from guardian.cli import hooks as _hooks  # noqa: F401
+from guardian.cli import past as _past  # noqa: F401
 from guardian.cli import protect as _protect  # noqa: F401
+from guardian.cli import recover as _recover  # noqa: F401
 from guardian.cli import store_cmds as _store_cmds  # noqa: F401
 from guardian.cli import watch as _watch  # noqa: F401
 from guardian.cli.base import cli
@@ -68,36 +72,56 @@ def _record_failure(exc: GuardianError) -> None:
 WINDOWS_REFUSAL = "guardian needs Linux or macOS (it uses fcntl locks and POSIX file semantics)"
 
 
+def _wants_json(args: Sequence[str]) -> bool:
+    """--json given anywhere before '--' (read from argv too: a usage error stops click before it sees it)."""
+    from guardian.cli import base
+
+    if base.current is not None and base.current.as_json:
+        return True
+    options = args[: list(args).index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def _fail(args: Sequence[str], code: int, message: str, line: str | None = None) -> int:
+    """The one-line message on stderr and, under --json, {"error", "exit_code"} on stdout."""
+    if line is not None:
+        click.echo(line, err=True)
+    if _wants_json(args):
+        click.echo(json.dumps({"error": message, "exit_code": code}, indent=2))
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.platform == "win32":
         # Refuse in one line, before any store module imports fcntl and dies with a traceback.
         click.echo(f"guardian: error: {WINDOWS_REFUSAL}", err=True)
         return EXIT_FAILED
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    from guardian.cli import base
+
+    base.reset()
+    args = list(argv) if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
     for stream in (sys.stdout, sys.stderr):
         # File names are bytes; print undecodable ones as the raw bytes they are, like ls does.
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="surrogateescape")
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="guardian", standalone_mode=False)
+        result = cli.main(args=args, prog_name="guardian", standalone_mode=False)
         return int(result or 0)
     except GuardianError as exc:
         if debug:
             _print_traceback()
-        click.echo(f"guardian: error: {exc}", err=True)
         _record_failure(exc)
-        return exc.exit_code
+        return _fail(args, exc.exit_code, str(exc), f"guardian: error: {exc}")
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.Abort:
-        click.echo("guardian: interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return _fail(args, EXIT_INTERRUPTED, "interrupted", "guardian: interrupted")
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+        return _fail(args, EXIT_USAGE if exc.exit_code == 2 else exc.exit_code, exc.format_message())
     except KeyboardInterrupt:
-        click.echo("guardian: interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return _fail(args, EXIT_INTERRUPTED, "interrupted", "guardian: interrupted")
     except BrokenPipeError:
         # `guardian log | head` closing the pipe early is not an error.
         sys.stderr.close()
@@ -110,14 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_traceback()
         name = exc.filename
         named = f" ({os.fsdecode(name) if isinstance(name, bytes) else name})" if name is not None else ""
-        click.echo(f"guardian: error: {exc.strerror or exc}{named}", err=True)
-        return EXIT_FAILED
+        message = f"{exc.strerror or exc}{named}"
+        return _fail(args, EXIT_FAILED, message, f"guardian: error: {message}")
     except Exception as exc:  # noqa: BLE001 - the one place unexpected errors become an exit code
         where = _log_traceback()
         if debug:
             _print_traceback()
         hint = f"; traceback saved to {where}" if where else ""
-        click.echo(
-            f"guardian: internal error: {type(exc).__name__}: {exc}{hint}; rerun with --debug to see it", err=True
-        )
-        return EXIT_BUG
+        message = f"internal error: {type(exc).__name__}: {exc}{hint}; rerun with --debug to see it"
+        return _fail(args, EXIT_BUG, message, f"guardian: {message}")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import click
 
 from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.completion import complete_paths
+from guardian.cli.output import echo, paint
 from guardian.errors import EXIT_FAILED, EXIT_OK
 from guardian.util.times import format_time
 
@@ -18,29 +20,27 @@ if TYPE_CHECKING:
 
 def _print_check(report: GuardrailReport, repair: bool) -> None:
     if report.clean:
-        click.echo(f"no drift: {report.checked} watched file(s) match their latest valid snapshot")
+        echo(f"no drift: {report.checked} watched file(s) match their latest valid snapshot")
         return
     for d in report.drift:
         mark = " (protected)" if d.protected else ""
-        click.echo(f"drift: {d.path}{mark} is {d.problem}: {d.detail}")
+        echo(f"{paint('drift:', 'drift')} {d.path}{mark} is {paint(d.problem, d.problem)}: {d.detail}")
     if not repair:
         return
     for d in report.drift:
         if d.path in report.repaired and d.last_valid_snapshot and d.last_valid_time is not None:
-            click.echo(
-                f"repaired: {d.path} from snapshot {d.last_valid_snapshot[:12]} ({format_time(d.last_valid_time)})"
-            )
+            echo(f"repaired: {d.path} from snapshot {d.last_valid_snapshot[:12]} ({format_time(d.last_valid_time)})")
     for path, reason in report.not_repaired:
-        click.echo(f"not repaired: {path}: {reason}")
+        echo(f"{paint('not repaired:', 'failed')} {path}: {reason}")
     if report.pre_snapshot:
-        click.echo(
+        echo(
             f"the state before this repair is snapshot {report.pre_snapshot[:12]} "
             f"(undo with 'guardian restore --at {report.pre_snapshot[:12]} PATH')"
         )
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, shell_complete=complete_paths)
 @click.option("--repair", is_flag=True, help="Restore drifting files to their latest valid version (never forces).")
 @json_option
 @pass_ctx
@@ -62,9 +62,9 @@ def check(ctx: Context, paths: tuple[str, ...], repair: bool, as_json: bool) -> 
         return EXIT_OK
     if not as_json:
         if repair:
-            click.echo(f"guardian: {len(report.not_repaired)} drifting file(s) not repaired", err=True)
+            echo(f"guardian: {len(report.not_repaired)} drifting file(s) not repaired", err=True)
         else:
-            click.echo(
+            echo(
                 f"guardian: {len(report.drift)} file(s) drifted from their latest valid snapshot; "
                 "run 'guardian check --repair' to restore them",
                 err=True,
@@ -80,11 +80,11 @@ def service() -> None:
 def _print_manager(report: ServiceReport) -> None:
     if report.loaded:
         for command in report.commands:
-            click.echo(f"ran: {command}")
-        click.echo(f"loaded: {report.name} is {report.state}; it runs 'guardian watch' and restarts on failure")
+            echo(f"ran: {command}")
+        echo(f"loaded: {report.name} is {report.state}; it runs 'guardian watch' and restarts on failure")
     else:
-        click.echo(f"not loaded: {report.manager.reason}")
-        click.echo(
+        echo(f"not loaded: {report.manager.reason}")
+        echo(
             f"the file stays in place and loads at the next login where a user service manager runs; "
             f"until then start the watcher with: {report.hint}"
         )
@@ -101,7 +101,7 @@ def install(ctx: Context, as_json: bool) -> int:
     if as_json:
         emit_json(report.to_json())
         return EXIT_OK
-    click.echo(f"wrote {report.kind} {report.path}")
+    echo(f"wrote {report.kind} {report.path}")
     _print_manager(report)
     return EXIT_OK
 
@@ -118,11 +118,11 @@ def uninstall(ctx: Context, as_json: bool) -> int:
         emit_json(report.to_json())
         return EXIT_OK
     for command in report.commands:
-        click.echo(f"ran: {command}")
+        echo(f"ran: {command}")
     if report.installed:
-        click.echo(f"removed {report.kind} {report.path}")
+        echo(f"removed {report.kind} {report.path}")
     else:
-        click.echo(f"nothing to uninstall: no {report.kind} at {report.path}")
+        echo(f"nothing to uninstall: no {report.kind} at {report.path}")
     return EXIT_OK
 
 
@@ -143,12 +143,12 @@ def service_status(ctx: Context, as_json: bool) -> int:
         state = "installed"
     else:
         state = "installed, out of date (rerun 'guardian service install')"
-    click.echo(f"service:  {report.kind} {report.name}")
-    click.echo(f"file:     {report.path}: {state}")
-    click.echo(f"manager:  {'running' if report.manager.available else 'not running: ' + report.manager.reason}")
-    click.echo(f"state:    {report.state or 'unknown'}")
+    echo(f"service:  {report.kind} {report.name}")
+    echo(f"file:     {report.path}: {state}")
+    echo(f"manager:  {'running' if report.manager.available else 'not running: ' + report.manager.reason}")
+    echo(f"state:    {report.state or 'unknown'}")
     watcher = f"running (pid {report.watcher.get('pid')})" if report.watcher.get("running") else "not running"
-    click.echo(f"watcher:  {watcher}")
+    echo(f"watcher:  {watcher}")
     if not report.loaded and report.hint:
-        click.echo(f"to start the watcher without the service: {report.hint}")
+        echo(f"to start the watcher without the service: {report.hint}")
     return EXIT_OK

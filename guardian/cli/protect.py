@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from guardian.cli.base import Context, DelayedProgress, cli, emit_json, json_option, pass_ctx
+from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.completion import complete_paths, complete_snapshots
+from guardian.cli.output import Progress, echo, file_lines, paint
 from guardian.util.times import parse_time
 
 if TYPE_CHECKING:
@@ -19,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def _gate_line(p: PathDecision) -> str:
-    head = f"{p.outcome if not p.forced else 'forced':<6} {p.path} ({p.change})"
+    word = p.outcome if not p.forced else "forced"
+    head = f"{paint(f'{word:<6}', word)} {p.path} ({p.change})"
     if p.outcome == "block":
         return f"{head}: blocked (protected: {p.reason})"
     if p.forced:
@@ -35,20 +38,20 @@ def _print_gate(result: GateResult) -> None:
     from guardian.gates.gate import summary_line
 
     for p in result.decision.paths:
-        click.echo(_gate_line(p))
+        echo(_gate_line(p))
     if result.outside:
-        click.echo(f"not judged: {len(result.outside)} path(s) outside the project root")
-    click.echo(summary_line(result))
+        echo(f"not judged: {len(result.outside)} path(s) outside the project root")
+    echo(paint(summary_line(result), result.decision.overall))
     if result.decision.overall == "force":
-        click.echo("rerun with --force if you mean to change protected paths", err=True)
+        echo("rerun with --force if you mean to change protected paths", err=True)
     elif result.decision.overall == "block":
-        click.echo("blocked paths cannot be forced; change the protect rule in guardian.yaml if you must", err=True)
+        echo("blocked paths cannot be forced; change the protect rule in guardian.yaml if you must", err=True)
 
 
 @cli.command()
 # Spelled out rather than imported: guardian.policy pulls in pathspec, which --help need not pay for.
 @click.argument("operation", type=click.Choice(("rollback", "delete", "restore", "modify")))
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, shell_complete=complete_paths)
 @click.option("--force", is_flag=True, help="Allow changes to protected paths whose rule says 'force'.")
 @click.option(
     "--from-git", "from_git", metavar="REV", default=None, help="Take the paths from 'git diff --name-status HEAD REV'."
@@ -71,29 +74,39 @@ _DONE = {"rewrite": "rewrote", "delete": "deleted", "recreate": "recreated"}
 _PLANNED = {"rewrite": "would rewrite", "delete": "would delete", "recreate": "would recreate"}
 
 
-def _print_rollback(report: RollbackReport) -> None:
+def print_rollback(ctx: Context, report: RollbackReport) -> None:
     verbs = _PLANNED if report.dry_run else _DONE
     forced = report.forced
-    for c in sorted(report.applied, key=lambda c: c.path):
-        mark = f" (forced: {forced[c.path].reason})" if c.path in forced else ""
-        click.echo(f"{verbs[c.action]} {c.path}{mark}")
-    for p in report.skipped:
-        click.echo(f"SKIP {p.path} (protected: {p.reason})")
-    for p in report.blocked:
-        click.echo(f"BLOCKED {p.path} (protected: {p.reason})")
-    for f in report.failed:
-        click.echo(f"FAILED {f.path}: {f.error}")
-    click.echo(report.summary())
+    applied = [
+        f"{verbs[c.action]} {c.path}{f' (forced: {forced[c.path].reason})' if c.path in forced else ''}"
+        for c in sorted(report.applied, key=lambda c: c.path)
+    ]
+    problems = (
+        [f"{paint('SKIP', 'skip')} {p.path} (protected: {p.reason})" for p in report.skipped]
+        + [f"{paint('BLOCKED', 'blocked')} {p.path} (protected: {p.reason})" for p in report.blocked]
+        + [f"{paint('FAILED', 'failed')} {f.path}: {f.error}" for f in report.failed]
+    )
+    # Applied changes first (cut short unless -v; none with -q), then every path that needs attention.
+    file_lines(ctx, applied, what="change(s)")
+    file_lines(ctx, [], problems)
+    echo(report.summary())
     if report.skipped:
-        click.echo(f"{len(report.skipped)} protected path(s) skipped; rerun with --force to roll them back too")
+        echo(f"{len(report.skipped)} protected path(s) skipped; rerun with --force to roll them back too")
     if report.pre_snapshot and not report.dry_run and report.applied:
         pre = report.pre_snapshot[:12]
-        click.echo(f"the state before this rollback is snapshot {pre}; undo with 'guardian rollback --to {pre}'")
+        echo(f"the state before this rollback is snapshot {pre}; undo with 'guardian rollback --to {pre}'")
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
-@click.option("--to", "to", metavar="SNAP", default=None, help="The snapshot to return to (an id from 'guardian log').")
+@click.argument("paths", nargs=-1, shell_complete=complete_paths)
+@click.option(
+    "--to",
+    "to",
+    metavar="SNAP",
+    default=None,
+    shell_complete=complete_snapshots,
+    help="The snapshot to return to (an id from 'guardian log').",
+)
 @click.option("--before", metavar="TIME", default=None, help="Return to the last snapshot before TIME (e.g. 2h).")
 @click.option("--force", is_flag=True, help="Also roll back protected paths whose rule says 'force'.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change no file.")
@@ -113,7 +126,7 @@ def rollback(
 
     project = ctx.project()
     t_before = parse_time(before, "--before") if before is not None else None
-    progress = DelayedProgress("rollback")
+    progress = Progress("rollback", ctx)
     try:
         report = do_rollback(
             project,
@@ -131,7 +144,7 @@ def rollback(
     if as_json:
         emit_json(report.to_json())
     else:
-        _print_rollback(report)
+        print_rollback(ctx, report)
     return report.exit_code
 
 
@@ -157,7 +170,7 @@ def allow(ctx: Context, operation: str, paths: tuple[str, ...], duration: str, a
     if as_json:
         emit_json(grant.to_json())
     else:
-        click.echo(
+        echo(
             f"granted {operation} of {', '.join(grant.paths)} until {format_time(grant.expires)} (grant {grant.id})"
         )
     return 0
@@ -181,16 +194,16 @@ def grants(ctx: Context, revoke: tuple[str, ...], revoke_all: bool, as_json: boo
         if as_json:
             emit_json({"revoked": [g.to_json() for g in dropped]})
         else:
-            click.echo(f"revoked {len(dropped)} grant(s)")
+            echo(f"revoked {len(dropped)} grant(s)")
         return 0
     found = active_grants(project.paths.store)
     if as_json:
         emit_json({"grants": [g.to_json() for g in found]})
         return 0
     if not found:
-        click.echo("no grants in effect")
+        echo("no grants in effect")
     for g in found:
-        click.echo(f"{g.id}  {g.operation:<8} {', '.join(g.paths)}  until {format_time(g.expires)}  ({g.by})")
+        echo(f"{g.id}  {g.operation:<8} {', '.join(g.paths)}  until {format_time(g.expires)}  ({g.by})")
     return 0
 
 
@@ -211,9 +224,9 @@ def policy_accept(ctx: Context, as_json: bool) -> int:
         emit_json(report.to_json())
         return 0
     if not report.changed:
-        click.echo("guardian.yaml is already the policy in force")
+        echo("guardian.yaml is already the policy in force")
         return 0
-    click.echo("accepted guardian.yaml: it is now the policy in force")
+    echo("accepted guardian.yaml: it is now the policy in force")
     for line in report.weakened:
-        click.echo(f"  gives up: {line}")
+        echo(f"  gives up: {line}")
     return 0

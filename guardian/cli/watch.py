@@ -5,19 +5,28 @@ from __future__ import annotations
 import click
 
 from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.output import echo
 from guardian.errors import EXIT_OK
 
 
 @cli.command()
 @click.option("--ready-fd", type=int, default=None, hidden=True, help="Write 'ready <mode>' here once watching.")
+@json_option
 @pass_ctx
-def watch(ctx: Context, ready_fd: int | None) -> int:
-    """Watch the project in the foreground and snapshot every change (Ctrl-C flushes and stops)."""
+def watch(ctx: Context, ready_fd: int | None, as_json: bool) -> int:
+    """Watch the project in the foreground and snapshot every change (Ctrl-C flushes and stops).
+
+    With --json it prints nothing while it watches, then one JSON summary when it stops.
+    """
+    from dataclasses import asdict
+
     from guardian.watch.daemon import run_watcher
 
-    summary = run_watcher(ctx.project(), ready_fd=ready_fd, echo=ready_fd is None)
-    if ready_fd is None:
-        click.echo(f"watcher stopped: {summary.snapshots} snapshot(s), {summary.rescans} rescan(s)", err=True)
+    summary = run_watcher(ctx.project(), ready_fd=ready_fd, echo=ready_fd is None and not as_json and not ctx.quiet)
+    if as_json:
+        emit_json(asdict(summary))
+    elif ready_fd is None:
+        echo(f"watcher stopped: {summary.snapshots} snapshot(s), {summary.rescans} rescan(s)", err=True)
     return EXIT_OK
 
 
@@ -39,7 +48,7 @@ def start(ctx: Context, timeout: float, as_json: bool) -> int:
     if as_json:
         emit_json(report.to_json())
     else:
-        click.echo(f"watcher started (pid {report.pid}, {report.mode}); log: {report.log}")
+        echo(f"watcher started (pid {report.pid}, {report.mode}); log: {report.log}")
     return EXIT_OK
 
 
@@ -57,5 +66,5 @@ def stop(ctx: Context, timeout: float, as_json: bool) -> int:
     if as_json:
         emit_json(report.to_json())
     else:
-        click.echo(f"watcher stopped (pid {report.pid})")
+        echo(f"watcher stopped (pid {report.pid})")
     return EXIT_OK

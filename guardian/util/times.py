@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from typing import Any
 
 from guardian.errors import UsageError
 
@@ -36,7 +37,63 @@ def parse_time(text: str, option: str = "--before") -> float:
 
 
 def format_time(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """Local time with its UTC offset, as text output shows it: '2026-11-22 10:02:11 -05:00'.
+
+    The offset is numeric because zone abbreviations are ambiguous (IST, CST), and parse_time
+    reads this form back, so a time copied from 'guardian log' works in --before.
+    """
+    local = dt.datetime.fromtimestamp(ts).astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + _offset(local)
+
+
+def format_iso_text(text: str) -> str:
+    """An ISO 8601 time from the event log ('2026-11-22T15:02:11.123+00:00') as format_time shows it."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)  # the event log writes UTC
+    return format_time(when.timestamp())
+
+
+def iso_time(ts: float) -> str:
+    """ISO 8601 local time with its offset, for JSON: '2026-11-22T10:02:11-05:00'."""
+    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def _offset(local: dt.datetime) -> str:
+    offset = local.strftime("%z")  # '-0500'
+    return f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else offset or "+00:00"
+
+
+# JSON keys that hold seconds since the epoch, wherever they appear in a command's output.
+EPOCH_KEYS = frozenset(
+    {"time", "ts", "target_time", "last_valid_time", "created", "expires", "last_snapshot", "last_heartbeat"}
+)
+
+
+def with_iso_times(data: Any, replace: frozenset[str] = frozenset()) -> Any:
+    """A copy of JSON data where each epoch time under EPOCH_KEYS gains an ISO sibling ('time_iso').
+
+    Keys in ``replace`` are turned into ISO text in place instead, where no script is known
+    to read the number.
+    """
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in EPOCH_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+                if key in replace:
+                    out[key] = iso_time(float(value))
+                    continue
+                out[key] = value
+                out[f"{key}_iso"] = iso_time(float(value))
+            else:
+                out[key] = with_iso_times(value, replace)
+        return out
+    if isinstance(data, list):
+        return [with_iso_times(item, replace) for item in data]
+    return data
 
 
 def format_age(seconds: float) -> str:

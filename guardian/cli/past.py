@@ -1,0 +1,160 @@
+"""Commands that read the past: log, history, show, diff, events."""
+
+from __future__ import annotations
+
+import base64
+import sys
+
+import click
+
+from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.completion import complete_paths, complete_snapshots
+from guardian.cli.core import verdict_mark
+from guardian.cli.output import echo, paint
+from guardian.errors import EXIT_OK
+from guardian.util.times import format_iso_text, format_size, format_time, parse_time
+
+
+@cli.command()
+@click.argument("path", required=False, shell_complete=complete_paths)
+@click.option("-n", "limit", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
+@click.option("--since", default=None, help="Only snapshots at or after this time (e.g. 2h, 2026-11-21T10:00).")
+@click.option("--until", default=None, help="Only snapshots at or before this time.")
+@json_option
+@pass_ctx
+def log(ctx: Context, path: str | None, limit: int | None, since: str | None, until: str | None, as_json: bool) -> int:
+    """List snapshots, newest first; with --since/--until, say what changed in that window."""
+    from guardian.query.history import log as get_log
+
+    t_since = parse_time(since, "--since") if since else None
+    t_until = parse_time(until, "--until") if until else None
+    entries, window = get_log(ctx.project(), path, cwd=ctx.cwd, limit=limit, since=t_since, until=t_until)
+    if as_json:
+        emit_json({"snapshots": [e.to_json() for e in entries], "window": window.to_json() if window else None})
+        return EXIT_OK
+    for e in entries:
+        s = e.snapshot
+        mark = f"  {paint(f'!{len(e.bad)} not valid', 'invalid')}" if e.bad else ""
+        echo(f"{s.id[:12]}  {format_time(s.ts)}  {s.trigger:<11} {s.nchanged:>5} file(s){mark}  {s.summary}")
+        for v in e.bad:
+            echo(f"    {paint(v.verdict, v.verdict)}: {v.path}: {v.reason}")
+    if window is not None:
+        echo(
+            f"\nin this window: {len(window.changed)} changed, {len(window.deleted)} deleted, "
+            f"{len(window.became_bad)} not valid"
+        )
+        for p in window.deleted:
+            echo(f"  deleted  {p}")
+        for p, verdict, reason in window.became_bad:
+            echo(f"  {paint(f'{verdict:<8}', verdict)} {p}: {reason}")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", shell_complete=complete_paths)
+@json_option
+@pass_ctx
+def history(ctx: Context, path: str, as_json: bool) -> int:
+    """Show a file's timeline and a one-line diagnosis: never worked, or worked then broke."""
+    from guardian.query.history import _event_word, file_history
+
+    h = file_history(ctx.project(), path, ctx.cwd)
+    if as_json:
+        emit_json(h.to_json())
+        return EXIT_OK
+    echo(f"{h.path}  {h.sparkline}")
+    for v in h.versions:
+        echo(
+            f"  {format_time(v.ts)}  {v.snapshot[:12]}  {_event_word(v):<8} {format_size(v.size):>9}  "
+            f"({v.trigger}){verdict_mark(v.verdict, v.reason)}"
+        )
+    if h.git_commits:
+        echo("git commits touching it:")
+        for line in h.git_commits:
+            echo(f"  {line}")
+    echo(f"diagnosis: {h.diagnosis}")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", shell_complete=complete_paths)
+@click.option(
+    "--at",
+    "at",
+    metavar="SNAP",
+    default=None,
+    shell_complete=complete_snapshots,
+    help="Snapshot id (default: the latest valid version).",
+)
+@json_option
+@pass_ctx
+def show(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
+    """Print a snapshotted version of PATH."""
+    from guardian.query.history import show as get_show
+
+    rel, snap, data = get_show(ctx.project(), path, at, ctx.cwd)
+    if as_json:
+        try:
+            payload = {"encoding": "utf-8", "content": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            payload = {"encoding": "base64", "content": base64.b64encode(data).decode()}
+        emit_json({"path": rel, "snapshot": snap, "size": len(data), **payload})
+        return EXIT_OK
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", shell_complete=complete_paths)
+@click.option(
+    "--at",
+    "at",
+    metavar="SNAP",
+    default=None,
+    shell_complete=complete_snapshots,
+    help="Snapshot id (default: the latest valid version).",
+)
+@json_option
+@pass_ctx
+def diff(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
+    """Unified diff from a snapshotted version of PATH to the working file."""
+    from guardian.query.history import diff as get_diff
+
+    text = get_diff(ctx.project(), path, at, ctx.cwd)
+    if as_json:
+        emit_json({"path": path, "diff": text, "identical": text == ""})
+        return EXIT_OK
+    click.echo(text, nl=False)
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("-n", "limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the last N events.")
+@click.option("--kind", default="", help="Comma-separated kinds, e.g. rollback,force,block,hook,agent.")
+@click.option("--path", "path", default=None, help="Only events about this path (or under this directory).")
+@json_option
+@pass_ctx
+def events(ctx: Context, limit: int, kind: str, path: str | None, as_json: bool) -> int:
+    """Show the append-only event log: who did what, when, and what was decided."""
+    from guardian.events import check_kinds
+
+    project = ctx.project()
+    kinds = check_kinds([k.strip() for k in kind.split(",") if k.strip()])
+    records = project.events.tail(limit, kinds, path)
+    if as_json:
+        emit_json([r.to_json() for r in records])
+        return EXIT_OK
+    for r in records:
+        snap = (r.snapshot or "")[:12]
+        who = r.details.get("user", "?")
+        paths = ", ".join(r.paths[:5]) + (f" (+{len(r.paths) - 5})" if len(r.paths) > 5 else "")
+        what = r.details.get("summary") or r.details.get("message") or r.details.get("reason") or ""
+        if not what:
+            extra = {k: v for k, v in r.details.items() if k not in ("user", "pid", "argv", "decision", "files")}
+            what = " ".join(f"{k}={v}" for k, v in list(extra.items())[:4])
+        kind_text = paint(f"{r.event:<14}", r.event if r.event in ("block", "force", "error") else None)
+        echo(
+            f"{format_iso_text(r.ts)}  {who:<8} {kind_text} {r.trigger or '-':<11} {snap:<12} {paths}  {what}".rstrip()
+        )
+    return EXIT_OK
