@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,15 +12,20 @@ from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths, complete_snapshots
 from guardian.cli.core import verdict_mark
 from guardian.cli.output import echo, paint
-from guardian.errors import EXIT_OK
+from guardian.errors import EXIT_OK, UsageError
 from guardian.util.times import format_iso_text, format_size, format_time, parse_time
+
+if TYPE_CHECKING:
+    from guardian.query.diff import VersionChoice
 
 
 @cli.command()
 @click.argument("path", required=False, shell_complete=complete_paths)
 @click.option("-n", "limit", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
-@click.option("--since", default=None, help="Only snapshots at or after this time (e.g. 2h, 2026-11-21T10:00).")
-@click.option("--until", default=None, help="Only snapshots at or before this time.")
+@click.option(
+    "--since", metavar="TIME", default=None, help="Only snapshots at or after TIME (e.g. 2h, yesterday, 16:38)."
+)
+@click.option("--until", metavar="TIME", default=None, help="Only snapshots at or before TIME.")
 @json_option
 @pass_ctx
 def log(ctx: Context, path: str | None, limit: int | None, since: str | None, until: str | None, as_json: bool) -> int:
@@ -76,23 +82,29 @@ def history(ctx: Context, path: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+_AT_HELP = "Snapshot id (default: the latest valid version)."
+_BEFORE_HELP = "The latest valid version before this time (e.g. 2h, yesterday, 16:38)."
+
+
+def _choice(at: str | None, before: str | None) -> VersionChoice:
+    from guardian.query.diff import VersionChoice
+
+    if at is not None and before is not None:
+        raise UsageError("--at and --before cannot be used together; pick one")
+    return VersionChoice(at=at, before=parse_time(before, "--before") if before is not None else None)
+
+
 @cli.command()
 @click.argument("path", shell_complete=complete_paths)
-@click.option(
-    "--at",
-    "at",
-    metavar="SNAP",
-    default=None,
-    shell_complete=complete_snapshots,
-    help="Snapshot id (default: the latest valid version).",
-)
+@click.option("--at", "at", metavar="SNAP", default=None, shell_complete=complete_snapshots, help=_AT_HELP)
+@click.option("--before", metavar="TIME", default=None, help=_BEFORE_HELP)
 @json_option
 @pass_ctx
-def show(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
+def show(ctx: Context, path: str, at: str | None, before: str | None, as_json: bool) -> int:
     """Print a snapshotted version of PATH."""
-    from guardian.query.history import show as get_show
+    from guardian.query.diff import show_version
 
-    rel, snap, data = get_show(ctx.project(), path, at, ctx.cwd)
+    rel, snap, data = show_version(ctx.project(), path, _choice(at, before), ctx.cwd)
     if as_json:
         try:
             payload = {"encoding": "utf-8", "content": data.decode("utf-8")}
@@ -107,23 +119,17 @@ def show(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
 
 @cli.command()
 @click.argument("path", shell_complete=complete_paths)
-@click.option(
-    "--at",
-    "at",
-    metavar="SNAP",
-    default=None,
-    shell_complete=complete_snapshots,
-    help="Snapshot id (default: the latest valid version).",
-)
+@click.option("--at", "at", metavar="SNAP", default=None, shell_complete=complete_snapshots, help=_AT_HELP)
+@click.option("--before", metavar="TIME", default=None, help=_BEFORE_HELP)
 @json_option
 @pass_ctx
-def diff(ctx: Context, path: str, at: str | None, as_json: bool) -> int:
+def diff(ctx: Context, path: str, at: str | None, before: str | None, as_json: bool) -> int:
     """Unified diff from a snapshotted version of PATH to the working file."""
-    from guardian.query.history import diff as get_diff
+    from guardian.query.diff import diff_versions
 
-    text = get_diff(ctx.project(), path, at, ctx.cwd)
+    old, new, text = diff_versions(ctx.project(), path, _choice(at, before), None, ctx.cwd)
     if as_json:
-        emit_json({"path": path, "diff": text, "identical": text == ""})
+        emit_json({"path": old.path, "from": old.snapshot, "to": new.snapshot, "diff": text, "identical": text == ""})
         return EXIT_OK
     click.echo(text, nl=False)
     return EXIT_OK

@@ -107,7 +107,9 @@ def print_rollback(ctx: Context, report: RollbackReport) -> None:
     shell_complete=complete_snapshots,
     help="The snapshot to return to (an id from 'guardian log').",
 )
-@click.option("--before", metavar="TIME", default=None, help="Return to the last snapshot before TIME (e.g. 2h).")
+@click.option(
+    "--before", metavar="TIME", default=None, help="Return to the last snapshot before TIME (e.g. 2h, 16:38)."
+)
 @click.option("--force", is_flag=True, help="Also roll back protected paths whose rule says 'force'.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change no file.")
 @json_option

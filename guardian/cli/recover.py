@@ -16,7 +16,9 @@ from guardian.util.times import format_size, format_time, parse_time
 @click.option(
     "--at", "at", metavar="SNAP", default=None, shell_complete=complete_snapshots, help="Restore from this snapshot."
 )
-@click.option("--before", default=None, help="Latest valid version before this time (e.g. 2h, 2026-11-21T10:00).")
+@click.option(
+    "--before", metavar="TIME", default=None, help="Latest valid version before TIME (e.g. 2h, yesterday, 16:38)."
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be restored, change nothing.")
 @click.option("--force", is_flag=True, help="Restore protected paths whose policy says restore: force.")
 @click.option("--from-remote", is_flag=True, help="Pick versions from the mirror's history (see 'guardian push').")

@@ -1,4 +1,19 @@
-"""Times typed by users: ISO dates, '2h' (ago), '@epoch'; and how we print them."""
+"""Times typed by users, and how we print them.
+
+Accepted by every time option (``--since``, ``--until``, ``--before``), all in local time
+unless a zone is given:
+
+* ``2026-11-21``, ``2026-11-21T14:30``, ``2026-11-21 14:30:05``, with or without a zone
+  (``Z``, ``+01:00``, and the ``2026-11-21 14:30:05 -05:00`` that text output prints);
+* ``16:38`` or ``16:38:05``: that time today; ``today`` and ``yesterday``: the start of that
+  day; ``yesterday 16:38``; ``now``;
+* ``2h``, ``90m``, ``1h30m``, ``3d``, ``1w``, ``2 hours ago``, ``1 day ago``: that long ago;
+* ``@1700000000``: seconds since the epoch.
+
+These few forms are read by hand, on purpose: a general natural-language parser (dateparser)
+costs tens of milliseconds of imports and several dependencies on every command, and would
+accept guesses ("next friday", other languages' words) that a restore should not act on.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +24,89 @@ from typing import Any
 
 from guardian.errors import UsageError
 
+TIME_FORMS = (
+    "2026-11-21, 2026-11-21T14:30, 16:38 (today), today, yesterday, "
+    "2h, 1h30m or 2 hours ago (that long ago), @1700000000"
+)
+
+_CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_AGO_RE = re.compile(
+    r"^(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w)\s+ago$", re.IGNORECASE
+)
+_AGO_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hr": 3600, "hour": 3600}
+_AGO_UNITS |= {"d": 86400, "day": 86400, "w": 604800, "week": 604800}
+# '2026-11-22 10:02:11 -05:00' (format_time's output): fromisoformat wants no space before the zone.
+_SPACED_ZONE_RE = re.compile(r"^(.*\d)\s+([+-]\d\d:?\d\d|Z)$")
+
 
 def parse_time(text: str, option: str = "--before") -> float:
-    """'2026-11-21T10:00', '2026-11-21 10:00:05', '2026-11-21', '90m' or '2h' (ago), '@1700000000'."""
-    raw = text.strip()
+    """Seconds since the epoch for a time typed by a user; a UsageError naming option and the forms otherwise."""
+    raw = " ".join(text.strip().split())
+    try:
+        found = _parse(raw, time.time())
+    except (ValueError, OverflowError, OSError):
+        found = None
+    if found is None:
+        raise UsageError(f"{option}: cannot read time '{text}'; use {TIME_FORMS}")
+    return found
+
+
+def _parse(raw: str, now: float) -> float | None:
+    lower = raw.lower()
     if raw.startswith("@"):
-        try:
-            return float(raw[1:])
-        except ValueError:
-            pass
-    else:
-        try:
-            return time.time() - parse_duration(raw)
-        except ValueError:
-            pass
-        try:
-            parsed = dt.datetime.fromisoformat(raw)
-        except ValueError:
-            parsed = None
-        if parsed is not None:
-            if parsed.tzinfo is None:
-                parsed = parsed.astimezone()  # a naive time means local time, as people type it
-            return parsed.timestamp()
-    raise UsageError(
-        f"{option}: cannot read time '{text}'; use e.g. 2026-11-21T14:30, 2026-11-21, 2h (two hours ago) or @1700000000"
-    )
+        return float(raw[1:])
+    if lower == "now":
+        return now
+    # The fast path: a duration ago ('2h', '1h30m'), the commonest form.
+    seconds = _duration_or_none(raw)
+    if seconds is not None:
+        return now - seconds
+    ago = _AGO_RE.match(raw)
+    if ago:
+        unit = ago.group(2).lower()
+        unit = unit[:-1] if unit.endswith("s") and len(unit) > 1 else unit
+        return now - float(ago.group(1)) * _AGO_UNITS[unit]
+    day, _, clock = lower.partition(" ")
+    if day in ("today", "yesterday"):
+        base = dt.datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        if day == "yesterday":
+            base = (base - dt.timedelta(days=1)).replace(hour=0)  # across a DST change, still midnight
+            base = base.replace(tzinfo=None).astimezone()
+        return _at_clock(base, clock) if clock else base.timestamp()
+    if _CLOCK_RE.match(raw):
+        today = dt.datetime.fromtimestamp(now).astimezone()
+        return _at_clock(today, raw)
+    return _iso(raw)
+
+
+def _at_clock(day: dt.datetime, clock: str) -> float:
+    match = _CLOCK_RE.match(clock)
+    if not match:
+        raise ValueError(clock)
+    hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+    # Naive, then astimezone(): the offset is the one in force at that time of that day.
+    naive = day.replace(tzinfo=None, hour=hour, minute=minute, second=second, microsecond=0)
+    return naive.astimezone().timestamp()
+
+
+def _iso(raw: str) -> float | None:
+    spaced = _SPACED_ZONE_RE.match(raw)
+    if spaced and ("-" in spaced.group(1)[:10]):
+        raw = spaced.group(1) + spaced.group(2)
+    try:
+        parsed = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # a naive time means local time, as people type it
+    return parsed.timestamp()
+
+
+def _duration_or_none(text: str) -> float | None:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
 
 
 def format_time(ts: float) -> str:
@@ -119,17 +192,20 @@ def format_size(size: int | None) -> str:
 
 
 def parse_duration(text: str | int | float) -> float:
-    """'300s', '5m', '48h', '14d' -> seconds."""
+    """'300s', '5m', '48h', '14d', '1h30m' -> seconds (a bare number is seconds)."""
     if isinstance(text, (int, float)):
         return float(text)
-    match = _DURATION_RE.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 48h, 14d)")
-    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
+    raw = text.strip()
+    match = _DURATION_RE.match(raw)
+    if match:
+        return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
+    # Compound: every part names its unit ('1h30m', '2d 12h'), so '1h30' stays an error.
+    if raw and _COMPOUND_RE.fullmatch(raw):
+        return sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in _PART_RE.findall(raw))
+    raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 48h, 14d, 1h30m)")
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
-
-
-
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d|w)", re.IGNORECASE)
+_COMPOUND_RE = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*(?:ms|min|s|m|h|d|w)\s*)+", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
