@@ -17,6 +17,7 @@ import pytest
 
 from guardian.project import Project
 from guardian.util.lock import is_locked
+from guardian.watch.observer import count_watchable_dirs
 from tests.conftest import fsck, guardian_subprocess, run_cli
 from tests.test_watcher import all_captured, events, has, make_project, wait_captured, wait_until
 
@@ -335,6 +336,39 @@ def test_inotify_exhaustion_falls_back_to_polling(
     # One fallback, for that reason, logged as such: no flapping between observers.
     fallbacks = [e for e in events(project, "watcher") if e.details.get("action") == "fallback"]
     assert [e.details["reason"] for e in fallbacks] == [reason]
+    assert f"falling back to polling every 0.1s: {reason}\n" in err
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged user namespaces (unshare -U -r)")
+def test_watches_running_out_while_watching_fall_back_to_polling(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    # The tree outgrows the limit after start.  A running watchdog observer only logs the watches it
+    # could not add, so guardian's periodic count of the watches it holds is what must notice.
+    project = make_project(tmp_path / "p", {f"d{i}/f.txt": f"{i}\n" for i in range(3)}, interval="1s")
+    limit = count_watchable_dirs(project.root) + 2
+    script = f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"'
+    proc = spawn_watch(project, {"GUARDIAN_POLL_INTERVAL": "0.1"}, ["unshare", "-U", "-r", "sh", "-c", script, "sh"])
+    procs.append(proc)
+    assert wait_watching(project, proc)["mode"] == "inotify"
+    for i in range(6):
+        (project.root / f"new{i}").mkdir()
+        (project.root / f"new{i}" / "f.txt").write_text(f"new {i}\n")
+
+    def fallbacks() -> list[str]:
+        return [e.details["reason"] for e in events(project, "watcher") if e.details.get("action") == "fallback"]
+
+    wait_until(lambda: bool(fallbacks()), "the fallback to polling", 30)
+    (project.root / "new5" / "f.txt").write_text("changed after the fallback\n")
+    for i in range(5):
+        wait_captured(project, f"new{i}/f.txt", f"new {i}\n")
+    wait_captured(project, "new5/f.txt", "changed after the fallback\n")
+    code, err = finish(proc)
+    assert code == 0, err
+    [reason] = fallbacks()
+    counted = re.fullmatch(r"inotify watch limit reached: (\d+) of (\d+) directories watched", reason)
+    assert counted is not None, reason
+    assert int(counted[1]) <= limit < int(counted[2])
     assert f"falling back to polling every 0.1s: {reason}\n" in err
 
 
