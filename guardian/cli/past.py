@@ -21,29 +21,52 @@ if TYPE_CHECKING:
 
 @cli.command()
 @click.argument("path", required=False, shell_complete=complete_paths)
-@click.option("-n", "limit", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
+@click.option(
+    "-n", "limit", type=click.IntRange(min=1), default=None, help="Show at most N snapshots (default: 20)."
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every snapshot.")
 @click.option(
     "--since", metavar="TIME", default=None, help="Only snapshots at or after TIME (e.g. 2h, yesterday, 16:38)."
 )
 @click.option("--until", metavar="TIME", default=None, help="Only snapshots at or before TIME.")
 @json_option
 @pass_ctx
-def log(ctx: Context, path: str | None, limit: int | None, since: str | None, until: str | None, as_json: bool) -> int:
-    """List snapshots, newest first; with --since/--until, say what changed in that window."""
-    from guardian.query.history import log as get_log
+def log(
+    ctx: Context,
+    path: str | None,
+    limit: int | None,
+    show_all: bool,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> int:
+    """List snapshots, newest first: the paths each changed, its note and its verdicts.
 
+    With --since/--until, also say what changed in that window.
+    """
+    from guardian.query.log import DEFAULT_LOG_LIMIT, read_log
+
+    if show_all and limit is not None:
+        raise UsageError("-n and --all cannot be used together; pick one")
     t_since = parse_time(since, "--since") if since else None
     t_until = parse_time(until, "--until") if until else None
-    entries, window = get_log(ctx.project(), path, cwd=ctx.cwd, limit=limit, since=t_since, until=t_until)
+    count = None if show_all else (limit or DEFAULT_LOG_LIMIT)
+    result = read_log(ctx.project(), path, cwd=ctx.cwd, limit=count, since=t_since, until=t_until)
     if as_json:
-        emit_json({"snapshots": [e.to_json() for e in entries], "window": window.to_json() if window else None})
+        emit_json(result.to_json())
         return EXIT_OK
-    for e in entries:
-        s = e.snapshot
-        mark = f"  {paint(f'!{len(e.bad)} not valid', 'invalid')}" if e.bad else ""
-        echo(f"{s.id[:12]}  {format_time(s.ts)}  {s.trigger:<11} {s.nchanged:>5} file(s){mark}  {s.summary}")
-        for v in e.bad:
+    for line in result.lines:
+        s, bad = line.entry.snapshot, line.entry.bad
+        mark = f"  {paint(f'!{len(bad)} not valid', 'invalid')}" if bad else ""
+        echo(f"{s.id[:12]}  {format_time(s.ts)}  {s.trigger:<11} {s.nchanged:>5} file(s){mark}  {line.paths_text()}")
+        if line.note:
+            echo(f"    note: {line.note}")
+        for v in bad:
             echo(f"    {paint(v.verdict, v.verdict)}: {v.path}: {v.reason}")
+    if result.more:
+        # On stderr: stdout stays one line per snapshot (and its notes), for scripts that count them.
+        echo("guardian: older snapshots not shown; -n N shows N, --all shows every one", err=True)
+    window = result.window
     if window is not None:
         echo(
             f"\nin this window: {len(window.changed)} changed, {len(window.deleted)} deleted, "
