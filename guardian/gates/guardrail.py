@@ -214,8 +214,9 @@ class _Inspector:
             return self._drift(rel, "missing", "deleted since the last snapshot")
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             return self._drift(rel, "missing", "replaced by a directory or special file")
-        if stat_matches(row, st):
-            verdict, reason = self._captured_verdict(rel)
+        captured = self._captured_verdict(rel) if stat_matches(row, st) else None
+        if captured is not None and not is_in_progress(captured[1]):
+            verdict, reason = captured
         else:
             kind, data, _ = self.reader.read(rel)
             if kind == "missing":

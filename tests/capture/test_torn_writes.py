@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -292,6 +293,27 @@ def test_complete_write_held_open_turns_valid_once_closed(project: Path, writers
     r = run_cli("restore", "pool.py", cwd=project)
     assert r.exit_code == 0, r.stderr
     assert (project / "pool.py").read_bytes() == new  # the latest valid version is the finished one
+
+
+def test_check_judges_a_still_open_verdict_again_even_when_the_stat_is_trusted(
+    project: Path, writers: list[Writer], tmp_path: Path
+) -> None:
+    original = module()
+    init(project, {"pool.py": original})
+    new = original.replace(b"LIMIT = 8", b"LIMIT = 16")
+    w = Writer(tmp_path, project / "pool.py", new, len(new))
+    writers.append(w)
+    assert "SUSPECT: still open for writing by pid" in snapshot(project)
+    w.kill()
+    # A catalog whose stat row is trusted again (gc's new catalog keeps the live rows): the captured
+    # "still open" verdict is still not taken as it is.
+    with Project.find(project).reader() as (_repo, catalog):
+        row = catalog.file("pool.py")
+        assert row is not None and row.mtime_ns is None
+        st = (project / "pool.py").stat()
+        catalog.update_stats([replace(row, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino)])
+    check = run_cli("check", cwd=project)
+    assert check.exit_code == 0, check.stdout
 
 
 def test_repair_leaves_a_file_that_is_being_written(project: Path, writers: list[Writer], tmp_path: Path) -> None:
