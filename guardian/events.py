@@ -5,6 +5,12 @@ fsync, so concurrent writers never interleave inside a line.  A crash can at
 worst leave a torn *last* line, which the reader skips.  (A temp-file-and-rename
 would have to rewrite the whole log on every event; appending is the durable
 pattern for logs.)
+
+The log rotates at ``ROTATE_BYTES``: ``events.jsonl`` becomes ``events.1.jsonl`` (the
+older ones move up to ``events.{KEEP_ROTATED}.jsonl``; the oldest beyond that is dropped).
+``tail`` and ``recent`` read from the end, so ``guardian events -n N`` costs the same at any
+size; ``read_all`` (and ``read``) cover the rotated files too, oldest first, for readers
+that need the whole history (gc's references, the guardrail's accepted deletions).
 """
 
 from __future__ import annotations
@@ -111,8 +117,9 @@ class Event:
 
 
 class EventLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rotate_bytes: int | None = None) -> None:
         self.path = path
+        self.rotate_bytes = rotate_bytes if rotate_bytes is not None else ROTATE_BYTES
 
     def append(
         self,
@@ -139,8 +146,13 @@ class EventLog:
         )
         if not payload:
             return
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = self._open_for_append()
         try:
+            if os.fstat(fd).st_size >= self.rotate_bytes:
+                os.close(fd)
+                fd = -1
+                self._rotate()
+                fd = self._open_for_append()
             # If a previous writer died mid-line, start on a fresh line so our record stays parseable.
             size = os.fstat(fd).st_size
             if size:
@@ -152,34 +164,85 @@ class EventLog:
             if durable:
                 os.fsync(fd)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+
+    def _open_for_append(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def rotated(self, index: int) -> Path:
+        """events.jsonl -> events.1.jsonl, events.2.jsonl, ... (1 is the newest)."""
+        return self.path.with_name(f"{self.path.stem}.{index}{self.path.suffix}")
+
+    def rotated_files(self) -> list[Path]:
+        """The rotated files that exist, oldest first."""
+        return [p for p in (self.rotated(i) for i in range(KEEP_ROTATED, 0, -1)) if p.exists()]
+
+    def _rotate(self) -> None:
+        """Move the full log aside, once, however many writers find it full at the same moment.
+
+        Under a lock, and only if the file at self.path is still over the limit: a writer that
+        lost the race finds a fresh file there and appends to it.  A writer that opened the old
+        file just before the rename appends to events.1.jsonl, which is read all the same.
+        """
+        import fcntl  # here: every hook appends events, and rotation is rare
+
+        lock_fd = os.open(f"{self.path}.lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_size < self.rotate_bytes:
+                    return
+            except FileNotFoundError:
+                return
+            try:
+                os.unlink(self.rotated(KEEP_ROTATED))
+            except FileNotFoundError:
+                pass
+            for index in range(KEEP_ROTATED - 1, 0, -1):
+                try:
+                    os.rename(self.rotated(index), self.rotated(index + 1))
+                except FileNotFoundError:
+                    pass
+            os.rename(self.path, self.rotated(1))
+        finally:
+            os.close(lock_fd)  # releases the flock
+
+    def read_all(self) -> Iterator[Event]:
+        """Every parseable record, rotated files included, oldest first; torn or garbage lines are skipped."""
+        for path in [*self.rotated_files(), self.path]:
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed below; a rotation may remove it first
+            except FileNotFoundError:
+                continue
+            with handle:
+                for line in handle:
+                    event = _parse_line(line)
+                    if event is not None:
+                        yield event
 
     def read(self) -> Iterator[Event]:
-        """Every parseable record, oldest first; torn or garbage lines are skipped."""
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                event = _parse_line(line)
-                if event is not None:
-                    yield event
+        """The same as read_all: every record, rotated files included, oldest first."""
+        return self.read_all()
+
+    def _newest_first_lines(self, budget: int | None = None) -> Iterator[bytes]:
+        """Raw lines, newest first, across the log and its rotated files; stop after budget bytes."""
+        remaining = budget
+        for path in [self.path, *reversed(self.rotated_files())]:
+            for line, size in _reverse_lines(path, remaining):
+                yield line
+                if remaining is not None:
+                    remaining -= size
+            if remaining is not None and remaining <= 0:
+                return
 
     def recent(self, kinds: Sequence[str], limit: int = 5, window: int = 1 << 20) -> list[Event]:
         """The newest ``limit`` events of ``kinds``, oldest first, from the last ``window`` bytes only.
 
         ``status`` asks this on every call: reading a log of 100 MB from the start would cost seconds.
         """
-        try:
-            with open(self.path, "rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, size - window))
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
-        if size > window:
-            chunk = chunk.split(b"\n", 1)[-1]  # the first line is probably cut
         found: list[Event] = []
-        for line in reversed(chunk.splitlines()):
+        for line in self._newest_first_lines(window):
             if not any(f'"event":"{kind}"'.encode() in line for kind in kinds):
                 continue
             event = _parse_line(line)
@@ -190,13 +253,32 @@ class EventLog:
         return list(reversed(found))
 
     def tail(self, n: int | None = None, kinds: Sequence[str] = (), path: str | None = None) -> list[Event]:
-        selected = [
-            e
-            for e in self.read()
-            if (not kinds or e.event in kinds or e.trigger in kinds or (("force" in kinds) and e.details.get("force")))
-            and (path is None or any(p == path or p.startswith(path.rstrip("/") + "/") for p in e.paths))
-        ]
-        return selected[-n:] if n else selected
+        """The newest n events (all with None) that match kinds and path, oldest first, read from the end.
+
+        With no filter this reads only the last n lines, whatever the size of the log; a filter
+        reads back until n match (a kind that is rare reads further).
+        """
+        prefix = path.rstrip("/") + "/" if path is not None else None
+        wanted = [f'"{k}"'.encode() for k in kinds]
+        selected: list[Event] = []
+        for line in self._newest_first_lines():
+            # A cheap byte test first: most lines are not of the kinds asked for.  ("force" also
+            # matches a "force": true detail, whose key is the same quoted word.)
+            if wanted and not any(w in line for w in wanted):
+                continue
+            event = _parse_line(line)
+            if event is None:
+                continue
+            if kinds and not (
+                event.event in kinds or event.trigger in kinds or ("force" in kinds and event.details.get("force"))
+            ):
+                continue
+            if path is not None and not any(p == path or p.startswith(prefix or "") for p in event.paths):
+                continue
+            selected.append(event)
+            if n and len(selected) >= n:
+                break
+        return list(reversed(selected))
 
     def torn_lines(self) -> int:
         count = 0
@@ -210,6 +292,40 @@ class EventLog:
         except FileNotFoundError:
             return 0
         return count
+
+
+ROTATE_BYTES = 64 * 1024 * 1024  # about 130,000 events of ~500 bytes
+KEEP_ROTATED = 3  # events.1.jsonl .. events.3.jsonl; the oldest beyond these is dropped
+_BLOCK = 64 * 1024
+
+
+def _reverse_lines(path: Path, budget: int | None = None) -> Iterator[tuple[bytes, int]]:
+    """(line, bytes it took) for each line of path, last first, read in blocks from the end."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - a generator: closed in the finally below
+    except FileNotFoundError:
+        return
+    try:
+        position = handle.seek(0, os.SEEK_END)
+        carry = b""
+        read = 0
+        while position > 0:
+            step = min(_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            block = handle.read(step) + carry
+            read += step
+            lines = block.split(b"\n")
+            carry = lines[0]  # may be the tail of a line that starts in an earlier block
+            for line in reversed(lines[1:]):
+                if line:
+                    yield line, len(line) + 1
+            if budget is not None and read >= budget:
+                return  # what is left in carry is probably cut: skip it
+        if carry:
+            yield carry, len(carry)
+    finally:
+        handle.close()
 
 
 MAX_EVENT_PATHS = 1000  # keeps one event line bounded when a diff touches a whole tree
