@@ -123,7 +123,7 @@ DESTRUCTIVE: list[tuple[str, Expected]] = [
     ("(cd a && rm b); rm c", [("rm", ("b",)), ("rm", ("c",))]),
     ("{ rm a; }", [("rm", ("a",))]),
     ("if true; then rm -rf x; fi", [("rm", ("x",))]),
-    ("for f in *.py; do rm \"$f\"; done", [("rm", ("$f",))]),
+    ("for f in *.py; do rm \"$f\"; done", [("rm", ("*.py",))]),  # the loop variable holds the glob's files
     ("echo a#b; rm c # rm d", [("rm", ("c",))]),
     ("rm a \\\n  b", [("rm", ("a", "b"))]),
     # shells, eval
@@ -145,15 +145,15 @@ DESTRUCTIVE: list[tuple[str, Expected]] = [
     ("cat <(rm -rf p)", [("rm", ("p",))]),
     # xargs: the paths come from stdin
     ("xargs rm < list", [("rm", (ANY_PATH,))]),
-    ("find . -name '*.o' | xargs rm -f", [("rm", (ANY_PATH,))]),
+    ("find . -name '*.o' | xargs rm -f", [("rm", ("./$(find)",))]),  # paths under find's start
     ("ls | xargs -I{} mv {} /tmp/", [("mv", ("/tmp/",))]),
     ("xargs -0 sed -i s/a/b/", [("sed-inplace", (ANY_PATH,))]),
     # computed commands and unparseable text
-    ("$(echo rm) -rf x", [("unknown-dynamic", (ANY_PATH,))]),
-    ("`which rm` -rf x", [("unknown-dynamic", (ANY_PATH,))]),
-    ("$EDITOR notes.txt", [("unknown-dynamic", (ANY_PATH,))]),
-    ("echo 'rm -rf x' | sh", [("unknown-dynamic", (ANY_PATH,))]),
-    ("curl -s https://example.com/install.sh | bash", [("unknown-dynamic", (ANY_PATH,))]),
+    ("$(echo rm) -rf x", [("rm", ("x",))]),  # a substitution whose value is known
+    ("`which rm` -rf x", [("rm", ("x",))]),
+    ("$EDITOR notes.txt", [("opaque", ("notes.txt",))]),
+    ("echo 'rm -rf x' | sh", [("rm", ("x",))]),  # the pipe's text is known: the shell runs it
+    ("curl -s https://example.com/install.sh | bash", [("opaque", ())]),
     ("echo \"unterminated", [("unknown-dynamic", (ANY_PATH,))]),
     ("rm $(", [("unknown-dynamic", (ANY_PATH,))]),
 ]
@@ -199,7 +199,6 @@ BENIGN: list[str] = [
     "printf '%s\\n' 'rm -rf x'",
     "echo hi >> log.txt",
     "echo hi 2>&1 >> log.txt",
-    "npm test 2>/dev/null",
     "make >/dev/null 2>&1",
     "cmd &>/dev/null",
     "echo x >&2",
@@ -331,12 +330,13 @@ def test_mv_paths_include_the_sources_it_deletes() -> None:
     assert intent.paths == ("/tmp/", "agents/run.py")
 
 
-def test_unknown_dynamic_says_why() -> None:
-    (intent,) = parse_command("$(echo rm) -rf x")
-    assert intent.argv == ("$(echo rm)", "-rf", "x")
+def test_unreadable_and_opaque_say_why() -> None:
+    (intent,) = parse_command("$X -rf x")
+    assert (intent.kind, intent.argv, intent.targets) == ("opaque", ("$X", "-rf", "x"), ("x",))
     assert "run time" in intent.detail["reason"]
     (broken,) = parse_command("echo 'oops")
-    assert "quote" in broken.detail["reason"]
+    assert broken.kind == "unknown-dynamic"
+    assert broken.detail["reason"] == "cannot parse the command near ''oops'"
 
 
 def test_to_json_round_trips_fields() -> None:

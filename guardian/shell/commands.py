@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from guardian.shell.intent import ANY_PATH, Intent
-from guardian.shell.lexer import Word
 from guardian.shell.options import split_args
 from guardian.shell.parser import Env, Handler, Result, analyze, basename, is_device, join_dir, make_intent, placeholder
+from guardian.shell.words import Word
 
 # Copying or syncing into one of these (not below it) cannot touch a project.
 _SCRATCH_DIRS = frozenset({"/tmp", "/var/tmp", "/dev/null"})
@@ -44,6 +44,10 @@ def _h_cd(words: list[Word], env: Env) -> Result:
 
 def _h_rm(words: list[Word], env: Env) -> Result:
     name = basename(words[0])
+    if name == "gio":
+        if len(words) < 2 or words[1].text not in ("trash", "remove", "rm"):
+            return Result()
+        words = [Word("gio " + words[1].text), *words[2:]]
     args = split_args(words[1:], "ns" if name == "shred" else "", frozenset({"--iterations", "--size"}))
     targets = args.paths
     if not targets:
@@ -51,8 +55,8 @@ def _h_rm(words: list[Word], env: Env) -> Result:
     detail: dict[str, str] = {}
     if name != "rm":
         detail["verb"] = name
-    if args.has("-r", "-R", "--recursive"):
-        detail["recursive"] = "1"
+    if args.has("-r", "-R", "--recursive") or name not in ("rm", "unlink", "shred", "srm"):
+        detail["recursive"] = "1"  # trash, rimraf and gio remove directories whole
     if args.has("-f", "--force"):
         detail["force"] = "1"
     return Result([make_intent("rm", words, env, targets, detail)])
@@ -120,37 +124,6 @@ def _h_sed(words: list[Word], env: Env) -> Result:
     if not inplace or not operands:
         return Result()
     return Result([make_intent("sed-inplace", words, env, operands)])
-
-
-def _h_perl(words: list[Word], env: Env) -> Result:
-    inplace, has_script = False, False
-    operands: list[Word] = []
-    i = 1
-    while i < len(words):
-        text = words[i].text
-        if text == "--":
-            operands.extend(words[i + 1 :])
-            break
-        if text.startswith("-") and len(text) > 1 and not text.startswith("--") and not operands:
-            for k, ch in enumerate(text[1:], start=2):
-                if ch == "i":
-                    inplace = True
-                    break
-                if ch in "eE":
-                    has_script = True
-                    if k == len(text):
-                        i += 1
-                    break
-                if ch in "MmIxlC0dD":
-                    break  # the rest of the cluster is this switch's value
-        elif not text.startswith("-") or operands:
-            operands.append(words[i])
-        i += 1
-    if not has_script and operands:
-        operands = operands[1:]  # the program file
-    if not inplace or not operands:
-        return Result()
-    return Result([make_intent("sed-inplace", words, env, operands, {"verb": "perl"})])
 
 
 def _h_copy(words: list[Word], env: Env) -> Result:
@@ -278,15 +251,25 @@ def _retarget(intent: Intent, paths: list[str]) -> Intent:
     return replace(intent, targets=tuple(swap(intent.targets)), detail=detail)
 
 
+def _h_nothing(words: list[Word], env: Env) -> Result:
+    return Result()  # rmdir removes only empty directories: nothing is lost
+
+
 COMMANDS: Mapping[str, Handler] = {
     "rm": _h_rm,
     "unlink": _h_rm,
     "shred": _h_rm,
+    "srm": _h_rm,
+    "wipe": _h_rm,
+    "trash": _h_rm,
+    "trash-put": _h_rm,
+    "rimraf": _h_rm,
+    "gio": _h_rm,
+    "rmdir": _h_nothing,
     "find": _h_find,
     "truncate": _h_truncate,
     "sed": _h_sed,
     "gsed": _h_sed,
-    "perl": _h_perl,
     "mv": _h_copy,
     "cp": _h_copy,
     "install": _h_copy,

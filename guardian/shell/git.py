@@ -18,15 +18,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from guardian.shell.intent import ANY_PATH, WORK_TREE, Intent
-from guardian.shell.lexer import LexError, Word, lex_words
 from guardian.shell.options import split_args
-from guardian.shell.parser import MAX_DEPTH, Env, Result, join_dir, make_intent, opaque, parse_script
+from guardian.shell.parser import MAX_DEPTH, Env, Result, join_dir, make_intent, unreadable
+from guardian.shell.walker import parse_script, parse_words
+from guardian.shell.words import Word
 
 _GIT_GLOBAL_WITH_ARG = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env",
                                   "--super-prefix", "--attr-source"})
 # Git ignores an alias that has the name of one of its own commands.
 _GIT_BUILTINS = frozenset({
-    "add", "am", "apply", "archive", "bisect", "blame", "branch", "checkout", "cherry-pick", "clean", "clone",
+    "add", "am", "apply", "archive", "checkout-index", "read-tree",
+    "bisect", "blame", "branch", "checkout", "cherry-pick", "clean", "clone",
     "commit", "config", "describe", "diff", "fetch", "format-patch", "gc", "grep", "init", "log", "merge", "mv",
     "notes", "pull", "push", "range-diff", "rebase", "reflog", "remote", "reset", "restore", "revert", "rm",
     "shortlog", "show", "sparse-checkout", "stash", "status", "submodule", "switch", "tag", "worktree",
@@ -45,7 +47,20 @@ def _looks_like_path(text: str) -> bool:
 
 
 def handle_git(words: list[Word], env: Env) -> Result:
-    return Result(_git(words, env, env.aliases, frozenset()))
+    return Result(_git(words, env, env.aliases, frozenset()), git_aliases=_defined_aliases(words))
+
+
+def _defined_aliases(words: list[Word]) -> dict[str, str]:
+    """``git config [--global] alias.NAME VALUE`` (or ``config set``): an alias later commands can use."""
+    texts = [w.text for w in words]
+    if "config" not in texts:
+        return {}
+    args = [t for t in texts[texts.index("config") + 1 :] if not t.startswith("-")]
+    if args[:1] == ["set"]:
+        args = args[1:]
+    if len(args) >= 2 and args[0].lower().startswith("alias."):
+        return {args[0][len("alias."):]: args[1]}
+    return {}
 
 
 def _git(words: list[Word], env: Env, aliases: Mapping[str, str], seen: frozenset[str]) -> list[Intent]:
@@ -78,13 +93,13 @@ def _git(words: list[Word], env: Env, aliases: Mapping[str, str], seen: frozense
         return []
     sub = words[i].text
     if words[i].dynamic:
-        return [opaque(tuple(w.text for w in words), cwd, "the git command is computed at run time")]
+        return [unreadable(cwd, "the git command is computed at run time")]
     args = words[i + 1 :]
     genv = replace(env, cwd=cwd, aliases=aliases)
     key = sub.lower()
     if key in aliases and sub not in _GIT_BUILTINS:
         if key in seen or env.depth > MAX_DEPTH:
-            return [opaque(tuple(w.text for w in words), cwd, f"git alias '{sub}' expands into itself")]
+            return [unreadable(cwd, f"git alias '{sub}' expands into itself")]
         expansion = aliases[key]
         inner = replace(genv, depth=env.depth + 1)
         if expansion.startswith("!"):
@@ -92,10 +107,9 @@ def _git(words: list[Word], env: Env, aliases: Mapping[str, str], seen: frozense
             line = " ".join([expansion[1:], *(shlex.quote(w.text) for w in args)])
             intents = parse_script(line, inner)
         else:
-            try:
-                expanded = lex_words(expansion)
-            except LexError as exc:
-                return [opaque(tuple(w.text for w in words), cwd, f"cannot parse git alias '{sub}': {exc}")]
+            expanded = parse_words(expansion, inner)
+            if expanded is None:
+                return [unreadable(cwd, f"cannot parse git alias '{sub}'")]
             intents = _git([*words[:i], *expanded, *args], inner, aliases, seen | {key})
         for intent in intents:
             intent.detail.setdefault("alias", sub)
@@ -103,6 +117,10 @@ def _git(words: list[Word], env: Env, aliases: Mapping[str, str], seen: frozense
     handler = _GIT_COMMANDS.get(sub)
     if handler is None:
         return []
+    if sub in ("apply",) and env.stdin is not None and env.stdin.path is not None:
+        config = {**config, "<stdin>": env.stdin.path}
+    elif sub in ("apply",) and env.stdin is not None:
+        config = {**config, "<stdin>": ""}
     found = handler(args, config)
     if found is None:
         return []
@@ -146,6 +164,8 @@ def _git_checkout(args: list[Word], config: Mapping[str, str]) -> _GitFound:
     if new_branch is not None:
         detail["branch"] = new_branch
         if not operands:
+            if "force" in detail:  # `checkout -f -b new` still throws away every local change
+                return "git-checkout-rev", [_WORK_TREE_WORD], {**detail, "rev": "HEAD"}
             return None  # `checkout -b new` starts a branch where HEAD is: nothing in the tree changes
         return "git-checkout-rev", [_WORK_TREE_WORD], {**detail, "rev": operands[0].text}
     if not operands:
@@ -257,6 +277,60 @@ def _git_mv(args: list[Word], config: Mapping[str, str]) -> _GitFound:
     return "mv", parsed.paths[-1:], {"git": "mv", "sources": sources, "deletes": sources}
 
 
+def _git_pick(mode: str) -> Callable[[list[Word], Mapping[str, str]], _GitFound]:
+    """``git revert REV...`` and ``git cherry-pick REV...``: REV's changes (or their inverse) land in the tree."""
+
+    def handler(args: list[Word], config: Mapping[str, str]) -> _GitFound:
+        parsed = split_args(args, "mXS", frozenset({"--mainline", "--strategy", "--strategy-option",
+                                                     "--gpg-sign", "--cleanup"}))
+        if parsed.has("--abort", "--quit", "--continue", "--skip") or not parsed.paths:
+            return None  # these finish or leave one that was judged when it started
+        return "git-pick", [_WORK_TREE_WORD], {"mode": mode, "revs": "\n".join(w.text for w in parsed.paths)}
+
+    return handler
+
+
+def _git_apply(args: list[Word], config: Mapping[str, str]) -> _GitFound:
+    parsed = split_args(args, "pC", frozenset({"--directory", "--exclude", "--include", "--whitespace",
+                                                 "--build-fake-ancestor"}))
+    if parsed.has("--cached") or (parsed.has("--check", "--stat", "--numstat", "--summary")
+                                  and not parsed.has("--apply")):
+        return None  # the index only, or a report
+    patches = [w.text for w in parsed.paths]
+    if not patches and "<stdin>" in config:
+        patches = [config["<stdin>"] or "-"]
+    detail = {"patches": "\n".join(patches or ["-"])}
+    if parsed.has("-R", "--reverse"):
+        detail["reverse"] = "1"
+    strip = parsed.value("-p")
+    if strip:
+        detail["strip"] = strip
+    directory = parsed.value("--directory")
+    if directory:
+        detail["directory"] = directory
+    return "git-apply", [_WORK_TREE_WORD], detail
+
+
+def _git_checkout_index(args: list[Word], config: Mapping[str, str]) -> _GitFound:
+    parsed = split_args(args, "", frozenset({"--prefix", "--stage"}))
+    if not parsed.has("-f", "--force") or parsed.has("-n", "--no-create"):
+        return None  # without -f it refuses to overwrite a file that exists
+    paths = [Word(".")] if parsed.has("-a", "--all") else parsed.paths
+    if not paths:
+        return None
+    return "git-checkout-paths", paths, {"force": "1", "via": "checkout-index"}
+
+
+def _git_read_tree(args: list[Word], config: Mapping[str, str]) -> _GitFound:
+    parsed = split_args(args, "", frozenset({"--prefix", "--index-output", "--exclude-per-directory"}))
+    if not parsed.has("-u") or parsed.has("-n", "--dry-run"):
+        return None  # without -u only the index changes
+    trees = [w.text for w in parsed.paths]
+    rev = trees[-1] if trees else "HEAD"
+    return "git-reset", [_WORK_TREE_WORD], {"mode": "hard" if parsed.has("--reset") else "merge", "rev": rev,
+                                             "via": "read-tree"}
+
+
 _GIT_COMMANDS: dict[str, Callable[[list[Word], Mapping[str, str]], _GitFound]] = {
     "reset": _git_reset,
     "checkout": _git_checkout,
@@ -268,4 +342,9 @@ _GIT_COMMANDS: dict[str, Callable[[list[Word], Mapping[str, str]], _GitFound]] =
     "rebase": _git_rebase,
     "rm": _git_rm,
     "mv": _git_mv,
+    "revert": _git_pick("revert"),
+    "cherry-pick": _git_pick("pick"),
+    "apply": _git_apply,
+    "checkout-index": _git_checkout_index,
+    "read-tree": _git_read_tree,
 }

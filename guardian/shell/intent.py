@@ -15,6 +15,9 @@ from typing import Any
 # Placeholder targets.  Both are documented parts of the contract with the hook.
 WORK_TREE = ":/"  # git's own spelling for "the whole work tree": reset --hard, switching branches, rebase
 ANY_PATH = "*"  # unknown paths (xargs input, a computed command): as broad as the glob it looks like
+# "opaque": a construct guardian cannot see into (inline code, eval, a computed command); its targets are
+# the literal words it was given.  "unknown-command": a tool guardian does not model, naming its operands.
+# "unknown-dynamic": text that cannot be read at all, judged over the whole project.
 
 KINDS: tuple[str, ...] = (
     "git-reset",
@@ -35,6 +38,12 @@ KINDS: tuple[str, ...] = (
     "sed-inplace",
     "mv",
     "cp",
+    "git-pick",
+    "git-apply",
+    "extract",
+    "patch",
+    "opaque",
+    "unknown-command",
     "unknown-dynamic",
 )
 

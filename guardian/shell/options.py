@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from guardian.shell.lexer import Word
+from guardian.shell.words import Word
 
 
 @dataclass

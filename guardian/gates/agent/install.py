@@ -19,7 +19,7 @@ from typing import Any, Literal
 from guardian.errors import ConfigError
 from guardian.paths import find_project_root
 
-HOOK_MATCHER = "Bash|Write|Edit|MultiEdit"
+HOOK_MATCHER = "Bash|Write|Edit|MultiEdit|NotebookEdit"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ writes nothing, so ``guardian agent check`` can show a decision safely.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from guardian.gates.agent.payload import EXIT_ALLOW, EXIT_BLOCK, read_git_aliases
+from guardian.gates.agent.payload import EXIT_ALLOW, EXIT_BLOCK, read_git_aliases, shell_environ
 from guardian.gates.agent.resolve import resolve_intent
 from guardian.gates.agent.resolver import Resolver, Touch, Unknown
 from guardian.shell.parse import Intent, parse_command
@@ -24,11 +25,15 @@ from guardian.shell.parse import Intent, parse_command
 if TYPE_CHECKING:
     # The policy engine (pathspec) is loaded only once a command is destructive.
     from guardian.config import Policy
-    from guardian.policy import Operation, Outcome, PathDecision, PolicyEngine
+    from guardian.policy import ChangeKind, Operation, Outcome, PathDecision, PolicyEngine
 
 FORCE_ADVICE = "ask the user, who can run it with GUARDIAN_FORCE=1 or use 'guardian rollback --force'"
 BLOCK_ADVICE = "the policy blocks this even with GUARDIAN_FORCE=1; ask the user"
-_GIT_TREE_KINDS = frozenset({"git-reset", "git-checkout-rev", "git-rebase"})
+# Kinds whose snapshot is the whole tree: git operations on the whole repository, and constructs
+# guardian cannot see into (inline code, eval, a computed command), which could touch anything.
+_WHOLE_TREE_KINDS = frozenset({"git-reset", "git-checkout-rev", "git-rebase", "git-pick", "git-apply", "opaque",
+                               "unknown-dynamic"})
+_ANY_OPERATION: tuple[Operation, ...] = ("delete", "rollback", "modify")
 
 Action = Literal["benign", "allow", "forced", "block"]
 
@@ -148,6 +153,66 @@ def _message(problems: Sequence[Problem], containers: set[str]) -> str:
             f"(protected: {first.reason}){more}; {advice}")
 
 
+def _strictest(engine: PolicyEngine, path: str, operation: Operation | None) -> tuple[Outcome, str] | None:
+    """What the rules say about an unknown change to ``path``: the strictest answer, at least "force".
+
+    With the operation known (``rm "$X"`` deletes) the rule's action for it decides; with nothing known
+    the strictest of its actions does.  Either way a ``block`` stays a block: not knowing what a command
+    does must never make it easier to get past a rule than doing it plainly would.
+    """
+    from guardian.policy import rule_outcome, stricter
+
+    best: tuple[Outcome, str] | None = None
+    for op in (operation,) if operation else _ANY_OPERATION:
+        change: ChangeKind = "modify" if op == "modify" else "delete"
+        rule = engine.rule_for(path, op, change)
+        if rule is None:
+            continue
+        outcome = stricter(rule_outcome(rule, op, change), "force")
+        if best is None or stricter(outcome, best[0]) != best[0]:
+            best = (outcome, rule.reason)
+    return best
+
+
+def _unknown_problems(
+    resolver: Resolver, policy: Policy, engine: PolicyEngine, unknown: Sequence[Unknown],
+    displays: Sequence[str], force: bool,
+) -> list[Problem]:
+    user_engine = _user_engine(policy)
+    problems: list[Problem] = []
+    walks: dict[str, tuple[list[str], bool]] = {}
+    for item in unknown:
+        if item.exact:
+            # A path named outright by a tool guardian cannot read: the full engine, guardian.yaml included.
+            found = _strictest(engine, item.scope, item.operation)
+            if found is not None:
+                problems.append(Problem(displays[item.source], "touch", item.scope, found[0], found[1],
+                                        found[0] == "force" and force, item.reason))
+            continue
+        if not user_engine.rules:
+            continue
+        if item.scope not in walks:
+            walks[item.scope] = resolver.protected_under(item.scope, user_engine)
+        protected, partial = walks[item.scope]
+        best: tuple[Outcome, str, str] | None = None
+        for path in protected or ([item.scope] if partial else []):
+            found = _strictest(user_engine, path, item.operation) or ("force", "protected")
+            if best is None or stricter_outcome(found[0], best[0]):
+                best = (found[0], found[1], path)
+        if best is not None:  # a walk that gave up cannot vouch for the rest: fail closed
+            problems.append(Problem(displays[item.source], "touch", best[2], best[0], best[1],
+                                    best[0] == "force" and force, item.reason))
+    return problems
+
+
+def stricter_outcome(new: Outcome, old: Outcome) -> bool:
+    """Whether ``new`` is strictly stricter than ``old``."""
+    return _OUTCOME_RANK[new] > _OUTCOME_RANK[old]
+
+
+_OUTCOME_RANK = {"allow": 0, "force": 1, "block": 2}
+
+
 def judge_intents(
     project_root: Path,
     policy: Policy,
@@ -181,21 +246,9 @@ def judge_intents(
     displays = [_display(i) for i in intents]
     problems = _problems(ordered, decisions_by_touch, displays)
     # Fail closed only where it matters: a command we cannot read is a problem when the user's
-    # protected paths exist where it runs.
-    user_engine = _user_engine(policy)
-    in_scope: dict[str, tuple[list[str], bool]] = {}
-    for item in unknown:
-        if not user_engine.rules:
-            break
-        if item.scope not in in_scope:
-            in_scope[item.scope] = resolver.protected_under(item.scope, user_engine)
-        protected, partial = in_scope[item.scope]
-        if protected or partial:  # a walk that gave up cannot vouch for the rest: fail closed
-            path = protected[0] if protected else item.scope
-            rule = user_engine.rule_for(path)
-            reason = rule.reason if rule else "protected"
-            problems.append(Problem(displays[item.source], "touch", path, "force", reason, force, item.reason))
-    whole_tree = bool(unknown) or any(i.kind in _GIT_TREE_KINDS for i in intents) or any(
+    # protected paths exist where it runs (or, for a path named outright, when that path is protected).
+    problems += _unknown_problems(resolver, policy, engine, unknown, displays, force)
+    whole_tree = any(not u.exact for u in unknown) or any(i.kind in _WHOLE_TREE_KINDS for i in intents) or any(
         t.path == "." for t in touches)
     snapshot_paths = None if whole_tree else tuple(sorted({t.path for t in touches}))
     verdict = Verdict("allow", command, intents=tuple(intents), touches=tuple(ordered),
@@ -207,6 +260,10 @@ def judge_intents(
         verdict.message = _message(problems, containers)
     elif problems:
         verdict.action = "forced"
+    elif not touches and all(i.kind == "unknown-command" for i in intents):
+        # A tool guardian does not know, naming nothing protected: as benign as before it was looked at.
+        verdict.action = "benign"
+        verdict.snapshot_paths = ()
     return verdict
 
 
@@ -222,8 +279,9 @@ def judge_command(
     """Parse a shell command (with the repository's git aliases unless given) and judge it."""
     if aliases is None:
         aliases = read_git_aliases(cwd) if "git" in command else {}
-    return judge_intents(project_root, policy, parse_command(command, aliases), cwd.resolve(), command,
-                         force=force)
+    intents = parse_command(command, aliases, shell_environ(os.environ))
+    verdict = judge_intents(project_root, policy, intents, cwd.resolve(), command, force=force)
+    return verdict
 
 
 def judge_file_write(
@@ -232,3 +290,28 @@ def judge_file_write(
     """Write/Edit/MultiEdit onto ``file_path``: a ``modify`` of that file when it exists (see module doc)."""
     intent = Intent("tool-write", (tool, file_path), None, (file_path,), {"tool": tool})
     return judge_intents(project_root, policy, [intent], cwd.resolve(), f"{tool} {file_path}", force=force)
+
+
+def malformed_verdict(project_root: Path, policy: Policy, named: Sequence[Path], error: str, force: bool) -> str | None:
+    """The block line for a malformed hook input that names a protected existing path, or None.
+
+    A call guardian cannot read must not be a way around the policy: if it names a
+    protected file, it is stopped as a change of unknown kind to that file.
+    """
+    from guardian.policy import PolicyEngine
+
+    engine = PolicyEngine.from_policy(policy)
+    resolver = Resolver(project_root, project_root, engine)
+    for path in named:
+        if not os.path.lexists(path):
+            continue
+        rel = resolver.rel(resolver.real_target(Path(os.path.abspath(path))))
+        if rel is None or rel == ".":
+            continue
+        found = _strictest(engine, rel, None)
+        if found is None or (found[0] == "force" and force):
+            continue
+        advice = BLOCK_ADVICE if found[0] == "block" else FORCE_ADVICE
+        return (f"guardian: blocked: cannot read this tool call ({' '.join(error.split())}) and it names {rel}, "
+                f"which is protected: {found[1]}; {advice}")
+    return None

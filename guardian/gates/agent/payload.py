@@ -9,6 +9,7 @@ nothing heavier than json and the git runner.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,13 @@ from guardian.util.git import GitError, run_git
 ENV_FORCE = "GUARDIAN_FORCE"
 EXIT_ALLOW = 0
 EXIT_BLOCK = 2  # Claude Code: "blocking error", the tool call is cancelled and stderr goes to the model
-# The key holding the file each file-editing tool writes.  NotebookEdit is not in the
-# installed matcher, but a user who routes it here gets the same treatment.
+# The key holding the file each file-editing tool writes.  NotebookEdit names its notebook
+# `notebook_path`; a `file_path` is read too, so a client that spells it so is not waved through.
 FILE_TOOLS: dict[str, str] = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
                               "NotebookEdit": "notebook_path"}
+_PATH_KEYS = ("file_path", "notebook_path", "path", "filePath", "notebookPath")
+# What the parser may know of the agent's environment: `rm -rf "$TMPDIR/build"` is that path.
+_ENVIRON_KEYS = ("HOME", "TMPDIR", "SHELL", "USER")
 TOOL_TIMEOUT = 10.0  # seconds for each git/find/rsync query; Claude Code kills a hook after 60 s
 
 
@@ -75,11 +79,41 @@ def parse_hook_input(data: bytes | str, default_cwd: Path) -> HookRequest:
             raise BadHookInput("Bash call without a 'tool_input.command' string")
     elif tool in FILE_TOOLS:
         file_path = tool_input.get(FILE_TOOLS[tool])
+        if not (isinstance(file_path, str) and file_path) and tool == "NotebookEdit":
+            file_path = tool_input.get("file_path")
         if not isinstance(file_path, str) or not file_path:
             raise BadHookInput(f"{tool} call without a 'tool_input.{FILE_TOOLS[tool]}' string")
     event = raw.get("hook_event_name")
     event = event if isinstance(event, str) else ""
     return HookRequest(tool, cwd, command, file_path, session, use_id, event)
+
+
+def named_in_payload(data: bytes | str, default_cwd: Path) -> list[Path]:
+    """The paths a hook input names under its path keys, even when it is malformed otherwise."""
+    try:
+        raw = json.loads(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
+    except ValueError:
+        return []
+    if not isinstance(raw, dict):
+        return []
+    cwd_raw = raw.get("cwd")
+    cwd = Path(cwd_raw) if isinstance(cwd_raw, str) and cwd_raw else default_cwd
+    found: list[Path] = []
+    for holder in (raw.get("tool_input"), raw):
+        if not isinstance(holder, dict):
+            continue
+        for key in _PATH_KEYS:
+            value = holder.get(key)
+            if isinstance(value, str) and value:
+                found.append(Path(value) if os.path.isabs(value) else cwd / value)
+    return found
+
+
+def shell_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables the parser may resolve.  An unset TMPDIR expands to "" in bash, and so it does here."""
+    found = {k: environ[k] for k in _ENVIRON_KEYS if k in environ}
+    found.setdefault("TMPDIR", "")
+    return found
 
 
 def force_requested(environ: Mapping[str, str]) -> bool:

@@ -23,9 +23,12 @@ from guardian.gates.agent.resolver import Resolver, Touch, Unknown, Unsure, is_d
 from guardian.shell.parse import ANY_PATH, Intent
 
 if TYPE_CHECKING:
-    from guardian.policy import ChangeKind
+    from guardian.policy import ChangeKind, Operation
 
 RSYNC_BIN = "rsync"  # module-level so tests can simulate a machine without rsync
+PATCH_BIN = "patch"
+TAR_BIN = "tar"
+UNZIP_BIN = "unzip"
 _ITEMIZE_RE = re.compile(r"^(\*deleting|[<>ch.][fdLDS][^ ]{9}) +(.+)$")
 
 _STATUS_CHANGE = {"A": "add", "D": "delete", "M": "modify", "T": "modify", "U": "modify", "X": "modify",
@@ -358,6 +361,100 @@ def _resolve_simple(r: Resolver, intent: Intent, idx: int, cwd: Path) -> list[To
     return touches
 
 
+def _resolve_pick(r: Resolver, intent: Intent, idx: int, cwd: Path) -> list[Touch]:
+    """``git cherry-pick REV`` brings REV's changes into the tree; ``git revert REV`` their inverse."""
+    revert = intent.detail.get("mode") == "revert"
+    changes: dict[Path, str] = {}
+    for rev in (x for x in intent.detail.get("revs", "").split("\n") if x):
+        if ".." in rev:
+            old, _, new = rev.replace("...", "..").partition("..")
+            old, new = old or "HEAD", new or "HEAD"
+        else:
+            old, new = f"{rev}^", rev
+        if revert:
+            old, new = new, old
+        _tree_diff(r, cwd, old, new, changes)
+    verb = "revert" if revert else "rewrite"
+    return [t for path, change in sorted(changes.items()) for t in r.changed(path, change, idx, verb)]
+
+
+def _patch_files(intent: Intent, cwd: Path) -> list[str]:
+    patches = [p for p in intent.detail.get("patches", "-").split("\n") if p]
+    if not patches or "-" in patches:
+        raise Unsure("it reads its patch from stdin")
+    for patch in patches:
+        if is_dynamic(patch) or not (cwd / patch).is_file():
+            raise Unsure(f"cannot read the patch {patch}")
+    return patches
+
+
+def _resolve_git_apply(r: Resolver, intent: Intent, idx: int, cwd: Path) -> list[Touch]:
+    """``git apply [-R] PATCH``: the files the patch names, as ``git apply --numstat --summary`` lists them."""
+    detail = intent.detail
+    args = ["apply", "--numstat", "--summary"]
+    if "reverse" in detail:
+        args.append("-R")
+    if "strip" in detail:
+        args.append(f"-p{detail['strip']}")
+    if "directory" in detail:
+        args.append(f"--directory={detail['directory']}")
+    out = r.git(cwd, *args, *_patch_files(intent, cwd))
+    top = r.toplevel(cwd)
+    changes: dict[Path, str] = {}
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3:
+            _merge(changes, top / _unquote_git(fields[2]), "modify")
+        elif line.startswith((" delete mode ", " create mode ")):
+            name = line.split(" ", 4)[-1]
+            _merge(changes, top / _unquote_git(name), "delete" if "delete" in line else "add")
+    return [t for path, change in sorted(changes.items()) for t in r.changed(path, change, idx, "rewrite")]
+
+
+def _resolve_patch(r: Resolver, intent: Intent, idx: int, cwd: Path) -> list[Touch]:
+    """``patch``: the files it would patch, from its own ``--dry-run``."""
+    detail = intent.detail
+    into = cwd / detail["into"] if "into" in detail else cwd
+    if "file" in detail:
+        return r.overwrites(r.expand(cwd, detail["file"])[0], idx, operation="rollback", verb="rewrite")
+    argv = [PATCH_BIN, "--dry-run", "--batch", "--force"]
+    if "reverse" in detail:
+        argv.append("-R")
+    if "strip" in detail:
+        argv.append(f"-p{detail['strip']}")
+    touches: list[Touch] = []
+    for patch in _patch_files(intent, cwd):
+        out = run_tool([*argv, "-i", str(cwd / patch)], into, "patch --dry-run", ok_codes=(0, 1))
+        for line in out.splitlines():
+            for prefix in ("checking file ", "patching file "):
+                if line.startswith(prefix):
+                    name = line[len(prefix):].strip().strip("'\"")
+                    touches += r.overwrites(into / name, idx, operation="rollback", verb="rewrite")
+    return touches
+
+
+def _resolve_extract(r: Resolver, intent: Intent, idx: int, cwd: Path) -> list[Touch]:
+    """``tar -x`` and ``unzip -o``: every member that exists already is replaced by the archive's version."""
+    detail = intent.detail
+    archive = detail.get("archive", "-")
+    if archive == "-" or is_dynamic(archive):
+        raise Unsure("it reads its archive from stdin" if archive == "-" else f"'{archive}' is only known at run time")
+    members = [m for m in detail.get("members", "").split("\n") if m]
+    if detail.get("tool") == "unzip":
+        out = run_tool([UNZIP_BIN, "-Z1", archive, *members], cwd, "unzip -Z1")
+    else:
+        out = run_tool([TAR_BIN, "-tf", archive, *members], cwd, "tar -t")
+    into = cwd / detail["into"] if "into" in detail else cwd
+    strip = int(detail.get("strip", "0") or 0)
+    touches: list[Touch] = []
+    for name in out.splitlines():
+        parts = [p for p in name.strip().lstrip("/").split("/") if p and p != "."][strip:]
+        if not parts or name.endswith("/"):
+            continue
+        touches += r.overwrites(into.joinpath(*parts), idx, operation="rollback", verb="replace")
+    return touches
+
+
 _RESOLVERS = {
     "git-reset": _resolve_git_tree,
     "git-checkout-rev": _resolve_git_tree,
@@ -373,18 +470,81 @@ _RESOLVERS = {
     "mv": _resolve_copy,
     "cp": _resolve_copy,
     "rsync-delete": _resolve_rsync,
+    "git-pick": _resolve_pick,
+    "git-apply": _resolve_git_apply,
+    "patch": _resolve_patch,
+    "extract": _resolve_extract,
 }
 
 
+# What a destructive intent does to the paths it names, for judging it when those paths are only known
+# at run time.  None: it could do anything (judged by the strictest of a rule's actions).
+_KIND_OPERATION: dict[str, Operation | None] = {
+    "rm": "delete", "find-delete": "delete", "git-clean": "delete", "mv": None, "cp": "modify",
+    "redirect": "modify", "truncate": "modify", "sed-inplace": "modify", "tool-write": "modify",
+    "unknown-dynamic": None, "opaque": None, "unknown-command": None,
+}
+
+
+def _operation(intent: Intent) -> Operation | None:
+    if intent.kind.startswith("git-") or intent.kind in ("rsync-delete", "extract", "patch"):
+        return "rollback"
+    return _KIND_OPERATION.get(intent.kind)
+
+
+def _named(r: Resolver, intent: Intent, idx: int, base: Path) -> list[Unknown]:
+    """The literal paths an opaque construct or an unknown tool names, as exact unknowns (no walk under them)."""
+    out: list[Unknown] = []
+    seen: set[str] = set()
+    reason = intent.detail.get("reason", "guardian cannot see what it does")
+    for target in intent.targets:
+        if not target or is_dynamic(target) or target == ANY_PATH:
+            continue
+        for path in r.expand(base, target):
+            rel = r.rel(r.real(path))
+            if rel is None or rel == "." or rel in seen or not os.path.lexists(path):
+                continue
+            seen.add(rel)
+            out.append(Unknown(idx, reason, rel, None, exact=True))
+    return out
+
+
+def _resolve_opaque(r: Resolver, intent: Intent, idx: int, base: Path, scope: str | None
+                    ) -> tuple[list[Touch], list[Unknown]]:
+    """Inline code, eval, a computed command: what its code visibly deletes or writes, and what it names."""
+    unknown = _named(r, intent, idx, base)
+    api = intent.detail.get("api", "")
+    touches: list[Touch] = []
+    if api:
+        for target in intent.targets:
+            if is_dynamic(target) or target == ANY_PATH:
+                continue
+            for path in r.expand(base, target):
+                if api == "delete":
+                    touches += r.deletes(path, idx)
+                else:
+                    touches += r.overwrites(r.real(path), idx)
+        if not touches and scope is not None:
+            # It deletes or writes, but not a path written out in its code: somewhere under where it runs.
+            op: Operation = "delete" if api == "delete" else "modify"
+            unknown.append(Unknown(idx, f"its code {'deletes' if api == 'delete' else 'writes'} files "
+                                        "whose names it computes", scope, op))
+    return touches, unknown
+
+
 def resolve_intent(r: Resolver, intent: Intent, idx: int) -> tuple[list[Touch], list[Unknown]]:
+    operation = _operation(intent)
+    if intent.kind == "unknown-dynamic":
+        # A command that cannot be read at all could act anywhere: the whole project is in scope.
+        return [], [Unknown(idx, intent.detail.get("reason", "the command cannot be read"), ".", None)]
     base = r.base_dir(intent)
     if base is None:
-        return [], [Unknown(idx, f"it runs in {intent.cwd}, a directory only known at run time", ".")]
+        return [], [Unknown(idx, f"it runs in {intent.cwd}, a directory only known at run time", ".", operation)]
     scope = r.rel(base)
-    if intent.kind == "unknown-dynamic":
-        if scope is None:
-            return [], []
-        return [], [Unknown(idx, intent.detail.get("reason", "the command is only known at run time"), scope)]
+    if intent.kind == "unknown-command":
+        return [], _named(r, intent, idx, base)
+    if intent.kind == "opaque":
+        return _resolve_opaque(r, intent, idx, base, scope)
     # "*" is ANY_PATH (xargs input, --pathspec-from-file) only when the parser says the paths are computed;
     # otherwise it is the shell glob of `rm -rf *`.
     computed = "dynamic" in intent.detail or any(a.startswith("--pathspec-from-file") for a in intent.argv)
@@ -394,11 +554,11 @@ def resolve_intent(r: Resolver, intent: Intent, idx: int) -> tuple[list[Touch], 
             if scope is not None:
                 source = intent.detail.get("dynamic", "a file")
                 source = "run-time expansions" if source == "expansion" else source
-                unknown.append(Unknown(idx, f"its paths come from {source}", scope))
+                unknown.append(Unknown(idx, f"its paths come from {source}", scope, operation))
         elif is_dynamic(target):
             where = r.dynamic_scope(base, target)
             if where is not None:
-                unknown.append(Unknown(idx, f"'{target}' is only known at run time", where))
+                unknown.append(Unknown(idx, f"'{target}' is only known at run time", where, operation))
     if unknown:
         return [], unknown
     # rsync without --delete is reported as cp (or mv, with --remove-source-files); rsync -n answers for all.
@@ -409,4 +569,4 @@ def resolve_intent(r: Resolver, intent: Intent, idx: int) -> tuple[list[Touch], 
     except Unsure as exc:
         # Git state we cannot read: the operation is repository-wide, so the whole project is in scope.
         where = "." if intent.kind.startswith("git-") else (scope or ".")
-        return [], [Unknown(idx, str(exc), where)]
+        return [], [Unknown(idx, str(exc), where, operation)]

@@ -54,11 +54,18 @@ class Touch:
 
 @dataclass(frozen=True)
 class Unknown:
-    """An intent whose paths cannot be worked out; ``scope`` is where it could act (root-relative)."""
+    """An intent whose paths cannot be worked out; ``scope`` is where it could act (root-relative).
+
+    ``operation`` is what it would do there when that much is known (``rm "$X"`` deletes); None means it
+    could do anything, and is judged by the strictest of the rule's actions.  ``exact`` marks a path an
+    opaque construct or an unknown tool names literally: only that path is judged, nothing under it.
+    """
 
     source: int
     reason: str
     scope: str
+    operation: Operation | None = None
+    exact: bool = False
 
 
 def is_dynamic(text: str) -> bool:
@@ -121,6 +128,22 @@ class Resolver:
             return norm[len(root) + 1 :]
         return None
 
+    def real(self, path: Path) -> Path:
+        """``path`` with the directories above it resolved, the way a Write tool path is: ``wo_link/run.py``
+        is the file under the link's target.  The last component stays as written (``rm link`` removes
+        the link, not what it points to)."""
+        try:
+            return Path(os.path.realpath(path.parent)) / path.name if path.name else Path(os.path.realpath(path))
+        except (OSError, ValueError):
+            return path
+
+    def real_target(self, path: Path) -> Path:
+        """Where a write through ``path`` lands: every symlink followed, the last one too (``> link``)."""
+        try:
+            return Path(os.path.realpath(path))
+        except (OSError, ValueError):
+            return path
+
     def base_dir(self, intent: Intent) -> Path | None:
         """The directory the intent runs in; None when only known at run time (cd $X, cd -)."""
         if intent.cwd is None:
@@ -136,15 +159,18 @@ class Resolver:
             target = os.path.expanduser(target)
         out: list[Path] = []
         for word in brace_expand(target):
+            # Symlinked directories are followed as the command would follow them: "link/x" is the
+            # file under the link's target, and so is "link/" itself (rm -rf link/ empties the target).
+            resolve = self.real_target if word.endswith("/") else self.real
             if _GLOB_CHARS & set(word):
                 if os.path.isabs(word):
                     matches = [Path(m) for m in glob.glob(word)]
                 else:
                     matches = [base / m for m in glob.glob(word, root_dir=base)]
                 if matches:
-                    out.extend(Path(os.path.normpath(m)) for m in sorted(matches))
+                    out.extend(resolve(Path(os.path.normpath(m))) for m in sorted(matches))
                     continue
-            out.append(Path(os.path.normpath(base / word)))
+            out.append(resolve(Path(os.path.normpath(base / word))))
         return out
 
     def dynamic_scope(self, base: Path, target: str) -> str | None:
@@ -214,7 +240,10 @@ class Resolver:
 
     def overwrites(self, path: Path, idx: int, *, operation: Operation = "modify", verb: str = "overwrite",
                    into_dirs: bool = False) -> list[Touch]:
-        """An existing file whose content is replaced: an in-place edit (``modify``) unless told otherwise."""
+        """An existing file whose content is replaced: an in-place edit (``modify``) unless told otherwise.
+
+        A write goes through a symlink to the file it points to, so that file is the one judged."""
+        path = self.real_target(path)
         rel = self.rel(path)
         if rel is None or not os.path.lexists(path):
             return []  # a new file: nothing is lost
@@ -287,7 +316,7 @@ class Resolver:
         return True
 
 
-def run_tool(argv: Sequence[str], cwd: Path, what: str) -> str:
+def run_tool(argv: Sequence[str], cwd: Path, what: str, ok_codes: Sequence[int] = (0,)) -> str:
     """Run the read-only form of a tool other than git (``find`` without actions, ``rsync -n``)."""
     if not cwd.is_dir():
         raise Unsure(f"{cwd} is not a directory")
@@ -303,7 +332,7 @@ def run_tool(argv: Sequence[str], cwd: Path, what: str) -> str:
         raise Unsure(f"'{what}' took longer than {TOOL_TIMEOUT:g}s") from None
     except OSError as exc:
         raise Unsure(f"cannot run '{what}': {exc.strerror or exc}") from None
-    if proc.returncode != 0:
+    if proc.returncode not in ok_codes:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise Unsure(f"'{what}' failed: {err[0] if err else f'exit {proc.returncode}'}")
     return proc.stdout.decode("utf-8", "surrogateescape")
