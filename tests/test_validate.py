@@ -422,7 +422,7 @@ DEPLOY = b"".join(
 def torn(rel_path: str, data: bytes, previous: bytes, *, writer: str | None = None) -> FileVerdict:
     specs = list(checks_for(rel_path, ()))
     return judge(
-        rel_path, data, specs, last_valid_size=len(previous), suspect=DEFAULTS, previous=previous, writer=writer
+        rel_path, data, specs, last_valid_size=len(previous), suspect=DEFAULTS, previous=lambda: previous, writer=writer
     )
 
 
@@ -518,6 +518,25 @@ def test_a_file_still_open_for_writing_is_suspect_and_says_who() -> None:
     assert cut.reason.endswith("torn or truncated write; still open for writing by pid 42 (x)")
     assert is_in_progress(cut.reason)
     assert not is_in_progress("a strict prefix of the last valid version (1 of 2 bytes): torn or truncated write")
+
+
+def test_the_last_valid_version_is_read_only_when_a_torn_write_check_can_apply() -> None:
+    reads: list[int] = []
+
+    def load() -> bytes:
+        reads.append(1)
+        return MODULE
+
+    def judged(rel_path: str, data: bytes) -> str:
+        specs = list(checks_for(rel_path, ()))
+        return judge(rel_path, data, specs, last_valid_size=len(MODULE), suspect=DEFAULTS, previous=load).verdict
+
+    assert judged("notes.txt", MODULE + b"more\n") == "valid"  # longer: cannot be a strict prefix
+    assert judged("state.json", b'{"a": ') == "invalid"  # invalid already
+    assert reads == []
+    assert judged("notes.txt", MODULE[:-30]) == "suspect"
+    assert judged("pool.py", MODULE + b"X = 1\n") == "valid"  # Python: the outline check needs it
+    assert reads == [1, 1]
 
 
 def test_previous_versions_too_large_to_parse_are_not_compared() -> None:

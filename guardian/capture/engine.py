@@ -195,31 +195,29 @@ def judge_content(
 ) -> tuple[str, str]:
     """The verdict for one file's content: the single place snapshots and the guardrail judge.
 
-    The last valid version's content is read from ``repo`` (when both are small enough to
-    compare) so a torn rewrite of it is caught; ``writers`` says whether a process still
-    has the file open for writing.
+    The last valid version's content is read from ``repo`` when a torn-write check can use
+    it (both small enough to compare); ``writers`` says whether a process still has the file
+    open for writing.
     """
     if kind == "symlink":
         return "valid", ""
     policy = project.policy
-    last_valid = catalog.latest_valid(rel)
-    previous: bytes | None = None
-    if (
-        last_valid is not None
-        and last_valid.blob is not None
-        and last_valid.size is not None
-        and last_valid.size <= MAX_PARSE_BYTES
-        and len(data) <= MAX_PARSE_BYTES
-    ):
-        previous = repo.read_blob(last_valid.blob)
+
+    def last_valid_content() -> bytes | None:
+        # Read only when a torn-write check can apply; bounded like the parse checks.
+        valid = catalog.latest_valid(rel)
+        if valid is None or valid.blob is None or valid.size is None or valid.size > MAX_PARSE_BYTES:
+            return None
+        return repo.read_blob(valid.blob)
+
     verdict = judge(
         rel,
         data,
         checks_for(rel, policy.validate),
-        last_valid_size=last_valid.size if last_valid is not None else None,
+        last_valid_size=catalog.last_valid_size(rel),
         suspect=policy.suspect,
         cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
-        previous=previous,
+        previous=last_valid_content,
         writer=open_writer(writers, rel, kind, data),
     )
     return verdict.verdict, verdict.reason

@@ -131,13 +131,14 @@ def judge(
     last_valid_size: int | None,
     suspect: SuspectSettings,
     cwd: Path | None = None,
-    previous: bytes | None = None,
+    previous: Callable[[], bytes | None] | None = None,
     writer: str | None = None,
 ) -> FileVerdict:
     """Run ``checks`` on ``data`` plus the shrink and torn-write heuristics; invalid beats suspect beats valid.
 
-    ``previous`` is the last valid version's content, when known and not too large to compare;
-    ``writer`` names the process that still has the file open for writing ("pid N (command)").
+    ``previous`` reads the last valid version's content (None when there is none, or it is too
+    large to compare); it is called only when a torn-write check can apply.  ``writer`` names
+    the process that still has the file open for writing ("pid N (command)").
     """
     findings: list[_Finding] = []
     too_large: list[str] = []
@@ -156,8 +157,8 @@ def judge(
     shrink = _shrink_finding(len(data), last_valid_size, suspect)
     if shrink is not None:
         findings.append(shrink)
-    if previous is not None and len(data) <= MAX_PARSE_BYTES and len(previous) <= MAX_PARSE_BYTES:
-        findings.extend(_torn_findings(data, previous, checks, findings, shrank=shrink is not None))
+    if previous is not None and len(data) <= MAX_PARSE_BYTES:
+        findings.extend(_torn_findings(data, previous, checks, findings, last_valid_size, shrank=shrink is not None))
     if writer is not None:
         findings.append(_Finding("suspect", f"{OPEN_FOR_WRITING}{writer}"))
     if not findings:
@@ -180,16 +181,28 @@ def _shrink_finding(size: int, last_valid_size: int | None, settings: SuspectSet
 
 
 def _torn_findings(
-    data: bytes, previous: bytes, checks: Sequence[CheckSpec], found: list[_Finding], *, shrank: bool
+    data: bytes,
+    load_previous: Callable[[], bytes | None],
+    checks: Sequence[CheckSpec],
+    found: list[_Finding],
+    last_valid_size: int | None,
+    *,
+    shrank: bool,
 ) -> list[_Finding]:
     # A torn write that still parses: the head of the last valid version, or of a rewrite of it.
+    if any(f.verdict == "invalid" for f in found):
+        return []  # already invalid, which a suspect finding would not change
+    outlines = list(dict.fromkeys(spec.name for spec in checks if spec.name in ("python", "yaml")))
+    if not outlines and (last_valid_size is None or len(data) >= last_valid_size):
+        return []  # no outline to compare, and too long to be a strict prefix: skip reading the store
+    previous = load_previous()
+    if previous is None or len(previous) > MAX_PARSE_BYTES:
+        return []
     torn: list[_Finding] = []
     prefix = prefix_reason(data, previous)
     if prefix is not None and not shrank:  # the shrink finding already says it, with the sizes
         torn.append(_Finding("suspect", prefix))
-    if any(f.verdict == "invalid" for f in found):
-        return torn  # does not parse: already invalid, and there is no outline to compare
-    for name in dict.fromkeys(spec.name for spec in checks if spec.name in ("python", "yaml")):
+    for name in outlines:
         lost = lost_tail_reason(name, data, previous)
         if lost is not None:
             torn.append(_Finding("suspect", _clip(lost)))
