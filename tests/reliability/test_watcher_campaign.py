@@ -505,8 +505,8 @@ def test_inotify_exhaustion_falls_back_to_polling_and_captures_everything(
         if i % max(1, changes // 5) == 0:  # measure some latencies one by one
             wanted = rel.encode()
             wait_until(
-                lambda wanted=wanted: wanted in tree_files(paths),
-                f"{rel} captured",  # type: ignore[misc]
+                lambda wanted=wanted: wanted in tree_files(paths),  # type: ignore[misc]
+                f"{rel} captured",
                 10,
                 step=0.02,
             )
