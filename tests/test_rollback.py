@@ -463,8 +463,8 @@ def test_one_file_in_the_way_does_not_strand_the_rest(project: Path) -> None:
         (
             ("--before", "yesterday-ish"),
             2,
-            "--before: cannot read time 'yesterday-ish'; use e.g. 2026-11-21T14:30, 2026-11-21, "
-            "2h (two hours ago) or @1700000000",
+            "--before: cannot read time 'yesterday-ish'; use 2026-11-21, 2026-11-21T14:30, 16:38 (today), "
+            "today, yesterday, 2h, 1h30m or 2 hours ago (that long ago), @1700000000",
         ),
         (("--before", "@1000"), 1, "--before: no snapshot was taken before {t1000}; list them with 'guardian log'"),
         (

@@ -140,19 +140,71 @@ def show(ctx: Context, path: str, at: str | None, before: str | None, as_json: b
     return EXIT_OK
 
 
+def _once(values: tuple[str, ...], option: str) -> str | None:
+    """A snapshot option given once; given twice, say so instead of letting the last one win."""
+    if len(values) > 1:
+        raise UsageError(
+            f"{option} given {len(values)} times; to compare two snapshots use --from SNAP --to SNAP"
+        )
+    return values[0] if values else None
+
+
 @cli.command()
 @click.argument("path", shell_complete=complete_paths)
-@click.option("--at", "at", metavar="SNAP", default=None, shell_complete=complete_snapshots, help=_AT_HELP)
-@click.option("--before", metavar="TIME", default=None, help=_BEFORE_HELP)
+@click.option(
+    "--from",
+    "from_",
+    metavar="SNAP",
+    multiple=True,
+    shell_complete=complete_snapshots,
+    help="The old side: this snapshot's version (default: the latest valid version).",
+)
+@click.option("--at", "at", metavar="SNAP", multiple=True, shell_complete=complete_snapshots, help="Same as --from.")
+@click.option(
+    "--before", metavar="TIME", default=None, help="The old side: the latest valid version before TIME."
+)
+@click.option(
+    "--to",
+    "to",
+    metavar="SNAP",
+    multiple=True,
+    shell_complete=complete_snapshots,
+    help="The new side: this snapshot's version (default: the working file).",
+)
 @json_option
 @pass_ctx
-def diff(ctx: Context, path: str, at: str | None, before: str | None, as_json: bool) -> int:
-    """Unified diff from a snapshotted version of PATH to the working file."""
-    from guardian.query.diff import diff_versions
+def diff(
+    ctx: Context,
+    path: str,
+    from_: tuple[str, ...],
+    at: tuple[str, ...],
+    before: str | None,
+    to: tuple[str, ...],
+    as_json: bool,
+) -> int:
+    """Unified diff of two versions of PATH: --from (or --at, --before) to --to, or to the working file."""
+    from guardian.query.diff import VersionChoice, diff_versions
 
-    old, new, text = diff_versions(ctx.project(), path, _choice(at, before), None, ctx.cwd)
+    old_at = _once(from_, "--from")
+    if old_at is not None and at:
+        raise UsageError("--from and --at are the same option; give one of them")
+    old_at = old_at or _once(at, "--at")
+    old = _choice(old_at, before)
+    if old_at is not None:
+        old = VersionChoice(at=old_at, option="--from" if from_ else "--at")
+    to_at = _once(to, "--to")
+    new = VersionChoice(at=to_at, option="--to") if to_at is not None else None
+    old_version, new_version, text = diff_versions(ctx.project(), path, old, new, ctx.cwd)
     if as_json:
-        emit_json({"path": old.path, "from": old.snapshot, "to": new.snapshot, "diff": text, "identical": text == ""})
+        emit_json(
+            {
+                "path": old_version.path,
+                "from": old_version.snapshot,
+                "to": new_version.snapshot,
+                "diff": text,
+                "identical": text == "",
+            }
+        )
         return EXIT_OK
     click.echo(text, nl=False)
     return EXIT_OK

@@ -74,7 +74,7 @@ _DONE = {"rewrite": "rewrote", "delete": "deleted", "recreate": "recreated"}
 _PLANNED = {"rewrite": "would rewrite", "delete": "would delete", "recreate": "would recreate"}
 
 
-def print_rollback(ctx: Context, report: RollbackReport) -> None:
+def print_rollback(ctx: Context, report: RollbackReport, undo_hint: str | None = None) -> None:
     verbs = _PLANNED if report.dry_run else _DONE
     forced = report.forced
     applied = [
@@ -94,7 +94,7 @@ def print_rollback(ctx: Context, report: RollbackReport) -> None:
         echo(f"{len(report.skipped)} protected path(s) skipped; rerun with --force to roll them back too")
     if report.pre_snapshot and not report.dry_run and report.applied:
         pre = report.pre_snapshot[:12]
-        echo(f"the state before this rollback is snapshot {pre}; undo with 'guardian rollback --to {pre}'")
+        echo(undo_hint or f"the state before this rollback is snapshot {pre}; undo with 'guardian rollback --to {pre}'")
 
 
 @cli.command()

@@ -1,4 +1,4 @@
-"""Commands that put files back: restore."""
+"""Commands that put files back: restore, and undo of the last restore, rollback or repair."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths, complete_snapshots
 from guardian.cli.output import echo, file_lines
 from guardian.errors import EXIT_OK
-from guardian.util.times import format_size, format_time, parse_time
+from guardian.util.times import format_iso_text, format_size, format_time, parse_time
 
 
 @cli.command()
@@ -75,6 +75,55 @@ def restore(
             for f in report.files
         ],
     )
-    if report.pre_snapshot:
-        echo(f"the state before this restore is snapshot {report.pre_snapshot[:12]} (undo with --at it)")
+    if report.pre_snapshot and not dry_run:
+        echo(f"the state before this restore is snapshot {report.pre_snapshot[:12]} (undo with 'guardian undo')")
     return EXIT_OK
+
+
+@cli.command()
+@click.option("--list", "list_only", is_flag=True, help="List the recent restores, rollbacks and repairs instead.")
+@click.option("--force", is_flag=True, help="Also put back protected paths whose rule says rollback: force.")
+@click.option("--dry-run", is_flag=True, help="Print what undo would change; change nothing.")
+@json_option
+@pass_ctx
+def undo(ctx: Context, list_only: bool, force: bool, dry_run: bool, as_json: bool) -> int:
+    """Reverse the last restore, rollback or repair, from the snapshot it took before it began.
+
+    Undo is a rollback of the paths it changed, so 'guardian undo' again re-applies it.
+    """
+    from guardian.cli.protect import print_rollback
+    from guardian.ops.undo import recent_operations
+    from guardian.ops.undo import undo as do_undo
+
+    project = ctx.project()
+    if list_only:
+        ops = recent_operations(project)
+        if as_json:
+            emit_json([op.to_json() for op in ops])
+            return EXIT_OK
+        if not ops:
+            echo("nothing to undo: no restore, rollback or repair is on the record")
+        for n, op in enumerate(ops):
+            paths = ", ".join(op.paths[:3]) + (f" +{len(op.paths) - 3} more" if len(op.paths) > 3 else "")
+            which = "  <- 'guardian undo' reverses this one" if n == 0 else ""
+            echo(f"{format_iso_text(op.ts)}  {op.label:<8} {paths or 'the whole tree'}  "
+                 f"(before: {op.pre_snapshot[:12]}){which}")
+        return EXIT_OK
+    # The rollback records this as its command, and 'guardian undo --list' reads "undo" back from it.
+    argv = ["guardian", "undo", *(["--force"] if force else []), *(["--dry-run"] if dry_run else [])]
+    report = do_undo(project, force=force, dry_run=dry_run, argv=argv)
+    if as_json:
+        emit_json(report.to_json())
+        return report.rollback.exit_code
+    op = report.undone
+    verb = "would undo" if dry_run else "undoing"
+    echo(f"{verb} the {op.label} of {format_iso_text(op.ts)}: back to snapshot {op.pre_snapshot[:12]}")
+    pre = (report.rollback.pre_snapshot or "")[:12]
+    hint = f"the state before this undo is snapshot {pre}; 'guardian undo' again redoes it"
+    print_rollback(ctx, report.rollback, hint)
+    for path in report.changed_since:
+        echo(
+            f"note: {path} changed again after that {op.label}; "
+            "those edits are in the snapshot taken before this undo ('guardian undo' brings them back)"
+        )
+    return report.rollback.exit_code
