@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from guardian.events import Event
-from guardian.gates.githooks import context, install, processes
+from guardian.gates.githooks import context, processes, shim
 from guardian.project import Project
 from tests.conftest import run_cli
 
@@ -134,7 +134,7 @@ def test_install_writes_marked_shims_that_call_an_absolute_interpreter(repo: Pat
     hooks_dir = repo / ".git" / "hooks"
     for name in context.HOOK_NAMES:
         text = (hooks_dir / name).read_text()
-        assert install.SHIM_MARKER in text.splitlines()[1]
+        assert shim.SHIM_MARKER in text.splitlines()[1]
         assert f"python={sys.executable}" in text or f"python='{sys.executable}'" in text
         assert os.access(hooks_dir / name, os.X_OK)
     r = run_cli("hooks", "status", cwd=repo)
@@ -144,14 +144,39 @@ def test_install_writes_marked_shims_that_call_an_absolute_interpreter(repo: Pat
     assert r.stdout.count(" guardian\n") == len(context.HOOK_NAMES)
 
 
-def test_status_reports_core_hooks_path(repo: Path) -> None:
-    ok(g(repo, "config", "core.hooksPath", "myhooks"))
+def test_status_reports_core_hooks_path(repo: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-hooks"
+    ok(g(repo, "config", "core.hooksPath", str(shared)))
     r = run_cli("hooks", "status", "--json", cwd=repo)
-    assert '"core_hooks_path": "myhooks"' in r.stdout
-    assert f'"hooks_dir": "{repo / "myhooks"}"' in r.stdout
+    assert f'"core_hooks_path": "{shared}"' in r.stdout
+    assert f'"hooks_dir": "{shared}"' in r.stdout
     r = run_cli("hooks", "install", cwd=repo)
-    assert "core.hooksPath is set (myhooks)" in r.stdout
-    assert install.is_guardian_shim(repo / "myhooks" / "reference-transaction")
+    assert f"core.hooksPath is set ({shared})" in r.stdout
+    assert shim.is_guardian_shim(shared / "reference-transaction")
+
+
+@pytest.mark.parametrize("tracked", [True, False], ids=["tracked", "untracked"])
+def test_hooks_path_inside_the_work_tree_is_refused_with_what_to_do(repo: Path, tracked: bool) -> None:
+    hooks = repo / ".githooks"
+    hooks.mkdir()
+    (hooks / "post-checkout").write_text("#!/bin/sh\nexit 0\n")
+    (hooks / "post-checkout").chmod(0o755)
+    if tracked:
+        commit_all(repo, "team hooks")
+    ok(g(repo, "config", "core.hooksPath", ".githooks"))
+    r = run_cli("hooks", "install", cwd=repo)
+    assert r.exit_code == 1
+    assert "core.hooksPath (.githooks) is" in r.stderr and "inside the work tree and not ignored by git" in r.stderr
+    assert "git config --unset core.hooksPath" in r.stderr
+    assert sorted(p.name for p in hooks.iterdir()) == ["post-checkout"]  # nothing written, nothing renamed
+
+    # An ignored directory (husky's .husky/_ ignores itself) is no part of the repository: fine.
+    if not tracked:
+        (repo / ".git" / "info" / "exclude").write_text(".githooks/\n")
+        r = run_cli("hooks", "install", cwd=repo)
+        assert r.exit_code == 0, r.stderr
+        assert shim.is_guardian_shim(hooks / "post-checkout")
+        assert (hooks / "post-checkout.guardian-chained").read_text() == "#!/bin/sh\nexit 0\n"
 
 
 def test_existing_hook_is_chained_with_stdin_replayed_and_restored_byte_for_byte(tmp_path: Path) -> None:
@@ -165,8 +190,8 @@ def test_existing_hook_is_chained_with_stdin_replayed_and_restored_byte_for_byte
     (hooks_dir / "pre-rebase").write_text(f"#!/bin/sh\necho legacy-pre-rebase >> {log}\nexit 3\n")
     (hooks_dir / "pre-rebase").chmod(0o755)
     guard(root)
-    assert (hooks_dir / "reference-transaction.legacy").read_text() == ref_tx
-    assert "runs reference-transaction.legacy first" in run_cli("hooks", "status", cwd=root).stdout
+    assert (hooks_dir / "reference-transaction.guardian-chained").read_text() == ref_tx
+    assert "runs reference-transaction.guardian-chained first" in run_cli("hooks", "status", cwd=root).stdout
 
     old = rev(root)
     write(root, "other.txt", "o3\n")
@@ -189,17 +214,18 @@ def test_existing_hook_is_chained_with_stdin_replayed_and_restored_byte_for_byte
     assert oct((hooks_dir / "reference-transaction").stat().st_mode & 0o777) == oct(0o750)
     assert (hooks_dir / "pre-rebase").read_text() == f"#!/bin/sh\necho legacy-pre-rebase >> {log}\nexit 3\n"
     assert not (hooks_dir / "post-checkout").exists()
-    assert not list(hooks_dir.glob("*.legacy"))
+    assert not list(hooks_dir.glob("*.guardian-chained"))
+    assert not (hooks_dir / ".guardian-chained").exists()
 
 
 def test_install_refuses_when_a_legacy_file_is_in_the_way(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo")
     hooks_dir = root / ".git" / "hooks"
     (hooks_dir / "post-merge").write_text("#!/bin/sh\nexit 0\n")
-    (hooks_dir / "post-merge.legacy").write_text("#!/bin/sh\nexit 0\n")
+    (hooks_dir / "post-merge.guardian-chained").write_text("#!/bin/sh\nexit 1\n")
     r = run_cli("hooks", "install", cwd=root)
     assert r.exit_code == 1
-    assert "post-merge.legacy already exists" in r.stderr
+    assert "post-merge.guardian-chained already exists" in r.stderr
     assert not (hooks_dir / "reference-transaction").exists()  # checked before anything was written
 
 
@@ -654,11 +680,11 @@ def test_the_shim_looks_for_the_policy_file_by_its_name() -> None:
     from guardian.paths import POLICY_FILENAME
 
     # The shell shim cannot import guardian.paths: it spells the name out, and must spell it the same.
-    template = (install.shims_dir() / install.TEMPLATE_NAME).read_text(encoding="utf-8")
+    template = (shim.shims_dir() / shim.TEMPLATE_NAME).read_text(encoding="utf-8")
     assert f'"$root/{POLICY_FILENAME}"' in template
 
 
 def test_render_shim_quotes_the_interpreter() -> None:
-    text = install.render_shim("post-merge", "/opt/my python/bin/python")
+    text = shim.render_shim("post-merge", "/opt/my python/bin/python")
     assert "python='/opt/my python/bin/python'" in text
     assert "hook=post-merge" in text

@@ -36,7 +36,7 @@ def _where(hooks_dir: Path, hooks_path: str | None) -> None:
 @json_option
 @pass_ctx
 def install(ctx: Context, python: str | None, as_json: bool) -> int:
-    """Write the hook shims; existing hooks are kept as <hook>.legacy and run first."""
+    """Write the hook shims; existing hooks are kept as <hook>.guardian-chained and run first."""
     from guardian.gates.githooks.install import install as do_install
 
     report = do_install(ctx.cwd, python)
@@ -49,7 +49,9 @@ def install(ctx: Context, python: str | None, as_json: bool) -> int:
     for name in report.updated:
         click.echo(f"updated   {name}")
     for name in report.chained:
-        click.echo(f"installed {name} (your hook is kept as {name}.legacy and runs first)")
+        click.echo(f"installed {name} (your hook is kept as {name}.guardian-chained and runs first)")
+    for name in report.via_pre_commit:
+        click.echo(f"updated   {name} (pre-commit runs it as {name}.legacy)")
     click.echo(f"the shims run {report.python} -m guardian hook-impl")
     if report.project_root is None:
         click.echo("note: no guardian.yaml in this work tree or above it; the hooks do nothing until 'guardian init'")
@@ -83,12 +85,22 @@ def _print_status(result: HooksStatus) -> None:
     _where(result.hooks_dir, result.hooks_path)
     click.echo(f"project:   {result.project_root or 'none (no guardian.yaml here or above; the hooks do nothing)'}")
     for h in result.hooks:
+        broken = "" if h.python_ok else f"  BROKEN: {h.python} is not runnable; rerun 'guardian hooks install'"
         if h.state == "guardian":
-            chained = f", runs {h.legacy.name} first" if h.legacy else ""
-            broken = "" if h.python_ok else f"  BROKEN: {h.python} is not runnable; rerun 'guardian hooks install'"
+            chained = f", runs {h.chained.name} first" if h.chained else ""
             click.echo(f"  {h.name:<22} guardian{chained}{broken}")
+        elif h.state == "via-pre-commit":
+            click.echo(f"  {h.name:<22} guardian, run by pre-commit as {h.name}.legacy{broken}")
+        elif h.state == "replaced":
+            who = f"{h.manager}'s" if h.manager else "another tool's"
+            why = " (husky's prepare step rewrites its hooks)" if h.manager == "husky" else ""
+            click.echo(
+                f"  {h.name:<22} NOT GUARDED: {who} file replaced guardian's shim{why}; "
+                "run 'guardian hooks install' to chain it again"
+            )
         elif h.state == "other":
-            click.echo(f"  {h.name:<22} not guardian's (run 'guardian hooks install' to chain it)")
+            who = f"{h.manager}'s" if h.manager else "not guardian's"
+            click.echo(f"  {h.name:<22} {who} (run 'guardian hooks install' to chain it)")
         else:
             click.echo(f"  {h.name:<22} not installed")
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from guardian.gates.githooks.decide import Loss
+from guardian.gates.githooks.source import Loss
 from guardian.ops.session import write_session
 from guardian.ops.snapshot import take_snapshot
 from guardian.paths import check_relative

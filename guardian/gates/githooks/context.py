@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from guardian.errors import EXIT_BLOCKED, NotAProject
 from guardian.gates.githooks.gitcli import Git
 from guardian.gates.githooks.processes import GitProcess, outer_git, process_start_time
-from guardian.paths import POLICY_FILENAME, find_project_root
+from guardian.paths import POLICY_FILENAME, find_project_root, has_own_store
 from guardian.util.proc import process_argv
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ STDIN_HOOKS = frozenset({"reference-transaction", "post-rewrite"})
 ENV_FORCE = "GUARDIAN_FORCE"
 ENV_GIT_PID = "GUARDIAN_GIT_PID"  # set by the shim: the git process that ran the hook
 ENV_HOOK_ROOT = "GUARDIAN_HOOK_ROOT"  # set by the shim: the project root it found
+ENV_STORE_HEAD = "GUARDIAN_STORE_HEAD"  # set by the shim: the store's snapshot head when the hook started
+ENV_HOOKS_DIR = "GUARDIAN_HOOKS_DIR"  # set by the shim: the directory it runs from
 ENV_TRACE = "GUARDIAN_HOOK_TRACE"  # set to 1 to have hook-impl say on stderr why it acts or not
 
 # hook-impl exits with this when it refuses; the shim turns it into exit 1.  Any
@@ -96,6 +98,7 @@ class HookContext:
         self._outer_known = False
         self._project: Project | None = None
         self._engine: PolicyEngine | None = None
+        self._store_head = _oid_or_none(os.environ.get(ENV_STORE_HEAD, ""))
 
     # ---------------------------------------------------------------- lazy parts
 
@@ -111,6 +114,18 @@ class HookContext:
                 raise NoStore(project.root)
             self._project = project
         return self._project
+
+    def store_head(self) -> str | None:
+        """The store's newest snapshot when this hook started: versions after it are not "before the command".
+
+        The shim reads it from the ref file before Python starts; where it could not
+        (it does not know the store), it is read on first use.
+        """
+        if self._store_head is None:
+            from guardian.project import read_ref_file
+
+            self._store_head = read_ref_file(self.project().paths.repo)
+        return self._store_head
 
     def engine(self) -> PolicyEngine:
         if self._engine is None:
@@ -168,6 +183,11 @@ class HookContext:
         self.project().events.append(kind, list(paths)[:1000], snapshot, "hook", details)
 
 
+def _oid_or_none(text: str) -> str | None:
+    text = text.strip()
+    return text if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text) else None
+
+
 def _env_int(name: str) -> int | None:
     try:
         value = int(os.environ.get(name, ""))
@@ -190,8 +210,8 @@ def make_context(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> Hoo
     top = Path(lines[0])
     git_dir = Path(os.path.abspath(cwd / lines[1]))
     hinted = os.environ.get(ENV_HOOK_ROOT)
-    if hinted and (Path(hinted) / POLICY_FILENAME).is_file():
-        root = Path(hinted)  # the shim already walked up to guardian.yaml
+    if hinted and ((Path(hinted) / POLICY_FILENAME).is_file() or has_own_store(Path(hinted))):
+        root = Path(hinted)  # the shim already walked up to guardian.yaml, or to a known project's store
     else:
         try:
             root = find_project_root(top)

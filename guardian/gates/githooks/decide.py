@@ -16,57 +16,17 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from guardian.errors import OperationFailed
-from guardian.gates.githooks.context import HookContext, short, trace
+from guardian.gates.githooks.before import pre_command_sources
+from guardian.gates.githooks.context import HookContext, trace
+from guardian.gates.githooks.source import Loss, blob_sha1, current_content
 
 # A file whose ctime is this close before the git process started still counts as
 # written by it: the process start time is truncated to a clock tick (10 ms) and
 # file times use the kernel's coarse clock.
 _START_SLACK = 0.02
-
-
-@dataclass(frozen=True)
-class Source:
-    """Content to put back: a blob in guardian's store, or in the git repository."""
-
-    where: str  # "snapshot" or "git"
-    oid: str  # in the shadow store (sha1) or in git
-    sha1: str  # the blob's sha1 as the shadow store hashes it, for comparisons
-    mode: int
-    snapshot: str | None = None  # the snapshot id, when where == "snapshot"
-    commit: str | None = None  # the commit, when where == "git"
-
-    def describe(self) -> str:
-        if self.where == "snapshot":
-            return f"snapshot {short(self.snapshot)}"
-        return f"commit {short(self.commit)}"
-
-
-@dataclass(frozen=True)
-class Loss:
-    path: str  # project-relative
-    git_path: str  # work-tree-relative
-    present: bool  # the file is there (with other content) rather than deleted
-    source: Source
-
-
-def blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def current_content(path: Path) -> bytes | None:
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        return os.fsencode(os.readlink(path))
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return path.read_bytes()
 
 
 def _rewritten(ctx: HookContext, extra: Iterable[str]) -> list[str]:
@@ -200,68 +160,6 @@ def created_now(ctx: HookContext, old: str, new: str) -> bool:
     return related and _written_since(ctx, new, ctx.started)
 
 
-def _pre_command_sources(ctx: HookContext, names: Sequence[str], old: str) -> dict[str, Source | None]:
-    """What each path held before the command, as far as guardian and git know.
-
-    guardian's latest snapshot taken before the command started is the best
-    witness: it has uncommitted work.  It loses to the version committed in
-    ``old`` (HEAD before the command) when it is stale, i.e. when the watcher was
-    not running and the file was committed since: the snapshot's content is an
-    older committed version of the file, or the last commit touching it is
-    strictly newer (whole seconds).  A path guardian saw deleted, or whose latest
-    snapshotted version is not valid, has no source: the hook does not
-    resurrect a deletion or write back a broken file.  A path guardian never
-    captured falls back to ``old``.
-    """
-    project = ctx.project()
-    in_old = ctx.git.tree_entries(old, names)
-    sha1_repo = len(old) == 40
-    found: dict[str, Source | None] = {}
-    with project.reader() as (_repo, catalog):
-        for name in names:
-            path = ctx.path_of(name)
-            versions = [v for v in catalog.versions_of(path) if v.ts < ctx.started]
-            git_source = None
-            if name in in_old:
-                mode, oid = in_old[name]
-                sha1 = oid if sha1_repo else blob_sha1(ctx.git.blob(oid))
-                git_source = Source("git", oid, sha1, mode, commit=old)
-            if not versions:
-                found[name] = git_source
-                continue
-            last = versions[-1]
-            if last.change == "delete" or last.blob is None or last.mode is None or last.verdict != "valid":
-                # Content ``old`` committed is no broken transient state, whatever the validators say.
-                committed = git_source is not None and last.change != "delete" and git_source.sha1 == last.blob
-                found[name] = git_source if committed else None
-                continue
-            snap = Source("snapshot", last.blob, last.blob, last.mode, snapshot=last.snapshot)
-            found[name] = snap
-            if (
-                git_source is not None
-                and git_source.sha1 != snap.sha1
-                and _snapshot_is_stale(ctx, old, name, snap, last.ts)
-            ):
-                found[name] = git_source
-    return found
-
-
-def _snapshot_is_stale(ctx: HookContext, head: str, name: str, snap: Source, taken: float) -> bool:
-    """Is a snapshotted version older than what ``head`` has committed for the file?"""
-    raw = os.fsdecode(ctx.git.run("log", "--raw", "--no-abbrev", "--format=%x01%ct", head, "--", name))
-    newest_commit: int | None = None
-    committed_blobs: set[str] = set()
-    for line in raw.splitlines():
-        if line.startswith("\x01"):
-            if newest_commit is None:
-                newest_commit = int(line[1:])
-        elif line.startswith(":"):
-            committed_blobs.add(line.split()[3])
-    if snap.sha1 in committed_blobs:
-        return True  # the snapshot holds a version that was committed before the one in head
-    return newest_commit is not None and newest_commit > int(taken)
-
-
 def _stash_keeps(ctx: HookContext, losses: Sequence[Loss]) -> set[str]:
     """Paths whose pre-command content the newest stash entry holds.
 
@@ -315,7 +213,7 @@ def find_losses(
     harmless = [ctx.path_of(n) for n in protected if n not in suspects]
     if not suspects:
         return [], harmless, []
-    sources = _pre_command_sources(ctx, suspects, old)
+    sources = pre_command_sources(ctx, suspects, old)
     trace(f"suspects {suspects}, sources {sources}")
     committed = ctx.git.tree_entries(old, suspects) if committed_is_safe else {}
     losses: list[Loss] = []

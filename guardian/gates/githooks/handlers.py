@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardian.errors import EXIT_OK
 from guardian.gates.githooks.context import EXIT_REFUSE, HookContext, RefUpdate, parse_updates, say, short, trace
-from guardian.gates.githooks.decide import Loss, blob_sha1, created_now, current_content, find_losses
+from guardian.gates.githooks.decide import created_now, find_losses
 from guardian.gates.githooks.gitcli import Git, is_zero
 from guardian.gates.githooks.judge import (
     allowed_outright,
@@ -41,6 +41,7 @@ from guardian.gates.githooks.judge import (
     refusal_lines,
     why,
 )
+from guardian.gates.githooks.source import Loss, blob_sha1, current_content
 
 if TYPE_CHECKING:
     from guardian.policy import ChangeKind, Decision

@@ -11,13 +11,15 @@ path never loads.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from guardian.errors import EXIT_BUG, EXIT_OK, GuardianError, UsageError
-from guardian.gates.githooks.context import HOOK_NAMES, STDIN_HOOKS, NoStore, make_context, say
+from guardian.gates.githooks.context import ENV_HOOKS_DIR, HOOK_NAMES, STDIN_HOOKS, NoStore, make_context, say
 from guardian.gates.githooks.handlers import post_checkout, post_merge, post_rewrite, pre_rebase, reference_transaction
+from guardian.gates.githooks.shim import unguarded
 
 
 def run_hook(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> int:
@@ -34,6 +36,8 @@ def run_hook(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> int:
         "post-merge": post_merge,
         "post-rewrite": post_rewrite,
     }[name]
+    if name == "reference-transaction":
+        _warn_if_shims_replaced()
     try:
         return handler(ctx)
     except NoStore as missing:
@@ -42,6 +46,22 @@ def run_hook(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> int:
             f"checked until you run 'guardian init' there"
         )
         return EXIT_OK
+
+
+def _warn_if_shims_replaced() -> None:
+    """Say so on every ref update while another tool (husky's prepare step) has written over guardian's shims.
+
+    reference-transaction is the hook such tools leave alone, so it is the one that can tell.
+    """
+    directory = os.environ.get(ENV_HOOKS_DIR)
+    if not directory:
+        return
+    lost = unguarded(Path(directory), [n for n in HOOK_NAMES if n != "reference-transaction"])
+    if lost:
+        say(
+            f"guardian: warning: {', '.join(lost)} in {directory} no longer run guardian (another tool, such as "
+            "husky's prepare step, wrote over them); run 'guardian hooks install' to chain them again"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
