@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ast
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, AnyStr
 
 import yaml
@@ -31,6 +31,38 @@ _NAMES_SHOWN = 3
 _TAIL_PROBE = 64
 
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def torn_reasons(
+    data: bytes,
+    load_previous: Callable[[], bytes | None],
+    outlines: Sequence[str],
+    last_valid_size: int | None,
+    max_bytes: int,
+    *,
+    shrank: bool,
+) -> list[str]:
+    """Why ``data`` looks like a torn write of the last valid version, which ``load_previous`` reads.
+
+    ``outlines`` are the outline checks that apply ("python", "yaml").  The last valid version
+    is read only when a check can use it: ``data`` is shorter, or has an outline to compare.
+    With ``shrank`` (the shrink check already fired, with the sizes) a strict prefix is not
+    said again.
+    """
+    if not outlines and (last_valid_size is None or len(data) >= last_valid_size):
+        return []
+    previous = load_previous()
+    if previous is None or len(previous) > max_bytes:
+        return []
+    reasons: list[str] = []
+    prefix = prefix_reason(data, previous)
+    if prefix is not None and not shrank:
+        reasons.append(prefix)
+    for check in outlines:
+        cut = lost_tail_reason(check, data, previous)
+        if cut is not None:
+            reasons.append(cut)
+    return reasons
 
 
 def prefix_reason(data: bytes, previous: bytes) -> str | None:

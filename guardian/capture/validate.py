@@ -31,7 +31,7 @@ from typing import Any, Literal
 import pathspec
 import yaml
 
-from guardian.capture.torn import lost_tail_reason, prefix_reason
+from guardian.capture.torn import torn_reasons
 from guardian.config import CheckSpec, SuspectSettings, ValidateRule
 from guardian.errors import ConfigError, OperationFailed
 
@@ -157,8 +157,11 @@ def judge(
     shrink = _shrink_finding(len(data), last_valid_size, suspect)
     if shrink is not None:
         findings.append(shrink)
-    if previous is not None and len(data) <= MAX_PARSE_BYTES:
-        findings.extend(_torn_findings(data, previous, checks, findings, last_valid_size, shrank=shrink is not None))
+    if previous is not None and len(data) <= MAX_PARSE_BYTES and all(f.verdict != "invalid" for f in findings):
+        # A torn write that still parses (an invalid verdict needs no more reasons).
+        outlines = [name for name in dict.fromkeys(spec.name for spec in checks) if name in ("python", "yaml")]
+        reasons = torn_reasons(data, previous, outlines, last_valid_size, MAX_PARSE_BYTES, shrank=shrink is not None)
+        findings.extend(_Finding("suspect", _clip(reason)) for reason in reasons)
     if writer is not None:
         findings.append(_Finding("suspect", f"{OPEN_FOR_WRITING}{writer}"))
     if not findings:
@@ -178,35 +181,6 @@ def _shrink_finding(size: int, last_valid_size: int | None, settings: SuspectSet
         percent = lost * 100 // last_valid_size
         return _Finding("suspect", f"shrank {last_valid_size} -> {size} bytes (-{percent}%) since last valid version")
     return None
-
-
-def _torn_findings(
-    data: bytes,
-    load_previous: Callable[[], bytes | None],
-    checks: Sequence[CheckSpec],
-    found: list[_Finding],
-    last_valid_size: int | None,
-    *,
-    shrank: bool,
-) -> list[_Finding]:
-    # A torn write that still parses: the head of the last valid version, or of a rewrite of it.
-    if any(f.verdict == "invalid" for f in found):
-        return []  # already invalid, which a suspect finding would not change
-    outlines = list(dict.fromkeys(spec.name for spec in checks if spec.name in ("python", "yaml")))
-    if not outlines and (last_valid_size is None or len(data) >= last_valid_size):
-        return []  # no outline to compare, and too long to be a strict prefix: skip reading the store
-    previous = load_previous()
-    if previous is None or len(previous) > MAX_PARSE_BYTES:
-        return []
-    torn: list[_Finding] = []
-    prefix = prefix_reason(data, previous)
-    if prefix is not None and not shrank:  # the shrink finding already says it, with the sizes
-        torn.append(_Finding("suspect", prefix))
-    for name in outlines:
-        lost = lost_tail_reason(name, data, previous)
-        if lost is not None:
-            torn.append(_Finding("suspect", _clip(lost)))
-    return torn
 
 
 def _run_check(spec: CheckSpec, rel_path: str, data: bytes, cwd: Path | None = None) -> _Finding | None:
