@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture.sqlite import is_sqlite_bytes, sqlite_consistent_copy
 from guardian.capture.validate import (
     MAX_PARSE_BYTES,
     FileVerdict,
     checks_for,
     is_in_progress,
-    is_sqlite_bytes,
     judge,
-    sqlite_consistent_copy,
 )
 from guardian.config import CheckSpec, SuspectSettings, ValidateRule
 from guardian.errors import OperationFailed

@@ -19,14 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from guardian.capture.filters import PathFilter
-from guardian.capture.validate import (
-    MAX_PARSE_BYTES,
-    checks_for,
-    is_in_progress,
-    is_sqlite_bytes,
-    judge,
-    sqlite_consistent_copy,
-)
+from guardian.capture.sqlite import is_sqlite_bytes, sqlite_consistent_copy
+from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, is_in_progress, judge
 from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, NewVersion
 from guardian.errors import PathRefused

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.capture.validate import is_sqlite_bytes
+from guardian.capture.sqlite import is_sqlite_bytes
 from guardian.catalog.db import Catalog, VersionRow
 from guardian.catalog.sync import sync_catalog
 from guardian.errors import Blocked, NeedsForce, OperationFailed
