@@ -149,7 +149,8 @@ def test_retention_over_120_days_keeps_exactly_what_the_rules_say() -> None:
         snaps.append(_facts(i, ts, changed, invalid, trigger, accepted, originals))
     referenced = {snaps[special["restore source"]].id, "ab" * 20, "cd" * 20}  # cd..: a long-gone snapshot
 
-    plan = plan_retention(snaps, RetentionSettings(), NOW, referenced)
+    # keep_last=1 (the head alone): these rules are about time; test_clock covers keep_last.
+    plan = plan_retention(snaps, RetentionSettings(keep_last=1), NOW, referenced)
 
     # An independent reading of the rules: windows by age, newest per UTC hour / day.
     ages = [NOW - t for t in times]
@@ -194,7 +195,7 @@ def test_retention_over_120_days_keeps_exactly_what_the_rules_say() -> None:
 
 def test_retention_windows_follow_the_policy_and_keep_the_head() -> None:
     snaps = [_facts(i, NOW - (200 - i) * DAY, {"a": f"b{i}"}) for i in range(200)]
-    plan = plan_retention(snaps, RetentionSettings(keep_all=0, hourly=0, daily=10 * DAY), NOW)
+    plan = plan_retention(snaps, RetentionSettings(keep_all=0, hourly=0, daily=10 * DAY, keep_last=1), NOW)
     # The head is 1 day old; daily keeps days 1..9 ago (the head also holds a's latest valid version).
     assert sorted(int(k, 16) for k in plan.keep) == list(range(191, 200))
     assert plan.keep[snaps[-1].id] == ["head", "daily"]
@@ -227,8 +228,11 @@ def test_rewritten_message_keeps_first_mentioned_and_previous_ids() -> None:
 
 @pytest.fixture
 def old_history(tmp_path: Path, no_fsync: None) -> Iterator[tuple[Project, dict[str, str]]]:
-    """120 days of snapshots every 6 hours, with a deletion, a breakage and folded verdicts."""
-    project = empty_project(tmp_path / "proj")
+    """120 days of snapshots every 6 hours, with a deletion, a breakage and folded verdicts.
+
+    retention.keep_last is 1 (the head alone), so the time rules decide; test_clock covers keep_last.
+    """
+    project = empty_project(tmp_path / "proj", "version: 1\nretention:\n  keep_last: 1\n")
     h = History(project)
     marks: dict[str, str] = {}
     for k in range(480, -1, -1):

@@ -312,7 +312,8 @@ def test_restore_from_remote(tmp_path: Path, bare_remote: Path, machines: Machin
 
 
 def test_push_after_gc_replaces_the_rewritten_history(tmp_path: Path, bare_remote: Path) -> None:
-    proj = empty_project(tmp_path / "proj")
+    # keep_last 1 (the head alone): the default keeps the last 200, so these 101 would all stay.
+    proj = empty_project(tmp_path / "proj", "version: 1\nretention:\n  keep_last: 1\n")
     h = History(proj)
     for k in range(100, -1, -1):
         h.commit(NOW - k * 86400, {"a.txt": f"{k}\n".encode()})

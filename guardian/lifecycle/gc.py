@@ -2,6 +2,8 @@
 
 What survives is guardian.lifecycle.retention's plan; the new chain is written by
 guardian.lifecycle.rewrite.  This module runs the steps and keeps the store usable meanwhile.
+When the clock is behind the newest snapshot the plan keeps everything, and the result, the
+log and the gc event say why (``thinning_refused``); packing and pruning still run.
 
 A gc holds the writer lock only for short steps, so captures go on while it runs: the new
 chain, the new pack and a new catalog are built outside the lock; under it, snapshots taken
@@ -91,6 +93,7 @@ class GcResult:
     longest_lock: float = 0.0
     reason: str = "manual"
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step, for tuning and benchmarks
+    thinning_refused: str | None = None  # why nothing was thinned (the clock is behind the newest snapshot)
 
     def to_json(self, verbose: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -111,6 +114,7 @@ class GcResult:
             "duration": round(self.duration, 3),
             "longest_lock": round(self.longest_lock, 3),
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "thinning_refused": self.thinning_refused,
         }
         if verbose and self.plan is not None:
             data["decisions"] = [
@@ -164,7 +168,10 @@ def gc(
             size_after=size_before,
             reason=reason,
             phases={"read": time.monotonic() - read_started},
+            thinning_refused=plan.refused,
         )
+        if plan.refused is not None:
+            log.warning("gc keeps every snapshot: %s", plan.refused)
         if dry_run or head0 is None:
             result.duration = time.monotonic() - started
             return result

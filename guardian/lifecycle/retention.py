@@ -1,17 +1,24 @@
 """Retention: which snapshots a gc keeps, read from the history and the event log.
 
-Retention (policy ``retention: {keep_all, hourly, daily}``) keeps a snapshot when any rule holds:
+Retention (policy ``retention: {keep_all, hourly, daily, keep_last}``) keeps a snapshot when any
+rule holds:
 
 * it is the head;
 * it is younger than ``keep_all``;
 * it is the newest snapshot of its clock hour (UTC), among those younger than ``hourly``;
 * it is the newest snapshot of its day (UTC), among those younger than ``daily``;
+* it is one of the last ``keep_last`` snapshots of the chain, whatever their times say;
 * it is the last one holding a file before a deletion of that file (so the latest version of
   every file ever seen survives, deleted files included);
 * it captured the latest valid version of some file (what ``guardian restore NAME`` picks) and
   no other kept snapshot holds that version (checked last, so usually another rule covers it);
 * it is a restore or rollback snapshot (before or after), a source of one (``Guardian-Source``),
   or a snapshot that a restore, rollback or repair event names.
+
+Ages are measured from each snapshot's effective time (guardian.lifecycle.clock), so a snapshot
+stamped while the clock was behind is not aged early.  When now is earlier than the head's time,
+the clock is behind (or was ahead when the head was taken): no age can be trusted, and nothing
+is thinned until the clock is past the head again.
 
 Reading the facts touches the store and the event log; the plan itself is a pure function.
 """
@@ -26,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from guardian.config import RetentionSettings
 from guardian.events import EventLog
+from guardian.lifecycle.clock import effective_times
 from guardian.store.trailers import original_ids, parse_message
+from guardian.util.times import format_time
 
 if TYPE_CHECKING:
     from guardian.store.repo import ShadowRepo
@@ -41,6 +50,8 @@ KEEP_REASONS = {
     "keep_all": "younger than retention.keep_all",
     "hourly": "newest of its hour (retention.hourly)",
     "daily": "newest of its day (retention.daily)",
+    "keep_last": "one of the newest snapshots (retention.keep_last)",
+    "clock": "the clock is behind the newest snapshot: nothing is thinned",
     "before-delete": "last version before a deletion",
     "latest-valid": "latest valid version of a file",
     "restore": "restore/rollback point or source",
@@ -130,6 +141,7 @@ def event_references(events: EventLog) -> tuple[set[str], set[str]]:
 class RetentionPlan:
     snapshots: list[SnapshotFacts]  # oldest first
     keep: dict[str, list[str]]  # kept id -> reasons (keys of KEEP_REASONS)
+    refused: str | None = None  # why nothing was thinned, when the clock cannot be trusted
 
     @property
     def dropped(self) -> list[str]:
@@ -160,20 +172,32 @@ def plan_retention(
     if not snapshots:
         return RetentionPlan([], keep)
     mark(len(snapshots) - 1, "head")
+    head_time = snapshots[-1].time
+    if now < head_time:
+        for i in range(len(snapshots) - 1):
+            mark(i, "clock")
+        refused = (
+            f"the clock ({format_time(now)}) is earlier than the newest snapshot ({format_time(head_time)}); "
+            "nothing is thinned until the clock is right"
+        )
+        return RetentionPlan(list(snapshots), keep, refused)
+    times = effective_times([snap.time for snap in snapshots], now)
     newest_of_hour: dict[int, int] = {}
     newest_of_day: dict[int, int] = {}
-    for i, snap in enumerate(snapshots):
-        age = now - snap.time
+    for i, when in enumerate(times):
+        age = now - when
         if age < retention.keep_all:
             mark(i, "keep_all")
         elif age < retention.hourly:
-            _newest(newest_of_hour, int(snap.time // 3600), i, snapshots)
+            _newest(newest_of_hour, int(when // 3600), i, times)
         elif age < retention.daily:
-            _newest(newest_of_day, int(snap.time // 86400), i, snapshots)
+            _newest(newest_of_day, int(when // 86400), i, times)
     for i in sorted(newest_of_hour.values()):
         mark(i, "hourly")
     for i in sorted(newest_of_day.values()):
         mark(i, "daily")
+    for i in range(max(0, len(snapshots) - retention.keep_last), len(snapshots) - 1):
+        mark(i, "keep_last")
     latest_valid: dict[str, int] = {}
     changes: dict[str, list[int]] = {}
     for i, snap in enumerate(snapshots):
@@ -214,8 +238,8 @@ def plan_retention(
     return RetentionPlan(list(snapshots), keep)
 
 
-def _newest(buckets: dict[int, int], bucket: int, i: int, snapshots: Sequence[SnapshotFacts]) -> None:
+def _newest(buckets: dict[int, int], bucket: int, i: int, times: Sequence[float]) -> None:
     best = buckets.get(bucket)
-    # Newest by time, then by chain order (snapshots in the same second, or a clock that stepped back).
-    if best is None or snapshots[i].time >= snapshots[best].time:
+    # Newest by effective time, then by chain order (snapshots in the same second).
+    if best is None or times[i] >= times[best]:
         buckets[bucket] = i

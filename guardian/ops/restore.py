@@ -15,7 +15,7 @@ from guardian.ops.session import write_session
 from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
-from guardian.query.lookup import require_known, resolve_path, resolve_snapshot
+from guardian.query.lookup import latest_valid_before, require_known, resolve_path, resolve_snapshot
 from guardian.store.repo import ShadowRepo
 from guardian.store.tree import Entry
 from guardian.util.fs import lstat_at, remove_user_file, write_user_file, write_user_symlink
@@ -68,8 +68,20 @@ class RestoreReport:
 
 
 def choose_version(
-    repo: ShadowRepo, catalog: Catalog, rel: str, typed: str, at: str | None, before: float | None
+    repo: ShadowRepo,
+    catalog: Catalog,
+    rel: str,
+    typed: str,
+    at: str | None,
+    before: float | None,
+    *,
+    now: float | None = None,
 ) -> RestoreTarget:
+    """The version of rel to restore: at snapshot ``at``, the latest valid one before ``before``, or the latest valid.
+
+    ``before`` is read against the snapshots' order (query.lookup.last_snapshot_before), so a
+    version stamped while the clock was wrong is not picked over the one really taken before.
+    """
     require_known(catalog, rel, typed)
     if at is not None:
         snap = resolve_snapshot(catalog, at)
@@ -80,7 +92,9 @@ def choose_version(
         verdict = versions[-1].verdict if versions else "valid"
         perm = versions[-1].perm if versions and versions[-1].blob == entry.oid else None
         return RestoreTarget(rel, entry, snap.id, snap.ts, verdict, perm)
-    version: VersionRow | None = catalog.latest_valid(rel, before)
+    version: VersionRow | None = (
+        catalog.latest_valid(rel) if before is None else latest_valid_before(catalog, rel, before, now)
+    )
     if version is None or version.blob is None or version.mode is None:
         when = " before that time" if before is not None else ""
         raise OperationFailed(

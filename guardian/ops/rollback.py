@@ -44,7 +44,7 @@ from guardian.ops.session import write_session
 from guardian.paths import ROOT, check_relative, relative_or_root
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine, decision_record
 from guardian.project import Project
-from guardian.query.lookup import resolve_snapshot
+from guardian.query.lookup import last_snapshot_before, resolve_snapshot
 from guardian.store.repo import ShadowRepo
 from guardian.store.tree import Entry
 from guardian.util.crash import crash_point
@@ -182,21 +182,25 @@ class RollbackReport:
 # --------------------------------------------------------------------------- choosing the target
 
 
-def snapshot_before(catalog: Catalog, before: float) -> SnapshotRow:
-    """The latest snapshot taken strictly before ``before``."""
-    for row in catalog.snapshots(until=before):  # newest first
-        if row.ts < before:
-            return row
-    raise OperationFailed(
-        f"--before: no snapshot was taken before {format_time(before)}; list them with 'guardian log'"
-    )
+def snapshot_before(catalog: Catalog, before: float, now: float | None = None) -> SnapshotRow:
+    """The latest snapshot taken strictly before ``before``, its time read against the snapshots' order.
+
+    A snapshot stamped while the clock was wrong is never picked over one the chain shows was
+    taken earlier (the rule: guardian.lifecycle.clock).
+    """
+    row = last_snapshot_before(catalog, before, now)
+    if row is None:
+        raise OperationFailed(
+            f"--before: no snapshot was taken before {format_time(before)}; list them with 'guardian log'"
+        )
+    return row
 
 
-def resolve_target(catalog: Catalog, to: str | None, before: float | None) -> SnapshotRow:
+def resolve_target(catalog: Catalog, to: str | None, before: float | None, now: float | None = None) -> SnapshotRow:
     if to is not None:
         return resolve_snapshot(catalog, to, "--to")
     assert before is not None
-    return snapshot_before(catalog, before)
+    return snapshot_before(catalog, before, now)
 
 
 # --------------------------------------------------------------------------- planning

@@ -1,11 +1,13 @@
-"""Turning what a user typed into a snapshotted path or a snapshot id."""
+"""Turning what a user typed into a snapshotted path, a snapshot id, or the snapshot before a time."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from guardian.catalog.db import Catalog, SnapshotRow
+from guardian.catalog.db import Catalog, SnapshotRow, VersionRow
 from guardian.errors import AmbiguousPath, OperationFailed, UsageError
+from guardian.lifecycle.clock import count_before
 from guardian.paths import check_relative, to_relative
 from guardian.util.fs import lstat_at
 
@@ -57,3 +59,29 @@ def resolve_snapshot(catalog: Catalog, typed: str, option: str = "--at") -> Snap
     if len(matches) > 1:
         raise UsageError(f"{option}: '{typed}' matches {len(matches)} snapshots; give more digits")
     return matches[0]
+
+
+def last_snapshot_before(catalog: Catalog, before: float, now: float | None = None) -> SnapshotRow | None:
+    """The newest snapshot taken before ``before``, or None.
+
+    Times are read against the snapshots' order (guardian.lifecycle.clock): a snapshot stamped
+    while the clock was wrong is never picked over one the chain shows was taken earlier.
+    """
+    rows = catalog.snapshots()  # newest first
+    rows.reverse()
+    count = count_before([row.ts for row in rows], before, time.time() if now is None else now)
+    return rows[count - 1] if count else None
+
+
+def latest_valid_before(catalog: Catalog, path: str, before: float, now: float | None = None) -> VersionRow | None:
+    """path's latest valid version in the snapshots taken before ``before`` (as last_snapshot_before reads it)."""
+    last = last_snapshot_before(catalog, before, now)
+    if last is None:
+        return None
+    found: VersionRow | None = None
+    for version in catalog.versions_of(path):  # oldest first
+        if version.seq > last.seq:
+            break
+        if version.verdict == "valid" and version.blob is not None:
+            found = version
+    return found
