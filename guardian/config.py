@@ -104,6 +104,7 @@ class RetentionSettings:
     keep_all: float = 48 * 3600.0
     hourly: float = 14 * 86400.0
     daily: float = 90 * 86400.0
+    keep_last: int = 200  # the newest snapshots kept whatever the clock says (a jump can age them all)
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,12 @@ def _as_nonneg_int(raw: Any) -> int:
     return raw
 
 
+def _as_positive_int(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ValueError(f"expected a whole number >= 1, got {raw!r}")
+    return raw
+
+
 def _as_action(raw: Any) -> str:
     if raw not in ACTIONS:
         raise ValueError(f"expected one of allow, force, block, got {raw!r}")
@@ -449,7 +456,10 @@ _SECTION_READERS: dict[str, SectionReader] = {
     "retention": _settings(
         "retention",
         RetentionSettings,
-        {k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")},
+        {
+            **{k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")},
+            "keep_last": (_as_positive_int, "write a number of snapshots such as 200"),
+        },
     ),
     "store": _settings("store", StoreSettings, {k: (_as_size, "write e.g. 2GB") for k in ("max_size", "min_free")}),
     "mirror": _settings(
