@@ -6,7 +6,8 @@ agent hooks, the daemon) work out *which* paths an operation would change and
 :class:`Decision`.  Keeping I/O out makes every rule testable as a table and
 lets the hooks call it on paths that do not exist yet.
 
-Matching follows ``.gitignore`` syntax (compiled once with ``pathspec``), so a
+Matching follows ``.gitignore`` syntax (compiled once by :mod:`guardian.util.globs`,
+which matches in time linear in the path whatever the pattern), so a
 policy reads like the ignore files users already know: ``agents/wo_executor/``
 covers everything under that directory, ``*.sql`` any SQL file at any depth,
 ``/setup.py`` only the top-level one, and ``!pattern`` carves an exception out
@@ -23,14 +24,14 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pathspec
-
 from guardian.config import Policy, ProtectRule
 from guardian.errors import EXIT_BLOCKED, EXIT_NEEDS_FORCE, EXIT_OK, ConfigError
+from guardian.util.globs import GlobSpec
 
 Operation = Literal["rollback", "delete", "restore", "modify"]
 ChangeKind = Literal["modify", "delete", "add"]
@@ -153,7 +154,7 @@ def normalize_path(path: str) -> str:
 
 
 def _is_outside(norm: str) -> bool:
-    # The policy governs the project tree only.  pathspec would happily strip a
+    # The policy governs the project tree only.  The matcher would happily strip a
     # leading "/" or "../" and match "../agents/x" against "agents/", which would
     # make a path outside the project look protected (or, worse, make callers
     # trust that outside paths were checked).  Callers refuse such paths earlier.
@@ -164,7 +165,7 @@ def _is_outside(norm: str) -> bool:
 class _CompiledRule:
     index: int
     rule: ProtectRule
-    spec: pathspec.GitIgnoreSpec
+    spec: GlobSpec
     # Each positive pattern that names a fixed place in the tree (it has a "/"
     # before its last character), split into components.  Used to notice that a
     # directory *contains* protected paths; see _contains.
@@ -201,8 +202,8 @@ class PolicyEngine:
         compiled: list[_CompiledRule] = []
         for index, rule in enumerate(rules):
             try:
-                spec = pathspec.GitIgnoreSpec.from_lines(rule.paths)
-            except ValueError as exc:  # pathspec's pattern errors subclass ValueError
+                spec = GlobSpec.from_lines(rule.paths)
+            except (ValueError, re.error) as exc:  # an unreadable pattern, or a bad bracket range
                 raise ConfigError(
                     f"protect rule {index + 1}: bad path pattern in {list(rule.paths)!r}: {exc}; "
                     "write gitignore-style patterns such as 'dir/', '*.py' or '/top.txt'"
@@ -239,8 +240,8 @@ class PolicyEngine:
         matching: list[_CompiledRule] = []
         for compiled in self._rules:
             if (
-                compiled.spec.match_file(norm)
-                or compiled.spec.match_file(norm + "/")
+                compiled.spec.match(norm)
+                or compiled.spec.match(norm + "/")
                 or any(_contains(components, parts) for parts in compiled.anchored)
             ):
                 matching.append(compiled)

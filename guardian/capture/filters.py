@@ -6,19 +6,22 @@ Order of precedence, strongest first:
 3. Secret files are captured only when an include pattern names them explicitly.
 4. ``watch.exclude`` patterns, the built-in excludes, and the project's ``.gitignore`` files.
 5. ``watch.include`` patterns (empty means everything).
+
+Patterns are matched by :mod:`guardian.util.globs`, in time linear in the path: a
+``.gitignore`` in the tree is someone else's input, and one backtracking pattern in it
+must not stall every capture.  For the same reason a line there that cannot be read
+is skipped, as git skips it, instead of failing the snapshot.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import pathspec
 
 from guardian.config import WatchSettings
 from guardian.paths import POLICY_FILENAME
 from guardian.util.fs import TEMP_PREFIX
+from guardian.util.globs import GlobSpec
 
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git/",
@@ -75,8 +78,8 @@ SECRET_PATTERNS: tuple[str, ...] = (
 _CATCH_ALL = {"*", "**", "**/*", "/", "/**", "./", "*/", "**/"}
 
 
-def _spec(lines: tuple[str, ...] | list[str]) -> pathspec.PathSpec[Any]:
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+def _spec(lines: tuple[str, ...] | list[str]) -> GlobSpec:
+    return GlobSpec.from_lines(lines)
 
 
 class PathFilter:
@@ -91,16 +94,16 @@ class PathFilter:
         # Secrets need an include that names them, not a catch-all like "**".
         explicit = [p for p in watch.include if p.strip() not in _CATCH_ALL]
         self._explicit_include = _spec(explicit) if explicit else None
-        self._gitignores: dict[str, pathspec.PathSpec[Any] | None] = {}
+        self._gitignores: dict[str, GlobSpec | None] = {}
 
     def invalidate_gitignore(self, rel_dir: str) -> None:
         """Forget a cached .gitignore (the watcher calls this when one changes)."""
         self._gitignores.pop(rel_dir, None)
 
-    def _gitignore_for(self, rel_dir: str) -> pathspec.PathSpec[Any] | None:
+    def _gitignore_for(self, rel_dir: str) -> GlobSpec | None:
         if rel_dir in self._gitignores:
             return self._gitignores[rel_dir]
-        spec: pathspec.PathSpec[Any] | None = None
+        spec: GlobSpec | None = None
         lines: list[str] = []
         candidates = [os.path.join(rel_dir, ".gitignore")]
         if rel_dir == "":
@@ -112,7 +115,7 @@ class PathFilter:
             except OSError:
                 continue
         if lines:
-            spec = _spec(lines)
+            spec = GlobSpec.from_lines(lines, skip_invalid=True)
         self._gitignores[rel_dir] = spec
         return spec
 
@@ -125,13 +128,13 @@ class PathFilter:
             if spec is None:
                 continue
             sub = "/".join(parts[depth:]) + ("/" if is_dir else "")
-            result = spec.check_file(sub)
-            if result.include is not None:
-                return bool(result.include)
+            verdict = spec.check(sub)
+            if verdict is not None:
+                return verdict
         return False
 
     def is_secret(self, rel: str) -> bool:
-        return bool(self._secrets.match_file(rel))
+        return self._secrets.match(rel)
 
     def __call__(self, rel: str, is_dir: bool = False) -> bool:
         if not rel or rel == ".":
@@ -143,11 +146,11 @@ class PathFilter:
             return True
         probe = rel + "/" if is_dir else rel
         if not is_dir and self.is_secret(rel):
-            return self._explicit_include is not None and bool(self._explicit_include.match_file(rel))
-        if self._exclude.match_file(probe):
+            return self._explicit_include is not None and self._explicit_include.match(rel)
+        if self._exclude.match(probe):
             return False
         if self.watch.gitignore and self._gitignored(rel, is_dir):
             return False
         if self._include is not None and not is_dir:
-            return bool(self._include.match_file(rel))
+            return self._include.match(rel)
         return True

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import pathspec
 import yaml
 
 from guardian.capture.sqlite import is_sqlite_bytes, sqlite_problem
 from guardian.capture.torn import torn_reasons
 from guardian.config import CheckSpec, SuspectSettings, ValidateRule
 from guardian.errors import ConfigError
+from guardian.util.globs import GlobSpec
 
 Verdict = Literal["valid", "suspect", "invalid"]
 
@@ -81,10 +81,10 @@ class _Finding:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+def _compiled(patterns: tuple[str, ...]) -> GlobSpec:
     try:
-        return pathspec.GitIgnoreSpec.from_lines(patterns)
-    except ValueError as exc:
+        return GlobSpec.from_lines(patterns)
+    except (ValueError, re.error) as exc:
         raise ConfigError(f"validate: bad path pattern in {list(patterns)!r}: {exc}") from None
 
 
@@ -100,7 +100,7 @@ def checks_for(rel_path: str, rules: Sequence[ValidateRule]) -> tuple[CheckSpec,
     rel = _normalise(rel_path)
     found: list[CheckSpec] = [CheckSpec(name=n) for n in _BUILTIN_BY_SUFFIX.get(PurePosixPath(rel).suffix.lower(), ())]
     for rule in rules:
-        if rule.paths and _compiled(tuple(rule.paths)).match_file(rel):
+        if rule.paths and _compiled(tuple(rule.paths)).match(rel):
             found.extend(rule.checks)
     unique: list[CheckSpec] = []
     for spec in found:
