@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.errors import GuardianError, OperationFailed, PathRefused
+from guardian.events import MAX_EVENT_PATHS
 from guardian.lifecycle.gc import maintenance_lock
 from guardian.lifecycle.mirror import (
     MAINTENANCE_WAIT,
@@ -28,6 +29,8 @@ from guardian.store.tree import Entry
 from guardian.trust.policy import read_accepted, without_command_checks, write_accepted
 from guardian.util.fs import lstat_at
 
+GITLINK_SKIPPED = "a gitlink (a submodule's commit): the mirror holds none of its files"
+
 
 @dataclass
 class InitFromReport:
@@ -40,6 +43,7 @@ class InitFromReport:
     older_valid: list[str] = field(default_factory=list)  # restored from an earlier, valid version
     kept: list[str] = field(default_factory=list)  # already present and different: left alone
     refused: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not written back, and why (gitlinks)
     snapshot: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -53,6 +57,7 @@ class InitFromReport:
             "older_valid": self.older_valid,
             "kept": self.kept,
             "refused": [{"path": p, "reason": r} for p, r in self.refused],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "snapshot": self.snapshot,
         }
 
@@ -61,7 +66,8 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
     """A new store for root from a mirror, then every file of its latest snapshot written back.
 
     Files already in root are never overwritten (they are listed as kept); each restored
-    file is its latest valid version, as 'guardian restore' would pick.
+    file is its latest valid version, as 'guardian restore' would pick.  A gitlink (a submodule's
+    commit, which no mirror holds) is skipped with a note in the report and a "skip" event.
     """
     from guardian.config import load_policy, preset_text
     from guardian.ops.snapshot import take_snapshot
@@ -107,6 +113,11 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
         load_policy(paths.policy_file)  # a broken policy is reported before anything is accepted
         write_accepted(paths.store, without_command_checks(paths.policy_file.read_text(encoding="utf-8")))
     project = Project.find(root)
+    report.skipped = [(path, GITLINK_SKIPPED) for path in repo.gitlinks(head)]
+    if report.skipped:
+        project.events.append(
+            "skip", [path for path, _ in report.skipped][:MAX_EVENT_PATHS], head, "init", {"reason": GITLINK_SKIPPED}
+        )
     catalog = project.open_catalog()
     try:
         with project.writer_lock():
@@ -128,7 +139,13 @@ def init_from(root: Path, url: str, *, ref: str | None = None, cwd: Path | None 
         [],
         head,
         "init",
-        {"from": url, "ref": chosen, "restored": len(report.restored), "kept": report.kept[:100]},
+        {
+            "from": url,
+            "ref": chosen,
+            "restored": len(report.restored),
+            "kept": report.kept[:100],
+            "skipped": [path for path, _ in report.skipped][:100],
+        },
     )
     return report
 

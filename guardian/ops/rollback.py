@@ -214,6 +214,17 @@ def tree_in_scope(repo: ShadowRepo, commit_id: str | None, scope: Sequence[str])
     return {path: entry for path, entry in repo.iter_tree(commit_id) if in_scope(path, scope)}
 
 
+def outside_gitlinks(current: dict[str, Entry], links: Sequence[str]) -> dict[str, Entry]:
+    """current without the files at or under the target's gitlinks.
+
+    A gitlink (only a mirror's tree holds one) says something stood there that the snapshot
+    did not capture: what is there now is left alone, neither deleted nor rewritten.
+    """
+    if not links:
+        return current
+    return {path: entry for path, entry in current.items() if not in_scope(path, links)}
+
+
 def plan_changes(
     target: dict[str, Entry], current: dict[str, Entry], refused: list[FailedChange] | None = None
 ) -> list[PlannedChange]:
@@ -420,7 +431,8 @@ def rollback(
             target.id, target.ts, scope, force, dry_run, pre_snapshot=pre.snapshot or repo.head()
         )
         refused: list[FailedChange] = []
-        report.plan = plan_changes(wanted, tree_in_scope(repo, report.pre_snapshot, scope), refused)
+        current = tree_in_scope(repo, report.pre_snapshot, scope)
+        report.plan = plan_changes(wanted, outside_gitlinks(current, repo.gitlinks(target.id)), refused)
         report.failed.extend(refused)  # hostile tree entries: reported, never touched
         decision = engine.decide("rollback", [PathChange(c.path, CHANGE_OF[c.action]) for c in report.plan], force)
         report.decision = decision

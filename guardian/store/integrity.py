@@ -18,7 +18,7 @@ import pygit2
 from guardian.errors import StoreDamaged
 from guardian.store.packs import object_files
 from guardian.store.refs import read_head, ref_file_problem
-from guardian.store.tree import MODE_TREE, read_commit
+from guardian.store.tree import MODE_GITLINK, MODE_TREE, read_commit
 from guardian.util.fs import fsync_dir
 
 # --------------------------------------------------------------------------- reachable objects
@@ -71,6 +71,8 @@ def _check_tree(repo: pygit2.Repository, tree_id: pygit2.Oid, seen: set[str]) ->
     for item in tree:  # type: ignore[attr-defined]
         if item.filemode == MODE_TREE:
             problems.extend(_check_tree(repo, item.id, seen))
+        elif item.filemode == MODE_GITLINK:
+            continue  # a submodule's commit, which a store never holds (guardian.store.tree)
         elif str(item.id) not in seen:
             seen.add(str(item.id))
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pygit2
 
-from guardian.store.tree import MODE_TREE, read_commit
+from guardian.store.tree import MODE_GITLINK, MODE_TREE, read_commit
 from guardian.util.fs import fsync_dir
 
 
@@ -46,6 +46,8 @@ def reachable_objects(
                 sub = f"{path}/{item.name or ''}" if path else str(item.name or "")
                 if item.filemode == MODE_TREE:
                     stack.append((sub, item.id))
+                elif item.filemode == MODE_GITLINK:
+                    continue  # a submodule's commit, which a store never holds (guardian.store.tree)
                 else:
                     blob = str(item.id)
                     if blob not in known and blob not in seen:

@@ -221,6 +221,10 @@ class ShadowRepo:
     def iter_tree(self, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
         return tree.iter_tree(self._repo, self.git_dir, commit_id)
 
+    def gitlinks(self, commit_id: str | None) -> list[str]:
+        """Paths of the snapshot's gitlinks (a mirror's submodules), which every other read skips."""
+        return tree.gitlinks(self._repo, self.git_dir, commit_id)
+
     def changes(self, commit_id: str) -> list[TreeChange]:
         """What a snapshot changed relative to its parent."""
         return tree.tree_changes(self._repo, self.git_dir, commit_id)

@@ -6,6 +6,10 @@ TreeBuilder, so a snapshot of k files costs O(k x depth) whatever the size of th
 
 Every read names the store and what could not be read: a missing or damaged object
 raises StoreDamaged, never a bare pygit2 error.
+
+A gitlink (mode 160000, a submodule's commit) holds no file and its commit is never in the store:
+guardian never writes one, but a tree fetched from a mirror may hold one.  Every read here skips
+it, as if the path were absent (``gitlinks`` lists them, for the caller to report).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_LINK = 0o120000
 MODE_TREE = 0o040000
+MODE_GITLINK = 0o160000
 
 
 @dataclass(frozen=True)
@@ -97,12 +102,24 @@ def entry_at(repo: pygit2.Repository, git_dir: Path, commit_id: str, path: str) 
         raise StoreDamaged(
             f"a tree on the path '{path}' of snapshot {commit_id} is unreadable in {git_dir}: {exc}"
         ) from None
-    if obj.filemode == MODE_TREE:
+    if obj.filemode in (MODE_TREE, MODE_GITLINK):
         return None
     return Entry(str(obj.id), int(obj.filemode))
 
 
 def iter_tree(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
+    """Every file of a snapshot (gitlinks skipped), by path."""
+    for path, entry in _walk(repo, git_dir, commit_id):
+        if entry.mode != MODE_GITLINK:
+            yield path, entry
+
+
+def gitlinks(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> list[str]:
+    """The paths of a snapshot's gitlinks (which every other read skips), sorted."""
+    return sorted(path for path, entry in _walk(repo, git_dir, commit_id) if entry.mode == MODE_GITLINK)
+
+
+def _walk(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
     tree = tree_of(repo, git_dir, commit_id)
     if tree is None:
         return
@@ -132,16 +149,19 @@ def tree_changes(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> list
         ) from None
     out: list[TreeChange] = []
     for delta in diff.deltas:
+        # A gitlink side reads as absent: a file that became a gitlink is gone, one that replaced it is added.
         old = (
             None
-            if delta.status == pygit2.enums.DeltaStatus.ADDED
+            if delta.status == pygit2.enums.DeltaStatus.ADDED or delta.old_file.mode == MODE_GITLINK
             else Entry(str(delta.old_file.id), int(delta.old_file.mode))
         )
         new = (
             None
-            if delta.status == pygit2.enums.DeltaStatus.DELETED
+            if delta.status == pygit2.enums.DeltaStatus.DELETED or delta.new_file.mode == MODE_GITLINK
             else Entry(str(delta.new_file.id), int(delta.new_file.mode))
         )
+        if old is None and new is None:
+            continue  # a gitlink added, removed or moved to another commit: no file changed
         path = delta.new_file.path if new is not None else delta.old_file.path
         out.append(TreeChange(decode_path(path), old, new))
     return out
