@@ -16,19 +16,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import tempfile
 import tomllib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import yaml
 
+from guardian.capture.checkproc import private_check_dir, run_check
 from guardian.capture.sqlite import is_sqlite_bytes, sqlite_problem
 from guardian.capture.torn import torn_reasons
 from guardian.config import CheckSpec, SuspectSettings, ValidateRule
@@ -279,7 +276,7 @@ def _check_shell(rel_path: str, data: bytes) -> _Finding | None:
     # -f / --norc --noprofile keep the user's startup files out of it; -n parses without executing.
     flags = ["-f", "-n"] if shell == "zsh" else ["--norc", "--noprofile", "-n"]
     env = {k: v for k, v in os.environ.items() if k not in ("BASH_ENV", "ENV")}
-    with _private_dir("guardian-check-") as tmp:
+    with private_check_dir() as tmp:
         target = _place(tmp, rel_path, data)
         try:
             code, output = _run([program, *flags, str(target)], SHELL_TIMEOUT, tmp, env)
@@ -343,7 +340,7 @@ def _check_command(spec: CheckSpec, rel_path: str, data: bytes, cwd: Path | None
     if not spec.command:
         return _Finding("valid", "command check not run: no command given")
     prog = spec.command[0]
-    with _private_dir("guardian-check-") as tmp:
+    with private_check_dir() as tmp:
         target = _place(tmp, rel_path, data)
         argv = [arg.replace("{path}", str(target)) for arg in spec.command]
         try:
@@ -380,30 +377,12 @@ def _run(
     """Run argv; return (exit code or None on timeout, first line of stderr else stdout).
 
     Output goes to files rather than pipes: a grandchild that keeps a pipe open would
-    otherwise hang us past the timeout.  A new session lets a timeout kill the whole tree.
+    otherwise hang us past the timeout.  ``run_check`` kills the check's whole process
+    group when it ends, and makes it die with guardian.
     """
-    out_path, err_path = tmp / "stdout", tmp / "stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True
-        )
-        try:
-            code: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            if proc.returncode is None:
-                _kill_tree(proc)
-    message = _first_line(_read_head(err_path)) or _first_line(_read_head(out_path))
+    code = run_check(argv, timeout, tmp, env, cwd)
+    message = _first_line(_read_head(tmp / "stderr")) or _first_line(_read_head(tmp / "stdout"))
     return code, message
-
-
-def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
 
 
 def _read_head(path: Path) -> str:
@@ -426,10 +405,3 @@ def _unprefix(message: str, target: Path, rel_path: str) -> str:
 
 def _clip(reason: str) -> str:
     return reason if len(reason) <= _MAX_REASON_CHARS else reason[: _MAX_REASON_CHARS - 3] + "..."
-
-
-@contextmanager
-def _private_dir(prefix: str) -> Iterator[Path]:
-    # mkdtemp creates the directory 0700, so other users cannot read the copies of project files.
-    with tempfile.TemporaryDirectory(prefix=prefix) as name:
-        yield Path(name)
