@@ -49,6 +49,7 @@ EVENT_KINDS = (
     "policy",
     "grant",
     "enforce",
+    "move",
 )
 
 

@@ -4,8 +4,8 @@ Store layout (``$GUARDIAN_HOME/<dirname>-<hash>/``, mode 0700)::
 
     repo.git/        the shadow bare git repository (the source of truth)
     catalog.db       derived index, rebuilt from repo.git when needed
-    events.jsonl     append-only event log
-    project.json     which root this store belongs to
+    events.jsonl     append-only event log (events.1.jsonl ... when rotated; events.jsonl.lock)
+    project.json     which root this store belongs to, the project's id, where it moved from
     writer.lock      flock held for each write transaction
     watcher.lock     flock held by the running watcher for its lifetime
     watcher.json     the watcher's heartbeat
@@ -18,7 +18,7 @@ Store layout (``$GUARDIAN_HOME/<dirname>-<hash>/``, mode 0700)::
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import stat
 import sys
@@ -33,7 +33,14 @@ from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
 from guardian.paths import ENV_HOME, POLICY_FILENAME, find_project_root, store_dir_for
 from guardian.trust.policy import trusted_policy, write_accepted
-from guardian.util.fs import atomic_write_file
+from guardian.util.identity import (
+    identify,
+    new_project_id,
+    read_meta,
+    root_inode,
+    write_meta,
+    write_root_id,
+)
 from guardian.util.lock import FileLock
 
 if TYPE_CHECKING:
@@ -110,6 +117,7 @@ class Project:
         root = find_project_root(start)
         # The root is resolved once: every later path check is relative to the real directory.
         paths = ProjectPaths.for_root(root.resolve())
+        follow_identity(paths)
         if not paths.repo.is_dir():
             return cls(paths, load_policy(paths.policy_file))
         trusted = trusted_policy(paths.policy_file, paths.store, load_policy)
@@ -283,17 +291,79 @@ def _policy_from_store(paths: ProjectPaths) -> Policy:
     return policy
 
 
-def write_project_meta(paths: ProjectPaths) -> None:
-    data: dict[str, Any] = {"root": str(paths.root), "version": 1}
-    atomic_write_file(paths.meta, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
+def write_project_meta(paths: ProjectPaths, project_id: str | None = None) -> str:
+    """Record which root the store belongs to, and the project's id (kept, or project_id, or new).
+
+    Also sets the id on the root directory (guardian.util.identity).  Returns the id.
+    """
+    meta = read_meta(paths.store) or {}
+    known = meta.get("id")
+    pid = project_id or (known if isinstance(known, str) else None) or new_project_id()
+    on_root = write_root_id(paths.root, pid)
+    meta.update(
+        {"root": str(paths.root), "version": 1, "id": pid, "id_on_root": on_root, "root_ino": root_inode(paths.root)}
+    )
+    write_meta(paths.store, meta)
+    return pid
 
 
 def read_project_meta(store: Path) -> dict[str, Any] | None:
-    try:
-        raw = json.loads((store / "project.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return raw if isinstance(raw, dict) else None
+    return read_meta(store)
+
+
+def follow_identity(paths: ProjectPaths) -> None:
+    """Make the store under paths the project's own: adopt it after a move, refuse another project's.
+
+    See guardian.util.identity.  A store made before ids existed gets one here.
+    """
+    found = identify(paths.root, paths.store)
+    if found.state == "same":
+        if paths.repo.is_dir() and found.project_id is None:
+            write_project_meta(paths)
+    elif found.state == "moved":
+        assert found.other_store is not None
+        adopt_moved_store(paths, found.other_store, found.other_root or "")
+    elif found.state == "copy":
+        _note(
+            f"{paths.root} carries the id of the project at {found.other_root} (a copy made with its "
+            "attributes, such as cp -a?); run 'guardian init' here to give it a store of its own"
+        )
+    elif found.state == "replaced":
+        raise OperationFailed(
+            f"{paths.root} is not the project the store {paths.store} was made for: the directory was "
+            "re-created or replaced since; run 'guardian init' to give it a store of its own "
+            "(the old history is kept)"
+        )
+
+
+def adopt_moved_store(paths: ProjectPaths, old_store: Path, old_root: str) -> None:
+    """The project moved from old_root: move its store to the name of the new root, and say so."""
+    from guardian.events import now_iso
+    from guardian.util.lock import is_locked, read_holder_pid
+
+    if is_locked(old_store / "watcher.lock"):
+        pid = read_holder_pid(old_store / "watcher.lock")
+        raise OperationFailed(
+            f"this project moved from {old_root}, and a watcher still runs there (pid {pid}); "
+            f"stop it (kill {pid}) and run the command again"
+        )
+    with contextlib.suppress(OSError):
+        paths.store.rmdir()  # an empty leftover directory of that name
+    os.rename(old_store, paths.store)
+    meta = read_meta(paths.store) or {}
+    moves = [m for m in meta.get("moved_from") or [] if isinstance(m, dict)]
+    moves.append({"root": old_root, "ts": now_iso()})
+    meta.update({"root": str(paths.root), "root_ino": root_inode(paths.root), "moved_from": moves, "id_on_root": True})
+    write_meta(paths.store, meta)
+    EventLog(paths.events).append(
+        "move", [], None, None, {"from": old_root, "to": str(paths.root), "old_store": str(old_store)}
+    )
+    _note(f"this project moved from {old_root}; its history moved with it to {paths.store}")
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"guardian: note: {text}\n")
+    sys.stderr.flush()
 
 
 def make_store_dir(store: Path) -> None:

@@ -36,9 +36,12 @@ _STATUS_TIMES = frozenset({"last_snapshot", "last_heartbeat", "ts", "created", "
 @click.option(
     "--ref", metavar="HOST/PROJECT", default=None, help="With --from: whose snapshots, if the mirror has several."
 )
+@click.option("--nested", is_flag=True, help="Guard this directory on its own even inside a guarded project.")
 @json_option
 @pass_ctx
-def init(ctx: Context, preset: str | None, from_url: str | None, ref: str | None, as_json: bool) -> int:
+def init(
+    ctx: Context, preset: str | None, from_url: str | None, ref: str | None, nested: bool, as_json: bool
+) -> int:
     """Create guardian.yaml (if absent) and the store, and take the first snapshot."""
     from guardian.ops.initialize import init_project
 
@@ -51,9 +54,11 @@ def init(ctx: Context, preset: str | None, from_url: str | None, ref: str | None
 
     progress = Progress("first snapshot", ctx)
     try:
-        report = init_project(ctx.cwd, preset or "default", progress=progress)
+        report = init_project(ctx.cwd, preset, progress=progress, nested=nested)
     finally:
         progress.finish()
+    for note in report.notes:
+        echo(f"guardian: note: {note}", err=True)
     if as_json:
         emit_json(report.to_json())
         return EXIT_OK
@@ -166,9 +171,12 @@ def snapshot(ctx: Context, message: str | None, paths: tuple[str, ...], as_json:
     """Take a snapshot now (of PATHS, or of the whole tree) and print the verdicts."""
     from guardian.ops.snapshot import take_snapshot
     from guardian.paths import to_relative
+    from guardian.query.paths import require_known_or_present
 
     project = ctx.project()
     rels = [to_relative(project.root, p, ctx.cwd) for p in paths] or None
+    if rels:
+        require_known_or_present(project, rels, paths)
     progress = Progress("snapshot", ctx)
     try:
         result = take_snapshot(project, rels, "manual", note=message, progress=progress)
@@ -212,7 +220,7 @@ def accept(ctx: Context, paths: tuple[str, ...], as_json: bool) -> int:
 @cli.command()
 @json_option
 def projects(as_json: bool) -> int:
-    """List every project with a store under GUARDIAN_HOME."""
+    """List every project with a store under GUARDIAN_HOME, and where each was moved from."""
     from guardian.query.status import list_projects
 
     found = list_projects()
@@ -222,9 +230,14 @@ def projects(as_json: bool) -> int:
     if not found:
         echo("no guarded projects (run 'guardian init' in a project)")
     for p in found:
-        exists = "" if p.root_exists else "  (root is gone)"
+        if p.replaced:
+            exists = f"  (a new project took that path {format_iso_text(str(p.replaced.get('ts', '')))}; kept here)"
+        else:
+            exists = "" if p.root_exists else "  (root is gone)"
         last = format_time(p.last_snapshot) if p.last_snapshot else "never"
         echo(f"{p.root}  {p.snapshots} snapshot(s), last {last}{exists}")
+        for move in p.moved_from:
+            echo(f"  moved from {move.get('root')} ({format_iso_text(str(move.get('ts', '')))})")
     return EXIT_OK
 
 

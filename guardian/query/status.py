@@ -128,6 +128,8 @@ class ProjectInfo:
     root_exists: bool
     snapshots: int
     last_snapshot: float | None
+    moved_from: list[dict[str, Any]] = field(default_factory=list)  # [{"root", "ts"}], oldest first
+    replaced: dict[str, Any] | None = None  # set when a new project took this root's path
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -144,7 +146,9 @@ def list_projects() -> list[ProjectInfo]:
             continue
         root = str(meta.get("root", ""))
         snapshots, last = _count_snapshots(store)
-        found.append(ProjectInfo(root, str(store), Path(root).is_dir(), snapshots, last))
+        moves = [m for m in meta.get("moved_from") or [] if isinstance(m, dict)]
+        replaced = meta.get("replaced") if isinstance(meta.get("replaced"), dict) else None
+        found.append(ProjectInfo(root, str(store), Path(root).is_dir(), snapshots, last, moves, replaced))
     return found
 
 

@@ -1,0 +1,28 @@
+"""Whether paths a user named exist anywhere guardian could capture them from: on disk or in history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from guardian.errors import UsageError
+from guardian.project import Project
+from guardian.util.fs import lstat_at
+
+
+def require_known_or_present(project: Project, rels: Sequence[str], typed: Sequence[str]) -> None:
+    """A path that is neither in the work tree nor in any snapshot is a typo: say so (exit 2).
+
+    A path that is gone from disk but known to history is fine: snapshotting it records its deletion.
+    """
+    missing = [(rel, text) for rel, text in zip(rels, typed, strict=True) if lstat_at(project.root, rel) is None]
+    if not missing:
+        return
+    if not project.paths.repo.is_dir():
+        rel, text = missing[0]
+        raise UsageError(f"'{text}' does not exist ({project.root / rel}); check the path")
+    with project.reader() as (_repo, catalog):
+        for rel, text in missing:
+            if not (catalog.known_path(rel) or catalog.paths_under(rel)):
+                raise UsageError(
+                    f"'{text}' does not exist ({project.root / rel}) and never did in any snapshot; check the path"
+                )
