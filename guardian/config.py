@@ -20,6 +20,7 @@ import yaml
 
 from guardian.errors import ConfigError
 from guardian.paths import POLICY_FILENAME
+from guardian.util.bounds import at_least_one, bounded, check_timeout, guardrail_interval, mirror_interval
 from guardian.util.times import parse_duration
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -268,7 +269,7 @@ def _typed(ctx: _Ctx, node: yaml.Node, keypath: str, convert: Callable[[Any], An
     try:
         return convert(raw)
     except (ValueError, TypeError) as exc:
-        raise ctx.fail(node, keypath, str(exc), fix) from None
+        raise ctx.fail(node, keypath, str(exc), getattr(exc, "fix", fix)) from None  # OutOfBounds has its own
 
 
 def _as_bool(raw: Any) -> bool:
@@ -304,12 +305,6 @@ def _as_ratio(raw: Any) -> float:
 def _as_nonneg_int(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
         raise ValueError(f"expected a whole number >= 0, got {raw!r}")
-    return raw
-
-
-def _as_positive_int(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        raise ValueError(f"expected a whole number >= 1, got {raw!r}")
     return raw
 
 
@@ -368,7 +363,8 @@ def _check(ctx: _Ctx, node: yaml.Node, keypath: str) -> CheckSpec:
         )
     timeout = 10.0
     if "timeout" in keys:
-        timeout = _typed(ctx, keys["timeout"][1], f"{keypath}.timeout", _as_duration, "write e.g. 10s")
+        convert = bounded(check_timeout, _as_duration)
+        timeout = _typed(ctx, keys["timeout"][1], f"{keypath}.timeout", convert, "write e.g. 10s")
     return CheckSpec(name="command", command=argv, timeout=timeout)
 
 
@@ -451,22 +447,23 @@ _SECTION_READERS: dict[str, SectionReader] = {
     "guardrail": _settings(
         "guardrail",
         GuardrailSettings,
-        {"interval": (_as_duration, "write e.g. 300s or 5m"), "repair": (_as_bool, "write true or false")},
+        {
+            "interval": (bounded(guardrail_interval, _as_duration), "write e.g. 300s or 5m"),
+            "repair": (_as_bool, "write true or false"),
+        },
     ),
     "retention": _settings(
         "retention",
         RetentionSettings,
-        {
-            **{k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")},
-            "keep_last": (_as_positive_int, "write a number of snapshots such as 200"),
-        },
+        {k: (_as_duration, "write e.g. 48h or 14d") for k in ("keep_all", "hourly", "daily")}
+        | {"keep_last": (at_least_one, "write a number of snapshots such as 200")},
     ),
     "store": _settings("store", StoreSettings, {k: (_as_size, "write e.g. 2GB") for k in ("max_size", "min_free")}),
     "mirror": _settings(
         "mirror",
         MirrorSettings,
         {
-            "interval": (_as_duration, "write e.g. 15m, or 0 to turn it off"),
+            "interval": (bounded(mirror_interval, _as_duration), "write e.g. 15m, or 0 to turn it off"),
             "remote": (_as_text, "write the name of a remote added with 'guardian remote add'"),
         },
     ),

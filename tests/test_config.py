@@ -170,3 +170,69 @@ def test_sizes_and_defaults() -> None:
     assert policy.guardrail.interval == 300.0
     assert policy.retention.keep_all == 48 * 3600
     assert policy.store.max_size == 2 * 1024**3
+
+
+# --------------------------------------------------------------------------- bounded settings (issue 13)
+
+_TWO_CHECKS = (
+    "version: 1\nvalidate:\n  - paths: ['*.sh']\n    checks: [shell, {{command: [sh, -n, '{{path}}'], timeout: {t}}}]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            _TWO_CHECKS.format(t="100000s"),
+            "guardian.yaml:4:60: validate[0].checks[1].timeout: 100000s is more than the 60s a check may take; "
+            "a snapshot holds the store lock while checks run",
+        ),
+        (
+            _TWO_CHECKS.format(t="2h"),
+            "guardian.yaml:4:60: validate[0].checks[1].timeout: 2h is more than the 60s a check may take; "
+            "a snapshot holds the store lock while checks run",
+        ),
+        (
+            _TWO_CHECKS.format(t="61"),
+            "guardian.yaml:4:60: validate[0].checks[1].timeout: 61s is more than the 60s a check may take; "
+            "a snapshot holds the store lock while checks run",
+        ),
+        (
+            _TWO_CHECKS.format(t="0s"),
+            "guardian.yaml:4:60: validate[0].checks[1].timeout: 0s is less than the 0.1s a check needs to start; "
+            "write e.g. 10s",
+        ),
+        (
+            "version: 1\nguardrail:\n  interval: 0.001s\n",
+            "guardian.yaml:3:13: guardrail.interval: 0.001s is less than the 1s between rescans that guardian allows; "
+            "each rescan reads the whole tree: write e.g. 300s, or 0 to turn the rescans off",
+        ),
+        (
+            "version: 1\nguardrail:\n  interval: 0.5\n",
+            "guardian.yaml:3:13: guardrail.interval: 0.5s is less than the 1s between rescans that guardian allows; "
+            "each rescan reads the whole tree: write e.g. 300s, or 0 to turn the rescans off",
+        ),
+        (
+            "version: 1\nmirror:\n  interval: 5s\n",
+            "guardian.yaml:3:13: mirror.interval: 5s is less than the 60s between pushes that guardian allows; "
+            "each push runs git and connects to the mirror: write e.g. 15m, or 0 to turn it off",
+        ),
+    ],
+)
+def test_unbounded_settings_are_refused_by_name_and_exit_2(project: Path, text: str, message: str) -> None:
+    _write_policy(project, text)
+    for command in ("status", "snapshot"):
+        r = run_cli(command, cwd=project)
+        assert r.exit_code == 2
+        assert r.stderr.strip() == f"guardian: error: {project}/{message}"
+
+
+def test_settings_at_their_bounds_are_accepted() -> None:
+    policy = parse_policy(_TWO_CHECKS.format(t="60s") + "guardrail:\n  interval: 1s\nmirror:\n  interval: 1m\n")
+    assert policy.validate[0].checks[1].timeout == 60.0
+    assert (policy.guardrail.interval, policy.mirror.interval) == (1.0, 60.0)
+    assert parse_policy(_TWO_CHECKS.format(t="100ms")).validate[0].checks[1].timeout == 0.1
+    # 0 still turns the periodic work off.
+    off = parse_policy("version: 1\nguardrail:\n  interval: 0\nmirror:\n  interval: 0s\n")
+    assert (off.guardrail.interval, off.mirror.interval) == (0.0, 0.0)
+    assert parse_policy("version: 1\n").retention.keep_last == 200
