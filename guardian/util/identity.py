@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +43,8 @@ State = Literal["same", "moved", "copy", "replaced", "unknown"]
 
 
 def new_project_id() -> str:
+    import uuid  # here: Project.find runs on hook paths, and only init makes an id
+
     return uuid.uuid4().hex
 
 
