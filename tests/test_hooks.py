@@ -87,6 +87,8 @@ def make_repo(root: Path, *, policy: str = POLICY) -> Path:
     """c1: a.py "x = 1", other.txt "o1";  c2: a.py "x = 2", b.py added, other.txt "o2"."""
     root.mkdir(parents=True, exist_ok=True)
     ok(g(root, "init", "-q", "-b", "main"))
+    # guardian init writes .guardian-id at the root; `git add -A` in these tests must not commit it.
+    (root / ".git" / "info" / "exclude").write_text(".guardian-id\n")
     write(root, "guardian.yaml", policy)
     write(root, A, "x = 1\n")
     write(root, "other.txt", "o1\n")
@@ -208,8 +210,8 @@ def test_existing_hook_is_chained_with_stdin_replayed_and_restored_byte_for_byte
     assert "legacy-pre-rebase" in log.read_text()
     assert not events(root, "block")
 
-    r = run_cli("hooks", "uninstall", cwd=root)
-    assert r.exit_code == 0 and "restored reference-transaction" in r.stdout
+    removed = run_cli("hooks", "uninstall", cwd=root)
+    assert removed.exit_code == 0 and "restored reference-transaction" in removed.stdout
     assert (hooks_dir / "reference-transaction").read_bytes() == ref_tx.encode()
     assert oct((hooks_dir / "reference-transaction").stat().st_mode & 0o777) == oct(0o750)
     assert (hooks_dir / "pre-rebase").read_text() == f"#!/bin/sh\necho legacy-pre-rebase >> {log}\nexit 3\n"
@@ -266,7 +268,7 @@ def test_reset_that_rewinds_protected_files_is_undone_and_aborted(repo: Path, mo
     assert event.details["decision"]["outcome"] == "block"
     # "git reset --hard HEAD", as the message suggests, takes back the rest.
     ok(g(repo, "reset", "-q", "--hard", "HEAD"))
-    assert ok(g(repo, "status", "--porcelain")) == ""
+    assert ok(g(repo, "status", "--porcelain", "--untracked-files=no")) == ""
 
 
 def test_reset_keeps_uncommitted_protected_work_from_the_latest_snapshot(repo: Path) -> None:
@@ -400,27 +402,33 @@ def test_switching_branches_keeps_committed_work_on_the_branch_left(repo: Path) 
 # --------------------------------------------------------------------------- rebase
 
 
-def test_rebase_rewriting_protected_paths_is_blocked_before_and_forced_through(repo: Path) -> None:
+def test_rebase_onto_an_upstream_that_moved_a_protected_file_back_is_blocked_before_and_forced_through(
+    repo: Path,
+) -> None:
     ok(g(repo, "checkout", "-q", "-b", "feature"))
     write(repo, C, "z = 1\n")
     feature = commit_all(repo, "feature adds a protected file")
     ok(g(repo, "checkout", "-q", "main"))
+    write(repo, A, "x = 1\n")  # main takes a.py back to its first version
     write(repo, "other.txt", "o3\n")
-    commit_all(repo, "main moves on")
+    commit_all(repo, "main moves a.py back")
     ok(g(repo, "checkout", "-q", "feature"))
 
     r = g(repo, "rebase", "main")
     assert r.returncode != 0
-    assert "refused: this rebase would rewrite protected paths" in r.stderr
-    assert f"  {C}  (WO pipeline; needs GUARDIAN_FORCE=1)" in r.stderr
+    assert "refused: this rebase would move protected paths back to older versions" in r.stderr
+    assert f"  {A}  (WO pipeline; needs GUARDIAN_FORCE=1)" in r.stderr
+    assert C not in r.stderr  # the feature's own file is replayed as it is: nothing moves back
     assert "The pre-rebase hook refused to rebase" in r.stderr
     assert rev(repo) == feature and not (repo / ".git" / "rebase-merge").exists()
     assert last(repo, "block").details["hook"] == "pre-rebase"
 
     r = g(repo, "rebase", "main", force=True)
     assert r.returncode == 0, r.stderr
-    assert rev(repo) != feature and read(repo, C) == "z = 1\n" and read(repo, "other.txt") == "o3\n"
-    assert last(repo, "force").details["git_command"] == "git rebase main"
+    assert rev(repo) != feature and read(repo, C) == "z = 1\n" and read(repo, A) == "x = 1\n"
+    forced = last(repo, "force")
+    assert forced.details["git_command"] == "git rebase main" and forced.paths == [A]
+    assert forced.details["grants"]  # the watcher lets the forced rollback stand
     # post-rewrite: a snapshot, then the guardrail check.
     after = last(repo, "hook")
     assert after.details["hook"] == "post-rewrite" and after.snapshot is not None

@@ -62,8 +62,14 @@ def _index_to(ctx: HookContext, names: Sequence[str], head: str) -> None:
     """Make the index entries of ``names`` those of ``head``, so nothing about them is left staged.
 
     Without this, an aborted ``reset --hard`` would leave the rewound version of a
-    protected file staged, and the next ``git commit`` would record the rewind.
+    protected file staged, and the next ``git commit`` would record the rewind.  A
+    path in conflict keeps its stages: replacing them with HEAD's version would
+    drop the other side of the merge without a word.
     """
+    unmerged = ctx.unmerged_paths()
+    names = [name for name in names if name not in unmerged]  # a conflict stays for the person to resolve
+    if not names:
+        return
     entries = ctx.git.tree_entries(head, names)
     zero = "0" * len(head)
     lines = []

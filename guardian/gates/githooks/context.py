@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardian.errors import EXIT_BLOCKED, NotAProject
 from guardian.gates.githooks.gitcli import Git
-from guardian.gates.githooks.processes import GitProcess, outer_git, process_start_time
+from guardian.gates.githooks.processes import GitProcess, git_subcommand, outer_git, process_start_time
 from guardian.paths import POLICY_FILENAME, find_project_root, has_own_store
 from guardian.util.proc import process_argv
 
@@ -41,6 +41,9 @@ ENV_TRACE = "GUARDIAN_HOOK_TRACE"  # set to 1 to have hook-impl say on stderr wh
 # other non-zero exit means guardian itself failed, which the shim reports as
 # "protected paths were NOT checked" and lets the git command go on.
 EXIT_REFUSE = EXIT_BLOCKED
+
+# Refs git keeps while an operation waits for the user (a conflict): the commit being merged or picked.
+_OPERATION_HEADS = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_HEAD")
 
 # Where the start time of the git process cannot be read, look back this far.
 _UNKNOWN_START_WINDOW = 5.0
@@ -99,6 +102,8 @@ class HookContext:
         self._project: Project | None = None
         self._engine: PolicyEngine | None = None
         self._store_head = _oid_or_none(os.environ.get(ENV_STORE_HEAD, ""))
+        self._operation_heads: dict[str, str] | None = None
+        self._unmerged: set[str] | None = None
 
     # ---------------------------------------------------------------- lazy parts
 
@@ -150,6 +155,48 @@ class HookContext:
     def user_command_text(self) -> str:
         """What the user typed: the outer git command when the hook ran under one."""
         return (self.outer or self.process).text
+
+    def operation_heads(self) -> dict[str, str]:
+        """The other side of a merge, cherry-pick, revert or rebase step in progress: name -> commit."""
+        if self._operation_heads is None:
+            self._operation_heads = {}
+            for name in _OPERATION_HEADS:
+                if (self.git_dir / name).is_file() and (oid := self.git.rev(name)) is not None:
+                    self._operation_heads[name] = oid
+        return self._operation_heads
+
+    def unmerged_paths(self) -> set[str]:
+        """Paths the index holds in conflict (stages 1-3), by git's names."""
+        if self._unmerged is None:
+            out = self.git.run("ls-files", "-u", "-z", check=False)
+            self._unmerged = {os.fsdecode(item.split(b"\t", 1)[1]) for item in out.split(b"\0") if b"\t" in item}
+        return self._unmerged
+
+    def git_object_format(self) -> str:
+        return "sha256" if len(self.git.rev("HEAD") or "") == 64 else "sha1"
+
+    def commands(self) -> list[tuple[str, list[str]]]:
+        """The git commands behind this hook, innermost first: (command, arguments) of each git process."""
+        found = []
+        for process in (self.process, self.outer):
+            if process is not None and (command := git_subcommand(process.argv)) is not None:
+                found.append(command)
+        return found
+
+    def run_by_rebase(self) -> bool:
+        """Is this hook one of a rebase's own steps (``rebase``, ``pull --rebase``, ``--continue``, ``--abort``)?
+
+        Its intermediate states are no rollbacks: ``pre-rebase`` judged the rebase
+        before it started and ``post-rewrite`` judges its result.  A command the
+        person runs while a rebase is stopped is judged like any other.
+        """
+        return any(name == "rebase" for name, _args in self.commands())
+
+    def aborting(self) -> bool:
+        """Is this ``merge|cherry-pick|revert|am --abort``: back to the state before the operation started?"""
+        return any(
+            name in ("merge", "cherry-pick", "revert", "am") and "--abort" in args for name, args in self.commands()
+        )
 
     def rebase_in_progress(self) -> bool:
         return (self.git_dir / "rebase-merge").is_dir() or (self.git_dir / "rebase-apply").is_dir()

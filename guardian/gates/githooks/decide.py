@@ -19,9 +19,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from guardian.errors import OperationFailed
+from guardian.gates.githooks.age import ContentHistory, catalog_history, git_history
 from guardian.gates.githooks.before import pre_command_sources
 from guardian.gates.githooks.context import HookContext, trace
-from guardian.gates.githooks.source import Loss, blob_sha1, current_content
+from guardian.gates.githooks.source import Loss, Source, blob_sha1, current_content
 
 # A file whose ctime is this close before the git process started still counts as
 # written by it: the process start time is truncated to a clock tick (10 ms) and
@@ -209,13 +210,16 @@ def find_losses(
     protected = [n for n in protected if n in in_store]
     # Moving forward brings newer history; only what it overwrote besides is a loss.
     forward = moved and ctx.git.ok("merge-base", "--is-ancestor", old, new)
-    suspects = [n for n in protected if not (forward and n in diff)]
+    # A path git left unmerged is being resolved: taking one side (checkout --theirs/--ours) is no rollback.
+    unmerged = ctx.unmerged_paths()
+    suspects = [n for n in protected if not (forward and n in diff) and n not in unmerged]
     harmless = [ctx.path_of(n) for n in protected if n not in suspects]
     if not suspects:
         return [], harmless, []
     sources = pre_command_sources(ctx, suspects, old)
     trace(f"suspects {suspects}, sources {sources}")
     committed = ctx.git.tree_entries(old, suspects) if committed_is_safe else {}
+    held = _held_by_operation(ctx, suspects)
     losses: list[Loss] = []
     for name in suspects:
         source = sources.get(name)
@@ -224,9 +228,61 @@ def find_losses(
             source is None
             or (content is not None and blob_sha1(content) == source.sha1)
             or (name in committed and (source.where == "git" or committed[name][1] == source.sha1))
+            or source.sha1 in held.get(name, ())
         ):
             harmless.append(ctx.path_of(name))
             continue
-        losses.append(Loss(ctx.path_of(name), name, content is not None, source))
+        loss = Loss(ctx.path_of(name), name, content is not None, source)
+        if content is not None and not _moves_back(ctx, loss, blob_sha1(content), [old, new]):
+            trace(f"{name}: its new content is newer than {source.describe()}: not a rollback")
+            harmless.append(ctx.path_of(name))
+            continue
+        if ctx.operation_heads() and _is_conflict_state(ctx, source):
+            trace(f"{name}: {source.describe()} is a merge conflict in progress, not work to keep")
+            harmless.append(ctx.path_of(name))
+            continue
+        losses.append(loss)
     kept = _stash_keeps(ctx, losses)
     return [loss for loss in losses if loss.git_path not in kept], harmless, sorted(ctx.path_of(n) for n in kept)
+
+
+def _moves_back(ctx: HookContext, loss: Loss, now: str, commits: Sequence[str]) -> bool:
+    """Is the content git left at ``loss.path`` older than the content it replaced?"""
+    history = ContentHistory()
+    git_history(ctx.git, loss.git_path, [*commits, *ctx.operation_heads().values()], history)
+    with ctx.project().reader() as (_repo, catalog):
+        catalog_history(catalog, loss.path, history)
+    older = history.older(now, loss.source.sha1)
+    trace(f"{loss.git_path}: {now[:8]} older than {loss.source.sha1[:8]}: {older} ({history.to_text()})")
+    return older
+
+
+def _held_by_operation(ctx: HookContext, names: Sequence[str]) -> dict[str, set[str]]:
+    """name -> the contents an operation in progress still holds for it (the other side of a merge, a pick).
+
+    Aborting a merge, or resetting in the middle of one, drops content that the
+    other branch still has: nothing is lost.  Empty when no merge, cherry-pick or
+    revert is in progress.
+    """
+    held: dict[str, set[str]] = {}
+    if ctx.rebase_in_progress():
+        # What a stopped rebase is replaying is the person's own branch being rewritten: a
+        # reset now drops it from the result (post-rewrite would only see it at the end).
+        return held
+    sha1_repo = ctx.git_object_format() == "sha1"
+    for name, head in ctx.operation_heads().items():
+        if name == "REBASE_HEAD":
+            continue
+        for name, (_mode, oid) in ctx.git.tree_entries(head, names).items():
+            held.setdefault(name, set()).add(oid if sha1_repo else blob_sha1(ctx.git.blob(oid)))
+    return held
+
+
+def _is_conflict_state(ctx: HookContext, source: Source) -> bool:
+    """Does ``source`` hold conflict markers, as git writes them into a file it could not merge?"""
+    if source.where == "git":
+        data = ctx.git.blob(source.oid)
+    else:
+        data = ctx.project().open_repo().read_blob(source.oid)
+    lines = data.split(b"\n")
+    return any(line.startswith(b"<<<<<<< ") for line in lines) and any(line.startswith(b">>>>>>> ") for line in lines)

@@ -36,82 +36,16 @@ from guardian.gates.githooks.judge import (
     allowed_outright,
     decision_facts,
     forced_through,
+    grant_forced_paths,
     how_to_force,
     judge,
-    refusal_lines,
     why,
 )
+from guardian.gates.githooks.rebase import check_rebase_result, names_in_commits
 from guardian.gates.githooks.source import Loss, blob_sha1, current_content
 
 if TYPE_CHECKING:
-    from guardian.policy import ChangeKind, Decision
-
-
-# --------------------------------------------------------------------------- pre-rebase
-
-
-def pre_rebase(ctx: HookContext) -> int:
-    """Refuse a rebase that would rewrite protected paths, before it touches anything.
-
-    Two kinds of path count: those the rebased commits touch (their history is
-    rewritten, and ``-i`` may drop them), and those that differ between the
-    merge base and the upstream (the rebase brings the upstream's version into
-    the work tree, which may be older: the upstream may have reverted them).
-    """
-    if not ctx.args:
-        return EXIT_OK
-    upstream = ctx.git.rev(ctx.args[0] + "^{commit}")
-    branch = ctx.git.rev((ctx.args[1] if len(ctx.args) > 1 and ctx.args[1] else "HEAD") + "^{commit}")
-    if upstream is None or branch is None:
-        return EXIT_OK  # git will fail on its own
-    base = os.fsdecode(ctx.git.run("merge-base", upstream, branch, check=False).strip()) or None
-    rewritten = _names_in_commits(ctx.git, branch, [upstream])
-    incoming = set(ctx.git.names("diff", "--name-only", "-z", "--no-renames", base, upstream)) if base else set()
-    engine = ctx.engine()
-    touched = sorted(p for p in rewritten | incoming if engine.is_protected(ctx.path_of(p)))
-    if not touched:
-        return EXIT_OK
-    upstream_has = ctx.git.tree_entries(upstream, touched)
-    changes: list[tuple[str, ChangeKind]] = [
-        (ctx.path_of(p), "delete" if p not in upstream_has and p not in rewritten else "modify") for p in touched
-    ]
-    decision = judge(ctx, changes)
-    paths = [p for p, _c in changes]
-    facts = {"upstream": upstream, "branch": branch, "merge_base": base, "decision": decision_facts(decision)}
-    if allowed_outright(decision):
-        ctx.record("hook", paths, facts)
-        return EXIT_OK
-    if forced_through(decision):
-        ctx.record("force", paths, {**facts, "force": True})
-        say(f"guardian: GUARDIAN_FORCE=1: letting the rebase rewrite protected paths: {', '.join(paths)}")
-        return EXIT_OK
-    ctx.record("block", paths, facts)
-    say(
-        "\n".join(
-            [
-                f"guardian: refused: this rebase would rewrite protected paths (onto {short(upstream)}):",
-                *refusal_lines(decision),
-                "Nothing has been changed.",
-                how_to_force(ctx, decision),
-            ]
-        )
-    )
-    return EXIT_REFUSE
-
-
-def _names_in_commits(
-    git: Git, tip: str, exclude: Sequence[str], all_refs_but: Sequence[str] | None = None
-) -> set[str]:
-    """Paths added or modified by the commits reachable from tip but not from ``exclude`` (or other refs)."""
-    args = ["log", "-z", "--format=%x01", "--name-only", "--no-renames", "--diff-filter=d", tip, "--not", *exclude]
-    if all_refs_but is not None:
-        args += [f"--exclude={ref}" for ref in all_refs_but] + ["--all"]
-    names: set[str] = set()
-    for item in git.run(*args).split(b"\0"):
-        name = item.lstrip(b"\n")
-        if name and not name.startswith(b"\x01"):
-            names.add(os.fsdecode(name))
-    return names
+    from guardian.policy import Decision
 
 
 # --------------------------------------------------------------------------- work-tree rewinds
@@ -147,6 +81,7 @@ def _undo_rewind(
         ctx.record("hook", paths, {**facts, "note": note}, capture_as_left(ctx, paths))
         return EXIT_OK
     if forced_through(decision):
+        facts["grants"] = grant_forced_paths(ctx, decision)
         ctx.record("force", paths, {**facts, "force": True}, capture_as_left(ctx, paths))
         say(f"guardian: GUARDIAN_FORCE=1: letting {ctx.user_command_text()} roll back: {', '.join(paths)}")
         return EXIT_OK
@@ -196,8 +131,10 @@ def reference_transaction(ctx: HookContext) -> int:
     if not ctx.args or ctx.args[0] != "prepared":
         return EXIT_OK
     updates = parse_updates(ctx.stdin)
-    if not updates or ctx.rebase_in_progress():
-        return EXIT_OK  # a rebase was judged by pre-rebase; post-rewrite snapshots its result
+    if not updates or ctx.run_by_rebase() or ctx.aborting():
+        # A rebase's own steps: pre-rebase judged it, post-rewrite judges its result.  An abort
+        # goes back to the state before the operation, which the other side still holds.
+        return EXIT_OK
     branch = ctx.current_branch()
     head = [u for u in updates if u.ref == "HEAD" or (branch is not None and u.ref == branch)]
     stash = [u for u in updates if u.ref == "refs/stash"]
@@ -220,7 +157,43 @@ def _head_move(ctx: HookContext, updates: Sequence[RefUpdate]) -> int:
     if old != new and created_now(ctx, old, new):
         trace(f"HEAD {old[:12]} -> {new[:12]}: this command wrote the commit (commit, merge, cherry-pick)")
         return EXIT_OK
-    return _undo_rewind(ctx, old, new, head=old, aborting=True)
+    code = _undo_rewind(ctx, old, new, head=old, aborting=True)
+    if code == EXIT_OK and old != new:
+        _witness_before_rewind(ctx, old, new)
+    return code
+
+
+def _witness_before_rewind(ctx: HookContext, old: str, new: str) -> None:
+    """A branch rewound without touching files (``update-ref``, ``reset --soft``): snapshot what they hold.
+
+    The work tree still has ``old``'s protected content, but HEAD no longer does:
+    a later ``git reset --hard`` would take HEAD's older version as the state
+    before it, unless guardian has seen what was there.
+    """
+    if ctx.git.ok("merge-base", "--is-ancestor", old, new):
+        return  # forward: HEAD gains history, loses none
+    engine = ctx.engine()
+    names = [
+        n
+        for n in ctx.git.names("diff", "--name-only", "-z", "--no-renames", old, new)
+        if engine.is_protected(ctx.path_of(n))
+    ]
+    had = ctx.git.tree_entries(old, names)
+    sha1_repo = len(old) == 40
+    held = {}
+    for name, (_mode, oid) in had.items():
+        content = current_content(ctx.top / name)
+        if content is not None and blob_sha1(content) == (oid if sha1_repo else blob_sha1(ctx.git.blob(oid))):
+            held[ctx.path_of(name)] = blob_sha1(content)
+    if not held:
+        return
+    with ctx.project().reader() as (_repo, catalog):
+        unseen = [path for path, sha1 in held.items() if (v := catalog.versions_of(path)) == [] or v[-1].blob != sha1]
+    if unseen:
+        from guardian.gates.githooks.apply import capture_as_left
+
+        trace(f"HEAD rewinds {short(old)} -> {short(new)} without touching {unseen}: snapshotting them")
+        capture_as_left(ctx, unseen)
 
 
 def _stash_update(ctx: HookContext, update: RefUpdate) -> int:
@@ -303,7 +276,7 @@ def _branch_updates(ctx: HookContext, branches: Sequence[RefUpdate], updates: Se
         old = update.old if not is_zero(update.old) else ctx.git.rev(update.ref)
         if old is None or old == update.new:
             continue  # a new branch, or no move
-        names = _names_in_commits(ctx.git, old, survivors, all_refs_but=changing)
+        names = names_in_commits(ctx.git, old, survivors, all_refs_but=changing)
         for name in sorted(names):
             path = ctx.path_of(name)
             if ctx.engine().is_protected(path):
@@ -348,8 +321,8 @@ def _refuse_discard(ctx: HookContext, lost: dict[str, str], *, what: str, keep: 
 def post_checkout(ctx: HookContext) -> int:
     """After ``checkout -- PATH``, ``checkout .``, ``restore``, a branch switch or ``checkout -f``:
     put back protected files the command rolled back, and fail the command."""
-    if len(ctx.args) < 3 or is_zero(ctx.args[0]) or ctx.rebase_in_progress():
-        return EXIT_OK  # a clone or a new worktree has nothing to lose; a rebase was judged by pre-rebase
+    if len(ctx.args) < 3 or is_zero(ctx.args[0]) or ctx.run_by_rebase():
+        return EXIT_OK  # a clone or a new worktree has nothing to lose; a rebase is judged before and after
     prev, new, flag = ctx.args[:3]
     if flag == "0":
         return _undo_rewind(ctx, prev, new, head=new, aborting=False)
@@ -369,7 +342,9 @@ def post_merge(ctx: HookContext) -> int:
 
 def post_rewrite(ctx: HookContext) -> int:
     rewritten = [line.split()[:2] for line in os.fsdecode(ctx.stdin).splitlines() if line.strip()]
-    return _snapshot_and_check(ctx, {"rewritten": len(rewritten)})
+    code, facts = check_rebase_result(ctx) if ctx.args[:1] == ["rebase"] else (EXIT_OK, {})
+    _snapshot_and_check(ctx, {"rewritten": len(rewritten), **facts})
+    return code
 
 
 def _snapshot_and_check(ctx: HookContext, facts: dict[str, Any]) -> int:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from guardian.errors import EXIT_BUG, EXIT_OK, GuardianError, UsageError
 from guardian.gates.githooks.context import ENV_HOOKS_DIR, HOOK_NAMES, STDIN_HOOKS, NoStore, make_context, say
-from guardian.gates.githooks.handlers import post_checkout, post_merge, post_rewrite, pre_rebase, reference_transaction
+from guardian.gates.githooks.handlers import post_checkout, post_merge, post_rewrite, reference_transaction
+from guardian.gates.githooks.rebase import pre_rebase
 from guardian.gates.githooks.shim import unguarded
 
 

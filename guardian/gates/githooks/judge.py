@@ -56,3 +56,25 @@ def allowed_outright(decision: Decision) -> bool:
 def forced_through(decision: Decision) -> bool:
     """GUARDIAN_FORCE=1 was given and covers every path that needed it; nothing is blocked."""
     return decision.overall == "allow" and any(p.forced for p in decision.paths)
+
+
+FORCE_GRANT_BY = "git hook (GUARDIAN_FORCE=1)"
+
+
+def grant_forced_paths(ctx: HookContext, decision: Decision) -> list[str]:
+    """Leave a force grant for what GUARDIAN_FORCE=1 let through, so the watcher lets it stand.
+
+    A deleted path is granted as a ``delete`` too: that is how the watcher sees it.
+    Returns the grant ids.
+    """
+    from guardian.ops.grant import grant_forced  # writes: only once something was forced
+
+    forced = [p for p in decision.paths if p.forced]
+    ids: list[str] = []
+    rollbacks = [p.path for p in forced]
+    deletes = [p.path for p in forced if p.change == "delete"]
+    for operation, paths in (("rollback", rollbacks), ("delete", deletes)):
+        grant = grant_forced(ctx.project(), operation, paths, by=FORCE_GRANT_BY)
+        if grant is not None:
+            ids.append(grant.id)
+    return ids

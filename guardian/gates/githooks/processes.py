@@ -92,3 +92,21 @@ def outer_git(pid: int) -> GitProcess | None:
         return None
     argv = process_argv(parent)
     return GitProcess(parent, argv, process_start_time(parent)) if _is_git(argv) else None
+
+
+# git's own options that come before the command; those listed here take a value as the next word.
+_GIT_OPTIONS_WITH_VALUE = frozenset(
+    {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env", "--exec-path"}
+)
+
+
+def git_subcommand(argv: Sequence[str] | None) -> tuple[str, list[str]] | None:
+    """(the git command, its arguments) of a git command line, past git's own options; None if not git."""
+    if not _is_git(argv) or argv is None:
+        return None
+    words = list(argv[1:])
+    while words and words[0].startswith("-"):
+        option = words.pop(0)
+        if option in _GIT_OPTIONS_WITH_VALUE and words:
+            words.pop(0)
+    return (words[0], words[1:]) if words else None

@@ -70,6 +70,8 @@ def make_repo(root: Path, *, policy: str = POLICY) -> Path:
     """c1: a.py "x = 1", other.txt "o1";  c2: a.py "x = 2", b.py added, other.txt "o2"."""
     root.mkdir(parents=True, exist_ok=True)
     ok(g(root, "init", "-q", "-b", "main"))
+    # guardian init writes .guardian-id at the root; `git add -A` in these tests must not commit it.
+    (root / ".git" / "info" / "exclude").write_text(".guardian-id\n")
     write(root, "guardian.yaml", policy)
     write(root, A, "x = 1\n")
     write(root, "other.txt", "o1\n")
