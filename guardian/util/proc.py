@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 
 def process_argv(pid: int) -> list[str] | None:
-    """The command line of ``pid``: /proc on Linux, ``ps -o args=`` elsewhere (there split on spaces)."""
+    """The command line of ``pid``, argument by argument: /proc on Linux, psutil elsewhere (macOS).
+
+    ``ps -o args=`` prints one space-joined string, so an argument with a space in it
+    could not be told from two; psutil asks the kernel for the argument vector.
+    """
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         parts = [os.fsdecode(p) for p in raw.split(b"\0") if p]
@@ -19,11 +22,12 @@ def process_argv(pid: int) -> list[str] | None:
             return parts
     except OSError:
         pass
+    import psutil  # only where /proc is missing: it costs a few milliseconds to import
+
     try:
-        out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        return list(psutil.Process(pid).cmdline()) or None
+    except (psutil.Error, OSError):
         return None
-    return out.split() or None
 
 
 def caller_details(argv: Sequence[str]) -> dict[str, Any]:
