@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from guardian.capture.filters import PathFilter
-from guardian.capture.sqlite import is_sqlite_bytes, sqlite_consistent_copy
+from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, wal_stats, with_wal
 from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, is_in_progress, judge
 from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, NewVersion
+from guardian.config import CheckSpec
 from guardian.errors import PathRefused
 from guardian.project import Project
 from guardian.store.repo import ShadowRepo, hash_blob
@@ -66,6 +67,8 @@ class SnapshotResult:
     # Files that changed while they were read: what was captured may already be stale (or torn),
     # so the caller should capture them again (the watcher re-queues them).
     unstable: list[str] = field(default_factory=list)
+    # Databases another connection kept locked past the bounded wait: retried (they are unstable too).
+    deferred: list[str] = field(default_factory=list)
 
     @property
     def bad(self) -> list[CapturedFile]:
@@ -120,10 +123,11 @@ def walk_tree(
                 listing = list(entries)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
+        wals = wal_stats(listing)  # a commit may change only a database's -wal: fold it into its stat
         for entry in listing:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
-                st = entry.stat(follow_symlinks=False)
+                st = with_wal(entry.stat(follow_symlinks=False), wals.get(entry.name))
             except FileNotFoundError:
                 continue
             if stat.S_ISDIR(st.st_mode):
@@ -186,16 +190,20 @@ def judge_content(
     rel: str,
     kind: str,
     data: bytes,
+    damage: str | None = None,
 ) -> tuple[str, str]:
     """The verdict for one file's content: the single place snapshots and the guardrail judge.
 
     The last valid version's content is read from ``repo`` when a torn-write check can use
     it (both small enough to compare); ``writers`` says whether a process still has the file
-    open for writing.
+    open for writing.  ``damage``: why SQLite could not open a file that starts like a database.
     """
     if kind == "symlink":
         return "valid", ""
     policy = project.policy
+    checks = checks_for(rel, policy.validate)
+    if is_sqlite_bytes(data) and all(spec.name != "sqlite" for spec in checks):
+        checks = (*checks, CheckSpec(name="sqlite"))  # a database is checked as one whatever its name
 
     def last_valid_content() -> bytes | None:
         # Read only when a torn-write check can apply; bounded like the parse checks.
@@ -207,13 +215,16 @@ def judge_content(
     verdict = judge(
         rel,
         data,
-        checks_for(rel, policy.validate),
+        checks,
         last_valid_size=catalog.last_valid_size(rel),
         suspect=policy.suspect,
         cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
         previous=last_valid_content,
         writer=open_writer(writers, rel, kind, data),
     )
+    if damage is not None:
+        found = verdict.reason if verdict.verdict == "invalid" and verdict.reason != damage else ""
+        return "invalid", f"{damage}; {found}" if found else damage
     return verdict.verdict, verdict.reason
 
 
@@ -234,9 +245,10 @@ class FileReader:
     def __init__(self, project: Project) -> None:
         self.root = project.root
         self.max_size = project.policy.watch.max_file_size
+        self.databases = DatabaseReads(project.root)
 
     def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
-        """('missing'|'other'|'toolarge'|'file'|'symlink', data, stat)."""
+        """('missing'|'other'|'toolarge'|'busy'|'file'|'symlink', data, stat); 'busy': a locked database."""
         kind, data, st, _distrust = self.read_checked(rel)
         return kind, data, st
 
@@ -260,13 +272,15 @@ class FileReader:
                 try:
                     before = os.fstat(fd)
                     head = os.pread(fd, 16, 0)
-                    if is_sqlite_bytes(head):
-                        data = sqlite_consistent_copy(self.root / rel)
-                    else:
-                        chunks: list[bytes] = []
-                        while chunk := os.read(fd, 1 << 20):
-                            chunks.append(chunk)
-                        data = b"".join(chunks)
+                    database = self.databases.read(rel, before) if is_sqlite_bytes(head) else None
+                    if database is not None:
+                        kind, data, folded = database
+                        return kind, data, folded, _stat_distrust(folded, folded, time.time_ns())
+                    # Not a database, or one SQLite cannot open (its bytes, as they are).
+                    chunks: list[bytes] = []
+                    while chunk := os.read(fd, 1 << 20):
+                        chunks.append(chunk)
+                    data = b"".join(chunks)
                     after = os.fstat(fd)
                     now_ns = time.time_ns()
                 finally:
@@ -347,7 +361,7 @@ class Capture:
                 gone.update(r.path for r in self.catalog.files_under(rel) if r.path not in present)
             elif found is not None:
                 if self.keep(rel):
-                    present[rel] = found
+                    present[rel] = with_wal(found, lstat_at(root, rel + "-wal"))
                 # A file now where a directory used to be: the directory's files are gone.
                 gone.update(r.path for r in self.catalog.files_under(rel))
             else:
@@ -418,6 +432,12 @@ class Capture:
                     result.skipped.append((rel, why))  # logged as a "skip" event with the snapshot
                     continue
             kind, data, read_st, distrust = self.reader.read_checked(rel)
+            if kind == "busy":  # a locked database: no stat recorded, so it is read again next time
+                result.deferred.append(rel)
+                result.unstable.append(rel)
+                if rel in self.reader.databases.deferrals:
+                    result.skipped.append((rel, self.reader.databases.deferrals.pop(rel)))
+                continue
             if kind in ("missing", "other"):
                 if row is not None and kind == "missing":
                     gone.add(rel)
@@ -486,6 +506,9 @@ class Capture:
         settled = [f.path for f in result.files if f.change == "settle"]
         if not changes and not accepted and not settled:
             self.catalog.update_stats(stats)
+            deferred = [(p, why) for p, why in result.skipped if p in result.deferred]
+            for path, why in deferred:  # no snapshot carries these "skip" events: log them alone
+                self.project.events.append("skip", [path], None, trigger, {"pid": os.getpid(), "reason": why})
             return result
         summary = summarize(trigger, result.files)
         message = format_message(summary, trigger, verdicts, accepted, source, command, note, perms)
@@ -520,7 +543,8 @@ class Capture:
         return removed
 
     def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
-        return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data)
+        damage = self.reader.databases.damaged.pop(rel, None)
+        return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data, damage)
 
     def _awaits_settling(self, rel: str, oid: str) -> bool:
         """Whether rel's latest version is this content, recorded while its writer still had it open."""

@@ -35,6 +35,7 @@ from watchdog.events import (
 )
 
 from guardian.capture.filters import PathFilter
+from guardian.capture.sqlite import wal_base
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -134,6 +135,10 @@ class ChangeHandler(FileSystemEventHandler):
                 self.keep.invalidate_gitignore(parent)
                 if self._on_gitignore is not None:
                     self._on_gitignore(rel)
+            database = None if event.is_directory else wal_base(rel)
+            if database is not None and self.keep(database):
+                # A commit in WAL mode may write only the -wal (never captured itself): capture its database.
+                out.append(database)
             if self.keep(rel, is_dir=event.is_directory):
                 out.append(rel)
         return out
@@ -312,7 +317,11 @@ class Observation:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            if self.handler.relative(entry.path) is not None and self.handler.keep(rel, is_dir=is_dir):
+            if self.handler.relative(entry.path) is None:
+                continue
+            # A database's -wal is polled too: its changes are the database's (see ChangeHandler).
+            database = None if is_dir else wal_base(rel)
+            if self.handler.keep(rel, is_dir=is_dir) or (database is not None and self.handler.keep(database)):
                 kept.append(entry)
         return iter(kept)
 
