@@ -197,6 +197,11 @@ def find_losses(
     diff = set(ctx.git.names("diff", "--name-only", "-z", "--no-renames", old, new)) if moved else set()
     # Deleted files are in neither the index nor the work tree: look for them in the trees.
     extra = diff if moved else set(ctx.git.names("ls-tree", "-r", "-z", "--name-only", "--full-tree", old))
+    if not moved:
+        # HEAD stays, but its branch may have been rewound just before without touching the
+        # files (update-ref, reset --soft): what the previous tip had is what the work tree had.
+        for previous in {ctx.git.rev("HEAD@{1}"), ctx.git.rev(f"{ctx.current_branch() or 'HEAD'}@{{1}}")} - {None, old}:
+            extra.update(ctx.git.names("diff", "--name-only", "-z", "--no-renames", old, str(previous)))
     rewritten = _rewritten(ctx, extra)
     trace(f"{old[:12]} -> {new[:12]}: started {ctx.started:.3f}, rewritten {rewritten}")
     if not rewritten:
