@@ -75,6 +75,10 @@ def restore(
             for f in report.files
         ],
     )
+    for line in report.notes:
+        echo(line)
+    for old, new in report.set_aside:
+        echo(f"moved {old} aside to {new} (kept, not deleted; also in the store)")
     if report.pre_snapshot and not dry_run:
         echo(f"the state before this restore is snapshot {report.pre_snapshot[:12]} (undo with 'guardian undo')")
     return EXIT_OK

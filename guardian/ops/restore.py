@@ -12,6 +12,7 @@ from guardian.catalog.db import Catalog, VersionRow
 from guardian.catalog.sync import sync_catalog
 from guardian.errors import Blocked, NeedsForce, OperationFailed
 from guardian.ops.session import write_session
+from guardian.ops.sqlite_restore import plan_sqlite_restore, put_back, set_aside_sidecars
 from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
@@ -56,9 +57,14 @@ class RestoreReport:
     post_snapshot: str | None = None
     dry_run: bool = False
     decision: Decision | None = None
+    # A restored database's -wal/-shm/-journal, renamed beside it: (old path, new path).
+    set_aside: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was found on the way (an orphaned WAL replayed)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "set_aside": [{"from": old, "to": new} for old, new in self.set_aside],
+            "notes": self.notes,
             "restored": [f.to_json() for f in self.files],
             "pre_snapshot": self.pre_snapshot,
             "post_snapshot": self.post_snapshot,
@@ -105,22 +111,40 @@ def choose_version(
     )
 
 
-def write_entry(root: Path, repo: ShadowRepo, rel: str, entry: Entry, *, perm: int | None = None) -> int:
+def write_entry(
+    root: Path,
+    repo: ShadowRepo,
+    rel: str,
+    entry: Entry,
+    *,
+    perm: int | None = None,
+    set_aside: list[tuple[str, str]] | None = None,
+    content: bytes | None = None,
+) -> int:
     """Put one snapshotted entry back on disk, atomically.  Returns the size written.
 
     perm: the entry's recorded permission bits, used if the file does not exist now.
+    set_aside: collects the database sidecars moved aside.  content: written instead of
+    the entry's blob (a stored database with an orphaned WAL replayed over it).
     """
     check_relative(rel)  # a crafted shadow tree must not steer a write outside the root
-    data = repo.read_blob(entry.oid)
+    data = repo.read_blob(entry.oid) if content is None else content
     if entry.is_link:
         write_user_symlink(root, rel, data)
         return len(data)
-    if is_sqlite_bytes(data):
-        # Stale -wal/-shm files would be replayed over the restored database and
-        # corrupt it; they go first, while the pre-restore snapshot holds their content.
-        for suffix in ("-wal", "-shm", "-journal"):
-            remove_user_file(root, rel + suffix)
-    write_user_file(root, rel, data, executable=entry.executable, perm=perm)
+    if not is_sqlite_bytes(data):
+        write_user_file(root, rel, data, executable=entry.executable, perm=perm)
+        return len(data)
+    # Stale -wal/-shm files would be replayed over the restored database and corrupt it; they
+    # are renamed beside it, never deleted: an orphaned WAL may hold the only copy of recent commits.
+    moved = set_aside_sidecars(root, rel)
+    try:
+        write_user_file(root, rel, data, executable=entry.executable, perm=perm)
+    except BaseException:
+        put_back(root, moved)
+        raise
+    if set_aside is not None:
+        set_aside.extend(moved)
     return len(data)
 
 
@@ -161,7 +185,8 @@ def restore(
             ]
         finally:
             catalog.close()
-    return apply_restore(project, repo, targets, dry_run=dry_run, force=force)
+    latest = at is None and before is None  # only the latest versions can be extended by an orphaned WAL
+    return apply_restore(project, repo, targets, dry_run=dry_run, force=force, recover_wal=latest)
 
 
 def apply_restore(
@@ -172,6 +197,7 @@ def apply_restore(
     dry_run: bool,
     force: bool,
     details: dict[str, Any] | None = None,
+    recover_wal: bool = False,
 ) -> RestoreReport:
     """Ask the policy, snapshot what is there now, write each target atomically, snapshot again.
 
@@ -183,11 +209,13 @@ def apply_restore(
     decision = PolicyEngine(project.policy.protect_rules).decide("restore", changes, force)
     report = RestoreReport(dry_run=dry_run, decision=decision)
     enforce(decision)
+    # recover_wal: the versions are the latest ones, which an orphaned WAL can extend (ops.sqlite_restore).
+    chosen = [(t.path, t.entry.oid, t.snapshot) for t in targets]
+    replacements, report.notes = plan_sqlite_restore(root, chosen, repo.read_blob, recover=recover_wal, dry_run=dry_run)
     if dry_run:
         for t in targets:
-            report.files.append(
-                RestoredFile(t.path, t.snapshot, t.time, current_size(root, t.path), repo.blob_size(t.entry.oid))
-            )
+            size = len(replacements[t.path]) if t.path in replacements else repo.blob_size(t.entry.oid)
+            report.files.append(RestoredFile(t.path, t.snapshot, t.time, current_size(root, t.path), size))
         return report
     paths = [t.path for t in targets]
     try:
@@ -196,7 +224,10 @@ def apply_restore(
             for t in targets:
                 before_size = current_size(root, t.path)
                 try:
-                    size = write_entry(root, repo, t.path, t.entry, perm=t.perm)
+                    content = replacements.get(t.path)
+                    size = write_entry(
+                        root, repo, t.path, t.entry, perm=t.perm, set_aside=report.set_aside, content=content
+                    )
                 except OSError as exc:
                     done = f" ({len(report.files)} file(s) before it were restored)" if report.files else ""
                     raise OperationFailed(
@@ -206,7 +237,9 @@ def apply_restore(
                 report.files.append(RestoredFile(t.path, t.snapshot, t.time, before_size, size))
             sources = sorted({t.snapshot for t in targets})
             try:
-                report.post_snapshot = session.capture.run(paths, "restore", source=",".join(sources)).snapshot
+                # The sidecars set aside go into the store too: they may hold the only copy of some commits.
+                captured = paths + [new for _old, new in report.set_aside]
+                report.post_snapshot = session.capture.run(captured, "restore", source=",".join(sources)).snapshot
             except OSError as exc:
                 raise OperationFailed(
                     "the files were restored, but the post-restore snapshot could not be taken: "
