@@ -6,11 +6,10 @@ if len(sys.argv) > 1 and sys.argv[1] == "agent-hook" and len(sys.argv) == 2:
     # Coding agents call this before every shell command: skip click and the command
     # modules (~60 ms of imports) and answer from guardian.agent directly.
     import os
-    from pathlib import Path
 
     from guardian.gates.agent.hook import run_hook
 
-    result = run_hook(sys.stdin.buffer.read(), os.environ, Path.cwd())
+    result = run_hook(sys.stdin.buffer.read(), os.environ, os.getcwd())  # no pathlib: it is slow to import
     if result.stderr:
         sys.stderr.write(result.stderr)
     raise SystemExit(result.exit_code)

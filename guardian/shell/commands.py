@@ -176,6 +176,8 @@ def _h_rsync(words: list[Word], env: Env) -> Result:
     operands = args.paths
     if len(operands) < 2:
         return Result()  # one operand lists it
+    if args.has("-n", "--dry-run", "--list-only"):
+        return Result()  # a dry run changes nothing
     dest, sources = operands[-1], operands[:-1]
     deletes = any(name.startswith("--del") for name, _ in args.opts)
     remove_sources = args.has("--remove-source-files")
@@ -245,6 +247,8 @@ def _retarget(intent: Intent, paths: list[str]) -> Intent:
         return out
 
     detail = dict(intent.detail, via="find")
+    if intent.kind == "rm" and ANY_PATH in intent.targets:
+        detail["recursive"] = "1"  # {} stands for every file under the start directories
     for key in ("sources", "deletes", "src"):
         if key in detail:
             detail[key] = "\n".join(swap(detail[key].split("\n")))

@@ -48,6 +48,7 @@ class Env:
     piped: bool = False  # the command reads the output of a pipe
     functions: frozenset[str] = frozenset()  # shell functions defined earlier in the command
     environ: Mapping[str, str] = field(default_factory=dict)  # HOME, TMPDIR, SHELL of the agent
+    positional: tuple[Word, ...] = ()  # $0, $1...: `sh -c 'rm "$1"' _ x`, or a function's arguments
 
 
 @dataclass

@@ -29,36 +29,23 @@ def _is_url(text: str) -> bool:
     return "://" in text
 
 
+_CURL_SHORT_WITH_ARG = "oDcKdHuXebrwATxmYyzECFUQt"
+_CURL_LONG_WITH_ARG = frozenset({"--output", "--dump-header", "--cookie-jar", "--trace", "--trace-ascii", "--stderr",
+                                 "--etag-save", "--output-dir", "--data", "--header", "--user", "--request",
+                                 "--url", "--config", "--cookie", "--referer", "--user-agent", "--form",
+                                 "--max-time", "--connect-timeout", "--retry", "--proxy", "--write-out"})
+
+
 def _h_curl(words: list[Word], env: Env) -> Result:
-    targets: list[Word] = []
-    remote_name = False
-    output_dir = ""
-    urls: list[str] = []
-    i = 1
-    while i < len(words):
-        text = words[i].text
-        nxt = words[i + 1] if i + 1 < len(words) else None
-        if text in ("-o", "--output", "-D", "--dump-header", "-c", "--cookie-jar", "--trace", "--trace-ascii",
-                    "--stderr", "--etag-save", "--hsts", "--alt-svc") and nxt is not None:
-            if nxt.text != "-":
-                targets.append(nxt)
-            i += 2
-            continue
-        if text.startswith(("--output=", "--dump-header=", "--cookie-jar=")):
-            targets.append(_w(text.partition("=")[2]))
-        elif text.startswith("-o") and len(text) > 2 and not text.startswith("--"):
-            targets.append(_w(text[2:]))
-        elif text in ("-O", "--remote-name", "--remote-name-all") or (
-                text.startswith("-") and not text.startswith("--") and "O" in text):
-            remote_name = True
-        elif text == "--output-dir" and nxt is not None:
-            output_dir = nxt.text
-            i += 1
-        elif _is_url(text):
-            urls.append(text)
-        i += 1
-    if remote_name:
-        targets += [_w(posixpath.basename(u.split("?", 1)[0].rstrip("/"))) for u in urls if "/" in u.split("://", 1)[1]]
+    parsed = split_args(words[1:], _CURL_SHORT_WITH_ARG, _CURL_LONG_WITH_ARG)
+    targets = [_w(value) for name, value in parsed.opts
+               if name in ("-o", "--output", "-D", "--dump-header", "-c", "--cookie-jar", "--trace",
+                           "--trace-ascii", "--stderr", "--etag-save") and value and value != "-"]
+    urls = [w.text for w in parsed.paths if _is_url(w.text)] + [v or "" for n, v in parsed.opts if n == "--url"]
+    if parsed.has("-O", "--remote-name", "--remote-name-all"):
+        targets += [_w(posixpath.basename(u.split("?", 1)[0].rstrip("/"))) for u in urls
+                    if "/" in u.split("://", 1)[-1]]
+    output_dir = parsed.value("--output-dir")
     if output_dir:
         targets = [t if t.text.startswith("/") else _w(posixpath.join(output_dir, t.text)) for t in targets]
     if not targets:
@@ -331,7 +318,12 @@ def _formatter(check_flags: frozenset[str], write_flags: frozenset[str] = frozen
     return handler
 
 
+def _h_metadata(words: list[Word], env: Env) -> Result:
+    return Result()  # chmod, chown, chgrp change metadata, which can be set back; no content is lost
+
+
 TOOLS: Mapping[str, Handler] = {
+    **dict.fromkeys(("chmod", "chown", "chgrp"), _h_metadata),
     "curl": _h_curl,
     "wget": _h_wget,
     "tar": _h_tar,

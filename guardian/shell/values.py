@@ -14,7 +14,8 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from guardian.shell.parser import Feed
+from guardian.shell.intent import Intent
+from guardian.shell.parser import Feed, is_device
 from guardian.shell.words import Word, decode_ansi_c
 
 # Variables that conventionally name a program, for `$PYTHON -m pytest` when the agent's environment
@@ -85,7 +86,8 @@ def backquoted(text: str) -> list[str]:
     return found
 
 
-def substitution_value(words: Sequence[Word], feed: Feed | None, cwd: str | None, text: str) -> Value:
+def substitution_value(words: Sequence[Word], feed: Feed | None, cwd: str | None, text: str,
+                       tmpdir: str | None = None) -> Value:
     """The value of ``$(...)`` where it can be known: pwd, which, a here-document's text, echo."""
     if not words:
         return Value(text, True)
@@ -95,6 +97,9 @@ def substitution_value(words: Sequence[Word], feed: Feed | None, cwd: str | None
         return Value(text, True)
     if name == "pwd":
         return Value(cwd or ".")
+    if name == "mktemp" and not any(not p.startswith("-") for p in plain) and tmpdir is not None:
+        # A name that did not exist before: nothing there can be lost, whatever the name turns out to be.
+        return Value(posixpath.join(tmpdir or "/tmp", "tmp.guardian-mktemp-XXXXXXXXXX"))
     if name in ("which", "command", "type") and plain and plain[-1] != "-v":
         return Value(plain[-1])
     if name == "cat" and not plain and feed is not None and feed.text is not None:
@@ -165,3 +170,27 @@ def _producer_dirs(name: str, args: list[str]) -> list[str] | None:
             return [posixpath.dirname(operands[0]) or "."]
         return None
     return None
+
+
+@dataclass
+class Redirect:
+    op: str
+    fd: str
+    target: Word | None
+    feed: Feed | None = None  # what a here-document or here-string feeds the command
+
+
+def redirect_intent(r: Redirect, argv: tuple[str, ...], cwd: str | None) -> Intent | None:
+    # ">>" appends and "<>" opens without truncating: neither loses data.  ">",
+    # ">|", "&>", "2>" and ">&FILE" truncate the file first.
+    if r.op not in (">", ">|", "&>", ">&") or r.target is None:
+        return None
+    target = r.target.text
+    if r.op == ">&" and (target.isdigit() or target == "-" or target.rstrip("-").isdigit()):
+        return None  # 2>&1 and >&- duplicate or close a descriptor
+    if is_device(target):
+        return None
+    detail = {"op": r.fd + r.op}
+    if r.target.dynamic:
+        detail["dynamic"] = "expansion"
+    return Intent("redirect", argv, cwd, (target,), detail)

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from guardian.shell.grammar import node_text, parse_tree
 from guardian.shell.intent import Intent
-from guardian.shell.parser import MAX_DEPTH, Env, Feed, analyze, is_device, unreadable
+from guardian.shell.parser import MAX_DEPTH, Env, Feed, analyze, unreadable
 from guardian.shell.values import (
     PROGRAM_VARIABLES,
+    Redirect,
     Value,
     backquoted,
     producer_feed,
+    redirect_intent,
     substitution_value,
     unescape,
     unescape_double,
@@ -41,14 +43,6 @@ if TYPE_CHECKING:
     from tree_sitter import Node
 
 MAX_LOOP_VALUES = 16  # a for loop over more literal values than this is read with its variable unknown
-
-
-@dataclass
-class _Redirect:
-    op: str
-    fd: str
-    target: Word | None
-    feed: Feed | None = None  # what a here-document or here-string feeds the command
 
 
 def parse_script(text: str, env: Env) -> list[Intent]:
@@ -100,6 +94,7 @@ class _Walker:
         self.dir_stack: list[str | None] = []
         self.vars: dict[str, Value] = {}
         self.functions: set[str] = set(env.functions)
+        self.bodies: dict[str, Node] = {}
         self.shell_aliases: dict[str, str] = {}
         self.git_aliases = dict(env.aliases)
         self.stdin: Feed | None = env.stdin  # what a compound command's redirection feeds its body
@@ -207,8 +202,8 @@ class _Walker:
         self.stdin = saved
         self._emit_redirects(redirects, (self.text(body).split(None, 1)[0] if self.text(body) else "",))
 
-    def _redirects(self, nodes: Sequence[Node]) -> list[_Redirect]:
-        out: list[_Redirect] = []
+    def _redirects(self, nodes: Sequence[Node]) -> list[Redirect]:
+        out: list[Redirect] = []
         for node in nodes:
             if node.type == "file_redirect":
                 fd_node = node.child_by_field_name("descriptor")
@@ -220,17 +215,17 @@ class _Walker:
                     feed = self._substitution_feed(dest)
                 elif op == "<" and target is not None:
                     feed = Feed(path=None if target.dynamic else target.text)
-                out.append(_Redirect(op, self.text(fd_node) if fd_node else "", target, feed))
+                out.append(Redirect(op, self.text(fd_node) if fd_node else "", target, feed))
             elif node.type == "heredoc_redirect":
                 out.extend(self._heredoc(node))
             elif node.type == "herestring_redirect":
                 value = next((c for c in node.named_children), None)
                 word = self.word(value) if value is not None else Word("")
-                out.append(_Redirect("<<<", "", word, Feed(text=None if word.dynamic else word.text + "\n")))
+                out.append(Redirect("<<<", "", word, Feed(text=None if word.dynamic else word.text + "\n")))
         return out
 
-    def _heredoc(self, node: Node) -> list[_Redirect]:
-        out: list[_Redirect] = []
+    def _heredoc(self, node: Node) -> list[Redirect]:
+        out: list[Redirect] = []
         start = next((c for c in node.children if c.type == "heredoc_start"), None)
         quoted = start is not None and any(q in self.text(start) for q in "'\"\\")
         strip = any(self.text(c) == "<<-" for c in node.children if not c.is_named)
@@ -251,12 +246,12 @@ class _Walker:
                 out.extend(self._redirects([child]))
         if strip:
             body_text = "\n".join(line.lstrip("\t") for line in body_text.split("\n"))
-        out.insert(0, _Redirect("<<", "", None, Feed(text=None if dynamic else body_text)))
+        out.insert(0, Redirect("<<", "", None, Feed(text=None if dynamic else body_text)))
         return out
 
-    def _emit_redirects(self, redirects: Sequence[_Redirect], argv: Sequence[str]) -> None:
+    def _emit_redirects(self, redirects: Sequence[Redirect], argv: Sequence[str]) -> None:
         for r in redirects:
-            intent = _redirect_intent(r, tuple(argv), self.cwd)
+            intent = redirect_intent(r, tuple(argv), self.cwd)
             if intent is not None:
                 self.intents.append(intent)
 
@@ -325,12 +320,23 @@ class _Walker:
 
     def _function(self, node: Node) -> None:
         name = node.child_by_field_name("name")
-        if name is not None:
-            self.functions.add(self.text(name))
         body = node.child_by_field_name("body")
-        if body is not None:
-            # Read the body where it is defined, as if it ran: a function is defined to be called.
-            self._isolated(lambda: self.walk(body))
+        if name is None or body is None:
+            return
+        self.functions.add(self.text(name))
+        self.bodies[self.text(name)] = body
+
+    def _call(self, words: list[Word]) -> None:
+        """A call of a function defined earlier: its body runs with the call's arguments as $1, $2..."""
+        body = self.bodies[words[0].text]
+        depth = self.env.depth + 1
+        if depth > MAX_DEPTH:
+            self.intents.append(unreadable(self.cwd, "functions nested too deeply to follow"))
+            return
+        saved_env = self.env
+        self.env = replace(self.env, positional=tuple(words), depth=depth)
+        self._isolated(functools.partial(self.walk, body), keep_vars=True)
+        self.env = saved_env
 
     def _assignments(self, node: Node, *, persist: bool) -> dict[str, Value]:
         found: dict[str, Value] = {}
@@ -372,7 +378,7 @@ class _Walker:
                 words.extend(self.word_values(child))
         return words
 
-    def _command(self, node: Node, redirects: list[_Redirect], *, piped: bool = False,
+    def _command(self, node: Node, redirects: list[Redirect], *, piped: bool = False,
                  feed: Feed | None = None) -> None:
         prefix: dict[str, Value] = {}
         own = [c for c in node.named_children if c.type in ("herestring_redirect", "file_redirect",
@@ -405,6 +411,9 @@ class _Walker:
             return
         argv = tuple(w.text for w in words)
         self._emit_redirects(redirects, argv)
+        if not words[0].quoted and words[0].text in self.bodies:
+            self._call(words)
+            return
         stdin = feed if feed is not None else (self.stdin if piped or self.stdin is not None else None)
         env = replace(self._env(), stdin=stdin, piped=piped)
         result = analyze(words, env)
@@ -514,6 +523,7 @@ class _Walker:
         inner = _Walker(self.data, replace(self._env(), depth=self.env.depth + 1))
         inner.vars = dict(self.vars)
         inner.shell_aliases = dict(self.shell_aliases)
+        inner.bodies = dict(self.bodies)
         if self.env.depth + 1 > MAX_DEPTH:
             self.intents.append(unreadable(self.cwd, "commands nested too deeply to follow"))
             return
@@ -545,6 +555,12 @@ class _Walker:
     def _lookup(self, name: str) -> Value | None:
         if name in self.vars:
             return self.vars[name]
+        if name.isdigit() or name in ("@", "*"):
+            args = self.env.positional
+            if name in ("@", "*"):
+                return Value(" ".join(a.text for a in args[1:]), any(a.dynamic for a in args[1:])) if args else None
+            index = int(name)
+            return Value(args[index].text, args[index].dynamic) if index < len(args) else None
         if name == "PWD":
             return Value(self.cwd or ".")
         if name in self.env.environ:
@@ -573,25 +589,9 @@ class _Walker:
         saved = len(self.intents)
         words = self.command_words(command)
         del self.intents[saved:]
-        return substitution_value(words, feed, self.cwd, text)
+        return substitution_value(words, feed, self.cwd, text, self.env.environ.get("TMPDIR"))
 
 
 _WORD_TYPES = frozenset({"word", "string", "raw_string", "ansi_c_string", "translated_string", "concatenation",
                          "simple_expansion", "expansion", "command_substitution", "process_substitution",
                          "arithmetic_expansion", "number", "brace_expression", "array"})
-
-
-def _redirect_intent(r: _Redirect, argv: tuple[str, ...], cwd: str | None) -> Intent | None:
-    # ">>" appends and "<>" opens without truncating: neither loses data.  ">",
-    # ">|", "&>", "2>" and ">&FILE" truncate the file first.
-    if r.op not in (">", ">|", "&>", ">&") or r.target is None:
-        return None
-    target = r.target.text
-    if r.op == ">&" and (target.isdigit() or target == "-" or target.rstrip("-").isdigit()):
-        return None  # 2>&1 and >&- duplicate or close a descriptor
-    if is_device(target):
-        return None
-    detail = {"op": r.fd + r.op}
-    if r.target.dynamic:
-        detail["dynamic"] = "expansion"
-    return Intent("redirect", argv, cwd, (target,), detail)

@@ -20,7 +20,6 @@ from dataclasses import replace
 from guardian.shell.options import skip_options, takes_value
 from guardian.shell.parser import (
     Env,
-    Feed,
     Handler,
     Result,
     analyze,
@@ -31,7 +30,8 @@ from guardian.shell.parser import (
     placeholder,
     unknown_command,
 )
-from guardian.shell.walker import parse_script
+from guardian.shell.values import producer_feed
+from guardian.shell.walker import parse_script, parse_words
 from guardian.shell.words import Word
 
 
@@ -193,7 +193,8 @@ def _h_shell(words: list[Word], env: Env) -> Result:
             return Result()
         if words[i].dynamic:
             return _opaque_result(words, env, "the shell runs a script computed at run time")
-        return _script(words[i].text, env)
+        # `sh -c 'rm "$1"' _ x`: the words after the script are $0, $1...
+        return _script(words[i].text, replace(env, positional=tuple(words[i + 1 :])))
     if i < len(words):
         if words[i].text in ("-", "/dev/stdin"):
             return _stdin_script(words, env, "the shell")
@@ -217,6 +218,12 @@ def _h_source(words: list[Word], env: Env) -> Result:
     target = words[1]
     if target.text in ("/dev/stdin", "-", "/proc/self/fd/0", "/dev/fd/0"):
         return _stdin_script(words, env, f"{words[0].text} of stdin")
+    if target.text.startswith("<(") and target.text.endswith(")"):
+        # `. <(echo 'rm -rf x')`: the script is what the inner command prints, when that is known.
+        inner = parse_words(target.text[2:-1], env)
+        printed = producer_feed(inner, env.cwd).text if inner is not None else None
+        if printed is not None:
+            return _script(printed, env)
     if target.dynamic:
         return _opaque_result(words, env, f"{words[0].text} reads a script computed at run time")
     return unknown_command(words[1:], env, f"guardian does not read the script {target.text}")
@@ -408,6 +415,3 @@ WRAPPERS: Mapping[str, Handler] = {
     "$dynamic": _h_dynamic,
     **dict.fromkeys(("bash", "sh", "zsh", "dash", "ksh", "mksh", "ash", "fish"), _h_shell),
 }
-
-# `Feed` is part of what handlers read from Env; re-exported for the interpreter handlers.
-__all__ = ["WRAPPERS", "Feed"]

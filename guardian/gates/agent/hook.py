@@ -16,10 +16,11 @@ This module is on the path of every agent command: keep its imports light.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from guardian.gates.agent.result import HookResult
 
+# Not typing.TYPE_CHECKING: importing typing costs more than deciding a benign command.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import PurePath

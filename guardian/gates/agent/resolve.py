@@ -522,13 +522,15 @@ def _resolve_opaque(r: Resolver, intent: Intent, idx: int, base: Path, scope: st
             for path in r.expand(base, target):
                 if api == "delete":
                     touches += r.deletes(path, idx)
-                else:
+                elif api == "write":
                     touches += r.overwrites(r.real(path), idx)
-        if not touches and scope is not None:
+        if (not touches or api == "any") and scope is not None:
             # It deletes or writes, but not a path written out in its code: somewhere under where it runs.
-            op: Operation = "delete" if api == "delete" else "modify"
-            unknown.append(Unknown(idx, f"its code {'deletes' if api == 'delete' else 'writes'} files "
-                                        "whose names it computes", scope, op))
+            ops: dict[str, Operation] = {"delete": "delete", "write": "modify"}
+            op = ops.get(api)
+            what = {"delete": "its code deletes files whose names it computes",
+                    "write": "its code writes files whose names it computes"}.get(api, "its code hides what it calls")
+            unknown.append(Unknown(idx, what, scope, op))
     return touches, unknown
 
 
