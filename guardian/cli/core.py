@@ -83,7 +83,8 @@ def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
     echo(f"restored {len(report.restored)} file(s) into {report.root}")
     older = [f"  {p}: its latest snapshot is not valid; restored its last valid version" for p in report.older_valid]
     kept = [f"  kept {p}: it already exists and differs (compare with 'guardian diff {p}')" for p in report.kept]
-    file_lines(ctx, older + kept, [f"  refused {path}: {reason}" for path, reason in report.refused])
+    skipped = [f"  skipped {path}: {reason}" for path, reason in report.skipped]
+    file_lines(ctx, older + kept + skipped, [f"  refused {path}: {reason}" for path, reason in report.refused])
     return EXIT_OK
 
 
