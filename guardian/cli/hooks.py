@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -135,3 +135,26 @@ def hook_impl(ctx: Context, hook: str, args: tuple[str, ...]) -> int:
 
     stdin = sys.stdin.buffer.read() if hook in STDIN_HOOKS else b""
     return run_hook(hook, args, stdin, ctx.cwd)
+
+
+def init_hooks(cwd: Path, skip: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    """What ``guardian init`` does about git hooks: (the --json part, the lines to print).
+
+    In a git work tree the hooks are installed, unless ``--no-hooks``; outside git nothing happens.
+    """
+    from guardian.gates.githooks.gitcli import Git
+
+    if not Git(cwd).ok("rev-parse", "--is-inside-work-tree"):
+        return None, []
+    if skip:
+        return {"installed": False, "why": "--no-hooks"}, [
+            "git hooks: not installed (--no-hooks); 'guardian hooks install' adds them"
+        ]
+    from guardian.gates.githooks.install import install_for_init
+
+    report, why_not = install_for_init(cwd)
+    if report is None:
+        return {"installed": False, "why": why_not}, [f"git hooks: NOT installed: {why_not}"]
+    lines = [f"git hooks: installed in {report.hooks_dir}"]
+    lines += [f"  your {name} hook is kept as {name}.guardian-chained and runs first" for name in report.chained]
+    return {"installed": True, **report.to_json()}, lines

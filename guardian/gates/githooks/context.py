@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from guardian.errors import EXIT_BLOCKED, NotAProject
 from guardian.gates.githooks.gitcli import Git
-from guardian.gates.githooks.processes import GitProcess, git_subcommand, outer_git, process_start_time
+from guardian.gates.githooks.processes import (
+    GitProcess,
+    git_subcommand,
+    nearest_git,
+    outer_git,
+    parent_argv,
+    process_start_time,
+)
 from guardian.paths import POLICY_FILENAME, find_project_root, has_own_store
 from guardian.util.proc import process_argv
 
@@ -91,7 +98,8 @@ class HookContext:
         rel = os.path.relpath(top.resolve(), root.resolve())
         # Git names paths from the top of the work tree; the policy from the project root above it.
         self.prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        pid = _env_int(ENV_GIT_PID) or os.getppid()
+        # The shim's parent, unless a hook manager ran the shim (pre-commit runs it as its legacy hook).
+        pid = nearest_git(_env_int(ENV_GIT_PID) or os.getppid())
         started = process_start_time(pid)
         self.started = started if started is not None else time.time() - _UNKNOWN_START_WINDOW
         self.force = os.environ.get(ENV_FORCE, "").strip().lower() in ("1", "true", "yes")
@@ -191,6 +199,15 @@ class HookContext:
         person runs while a rebase is stopped is judged like any other.
         """
         return any(name == "rebase" for name, _args in self.commands())
+
+    def run_by_pre_commit(self) -> bool:
+        """Is this git command pre-commit's own, stashing or restoring unstaged changes around its hooks?
+
+        pre-commit saves unstaged changes as a patch, runs ``git checkout -- .``, runs
+        its hooks and applies the patch again: what the checkout drops, the patch holds.
+        """
+        parent = parent_argv(self.pid)
+        return parent is not None and any("pre_commit" in word or word.endswith("pre-commit") for word in parent[:3])
 
     def aborting(self) -> bool:
         """Is this ``merge|cherry-pick|revert|am --abort``: back to the state before the operation started?"""

@@ -169,6 +169,9 @@ def _stash_keeps(ctx: HookContext, losses: Sequence[Loss]) -> set[str]:
     it holds exactly what the reset replaced.  Otherwise an entry keeps a path
     only when it has the very content guardian would have put back.
     """
+    if losses and ctx.run_by_pre_commit():
+        trace("pre-commit's own checkout: its patch of unstaged changes keeps them, and it applies it again")
+        return {loss.git_path for loss in losses}
     stash = ctx.git.rev("refs/stash")
     if stash is None or not losses:
         return set()

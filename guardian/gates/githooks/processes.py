@@ -81,6 +81,24 @@ class GitProcess:
         return shlex.join(self.argv) if self.argv else f"git (pid {self.pid})"
 
 
+def nearest_git(pid: int, depth: int = 3) -> int:
+    """``pid`` if it is a git process, else its nearest git ancestor within ``depth`` steps (else ``pid``)."""
+    here: int | None = pid
+    for _ in range(depth + 1):
+        if here is None or here <= 1:
+            break
+        if _is_git(process_argv(here)):
+            return here
+        here = _parent_pid(here)
+    return pid
+
+
+def parent_argv(pid: int) -> list[str] | None:
+    """The command line of the process that started ``pid``, git or not."""
+    parent = _parent_pid(pid)
+    return None if parent is None or parent <= 1 else process_argv(parent)
+
+
 def outer_git(pid: int) -> GitProcess | None:
     """The git process that started git process ``pid``, if there is one.
 
