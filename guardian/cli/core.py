@@ -37,10 +37,17 @@ _STATUS_TIMES = frozenset({"last_snapshot", "last_heartbeat", "ts", "created", "
     "--ref", metavar="HOST/PROJECT", default=None, help="With --from: whose snapshots, if the mirror has several."
 )
 @click.option("--nested", is_flag=True, help="Guard this directory on its own even inside a guarded project.")
+@click.option("--no-hooks", is_flag=True, help="In a git repository, do not install guardian's git hooks.")
 @json_option
 @pass_ctx
 def init(
-    ctx: Context, preset: str | None, from_url: str | None, ref: str | None, nested: bool, as_json: bool
+    ctx: Context,
+    preset: str | None,
+    from_url: str | None,
+    ref: str | None,
+    nested: bool,
+    no_hooks: bool,
+    as_json: bool,
 ) -> int:
     """Create guardian.yaml (if absent) and the store, and take the first snapshot."""
     from guardian.ops.initialize import init_project
@@ -59,8 +66,11 @@ def init(
         progress.finish()
     for note in report.notes:
         echo(f"guardian: note: {note}", err=True)
+    from guardian.cli.hooks import init_hooks
+
+    hooks_json, hooks_lines = init_hooks(ctx.cwd, no_hooks)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "hooks": hooks_json})
         return EXIT_OK
     echo(f"{'created' if report.created_policy else 'kept existing'} {report.root / 'guardian.yaml'}")
     echo(f"{'created' if report.created_store else 'kept existing'} store {report.store}")
@@ -69,6 +79,8 @@ def init(
         echo(f"snapshot {snap.snapshot[:12]}: {len(snap.files)} file(s) captured")
     else:
         echo("nothing changed since the last snapshot")
+    for line in hooks_lines:
+        echo(line)
     return EXIT_OK
 
 
