@@ -57,7 +57,7 @@ def setup(base: Path, env: dict[str, str]) -> Path:
         (repo / f"file{i:03}.txt").write_text(f"content {i}\n")
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-q", "-m", "init"], repo, env)
-    run([sys.executable, "-m", "guardian", "init"], repo, env)
+    run([sys.executable, "-m", "guardian", "init", "--no-hooks"], repo, env)  # set_hooks() decides
     return repo
 
 

@@ -5,8 +5,10 @@ With ``guardian hooks install`` in place and a protected directory, ``git reset
 damaged store, a deleted store, a policy that does not parse, the guardian
 package gone from the interpreter), the outcome is never a silent pass: either
 guardian refuses and undoes the rewind, or git goes on and stderr says that
-protected paths were NOT checked.  Protected files with hostile names (``$(touch
-pwned)``, newlines, quotes) never get executed by the shim.
+protected paths were NOT checked.  A guardian.yaml that is gone (``git clean
+-fdx``) while the store remains still refuses: the accepted policy is in the store.
+Protected files with hostile names (``$(touch pwned)``, newlines, quotes) never get
+executed by the shim.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from tests.reliability.harness import record
 
 POLICY = "version: 1\nprotect:\n  - paths: [core/]\n    rollback: force\n    delete: block\n    reason: core\n"
 NAMES = ["core/engine.py", "core/$(touch pwned).py", "core/new\nline.py", 'core/quote\'s "x".py', "core/-rf"]
-
 
 
 def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -66,6 +67,8 @@ def _break(kind: str, root: Path, tmp_path: Path) -> dict[str, str]:
         shutil.rmtree(paths.store)
     elif kind == "policy-malformed":
         (root / "guardian.yaml").write_text("protect: [unclosed\n")
+    elif kind == "policy-deleted":
+        (root / "guardian.yaml").unlink()  # git clean -fdx of an untracked policy: the store still knows it
     elif kind == "package-gone":
         fake = tmp_path / "fake-site" / "guardian"
         fake.mkdir(parents=True)
@@ -74,7 +77,9 @@ def _break(kind: str, root: Path, tmp_path: Path) -> dict[str, str]:
     return {}
 
 
-@pytest.mark.parametrize("kind", ["working", "store-damaged", "store-deleted", "policy-malformed", "package-gone"])
+@pytest.mark.parametrize(
+    "kind", ["working", "store-damaged", "store-deleted", "policy-malformed", "policy-deleted", "package-gone"]
+)
 def test_hooks_never_pass_silently_when_guardian_is_broken(tmp_path: Path, kind: str) -> None:
     root = _repo(tmp_path)
     env = _break(kind, root, tmp_path)
@@ -88,5 +93,5 @@ def test_hooks_never_pass_silently_when_guardian_is_broken(tmp_path: Path, kind:
     assert refused or warned, f"{kind}: git exited {r.returncode}, files kept: {kept}, and nothing said: {r.stderr}"
     if kind != "package-gone":  # there, Python's own "No module named" report comes before the shim's warning
         assert "Traceback" not in r.stderr
-    if kind == "working":
+    if kind in ("working", "policy-deleted"):
         assert refused, r.stderr
