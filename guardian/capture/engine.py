@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.capture.filters import PathFilter
+from guardian.capture.secret_record import secret_events
 from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, wal_stats, with_wal
 from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, is_in_progress, judge
 from guardian.capture.writers import OpenWriters
@@ -584,5 +585,6 @@ class Capture:
             records.append(
                 Event(now_iso(), "skip", [path], result.snapshot, result.trigger, {**base, "reason": reason})
             )
+        records.extend(secret_events(self.project, self.repo, result, base))
         # Snapshot events are re-derived from git if lost (sync_catalog), so they skip the fsync.
         self.project.events.append_many(records, durable=False)

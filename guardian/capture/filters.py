@@ -73,6 +73,16 @@ SECRET_PATTERNS: tuple[str, ...] = (
     ".npmrc",
     ".git-credentials",
     "*.kdbx",
+    "credentials.json",
+    "**/.aws/credentials",
+    "**/.docker/config.json",
+    "**/.kube/config",
+    "*.tfstate",
+    "*.tfstate.backup",
+    ".envrc",
+    "*.env",
+    ".htpasswd",
+    "secrets.y*ml",
 )
 
 _CATCH_ALL = {"*", "**", "**/*", "/", "/**", "./", "*/", "**/"}
@@ -90,7 +100,8 @@ class PathFilter:
         self.watch = watch
         self._exclude = _spec([*DEFAULT_EXCLUDES, *watch.exclude])
         self._include = _spec(list(watch.include)) if watch.include else None
-        self._secrets = _spec(list(SECRET_PATTERNS))
+        # Matched lowercased: ".ENV" or "Credentials.json" is the same secret on a case-insensitive disk.
+        self._secrets = _spec([p.lower() for p in SECRET_PATTERNS])
         # Secrets need an include that names them, not a catch-all like "**".
         explicit = [p for p in watch.include if p.strip() not in _CATCH_ALL]
         self._explicit_include = _spec(explicit) if explicit else None
@@ -134,7 +145,7 @@ class PathFilter:
         return False
 
     def is_secret(self, rel: str) -> bool:
-        return self._secrets.match(rel)
+        return self._secrets.match(rel.lower())
 
     def __call__(self, rel: str, is_dir: bool = False) -> bool:
         if not rel or rel == ".":

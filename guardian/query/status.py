@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.capture.budget import CaptureBudget, StoreUsage, disk_full_message, measure_usage
+from guardian.capture.secret_record import SecretFile, secret_files
 from guardian.lifecycle.gc import read_gc_state
 from guardian.lifecycle.mirror import read_push_state
 from guardian.paths import guardian_home
@@ -45,6 +46,7 @@ class Status:
     policy_pending: str | None = None  # why guardian.yaml on disk is not the policy in force
     grants: list[dict[str, Any]] = field(default_factory=list)
     enforced: list[dict[str, Any]] = field(default_factory=list)  # the newest undone or granted changes
+    secrets: list[dict[str, Any]] = field(default_factory=list)  # files whose stored versions hold a secret
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class Status:
             "policy": {"in_force": "accepted" if self.policy_pending else "disk", "pending": self.policy_pending},
             "grants": self.grants,
             "enforced": self.enforced,
+            "secrets": self.secrets,
         }
 
 
@@ -98,7 +101,11 @@ def status(project: Project) -> Status:
             store_size=dir_size(project.paths.store),
             files=catalog.file_count(),
         )
+        held = secret_files(project.paths.store, lambda rel: {v.blob for v in catalog.versions_of(rel) if v.blob})
     result.watcher = watcher_state(project)
+    if held:
+        result.secrets = [f.to_json() for f in held]
+        result.warnings.append(secrets_line(held))
     result.policy_pending = project.policy_pending
     if project.policy_pending:
         result.warnings.append(project.policy_pending)
@@ -119,6 +126,16 @@ def status(project: Project) -> Status:
             f"the watcher's last heartbeat is {result.watcher['heartbeat_age']}s old: it may be stuck"
         )
     return result
+
+
+def secrets_line(held: list[SecretFile]) -> str:
+    """The status line on files whose stored versions hold a secret."""
+    shown = ", ".join(f"{f.path} ({', '.join(f.kinds)})" for f in held[:5])
+    more = f" and {len(held) - 5} more" if len(held) > 5 else ""
+    return (
+        f"secrets: {len(held)} file(s) hold a secret in stored versions: {shown}{more}; "
+        "they are pushed only redacted; 'guardian forget --text SECRET' or 'guardian forget PATH' purges them"
+    )
 
 
 @dataclass
