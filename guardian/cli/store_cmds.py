@@ -142,4 +142,7 @@ def push(ctx: Context, name: str | None, as_json: bool) -> int:
             f"pushed {(result.head or '')[:12]} to {result.remote} ({result.url}) as {result.ref} "
             f"in {result.duration:.1f}s"
         )
+    note = None if as_json else result.redaction_note()
+    if note:
+        echo(note)
     return EXIT_OK

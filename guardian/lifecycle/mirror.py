@@ -12,6 +12,10 @@ store repository's own git config (``remote.<name>.url``), so stock git sees the
 
 The watcher never waits for a push: ``maybe_push`` runs on the maintenance thread
 (guardian.watch.maintenance), bounded by a timeout, and failed pushes are retried with backoff.
+
+No secret leaves the machine: what is pushed is guardian.lifecycle.mirror_chain's copy of the
+chain, in which every version holding a secret is redacted (the local chain keeps it), and the
+push says which versions it redacted.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardian.errors import LockHeld, OperationFailed, UsageError
 from guardian.lifecycle.gc import maintenance_lock
+from guardian.lifecycle.mirror_chain import mirror_chain
 from guardian.project import Project
 from guardian.util.fs import atomic_write_file
 from guardian.util.git import GitError, GitMissing, GitResult, GitTimeout, run_git
@@ -212,6 +217,10 @@ class PushResult:
     error: str | None = None
     errors: list[str] = field(default_factory=list)
     ts: float = 0.0
+    pushed: str | None = None  # the commit sent: head itself, or its copy with secrets redacted
+    redacted: list[dict[str, Any]] = field(default_factory=list)  # versions redacted by this push (first 1000)
+    redacted_versions: int = 0
+    still_redacted: list[str] = field(default_factory=list)  # paths whose copy in the pushed head is redacted
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,7 +234,27 @@ class PushResult:
             "duration": round(self.duration, 3),
             "error": self.error,
             "ts": self.ts,
+            "pushed": self.pushed,
+            "redacted": self.redacted,
+            "redacted_versions": self.redacted_versions,
+            "still_redacted": self.still_redacted[:1000],
         }
+
+    def redaction_note(self) -> str | None:
+        """One line on the secrets this push kept off the mirror, or None."""
+        if not self.redacted:
+            if not self.still_redacted:
+                return None
+            return f"secrets kept off the mirror: its copies of {len(self.still_redacted)} file(s) stay redacted"
+        files: dict[str, set[str]] = {}
+        for version in self.redacted:
+            files.setdefault(version["path"], set()).update(version["kinds"])
+        shown = [f"{path} ({', '.join(sorted(kinds)) or 'secret'})" for path, kinds in sorted(files.items())[:5]]
+        more = f" and {len(files) - 5} more file(s)" if len(files) > 5 else ""
+        return (
+            f"secrets kept off the mirror: {self.redacted_versions} version(s) of {len(files)} file(s) pushed "
+            f"redacted: {', '.join(shown)}{more}; the local store keeps them ('guardian forget' purges them)"
+        )
 
 
 def _push_state_path(project: Project) -> Path:
@@ -283,11 +312,16 @@ def push(
         raise OperationFailed("nothing to push: this store has no snapshots yet; run 'guardian snapshot' first")
     started = time.monotonic()
     with maintenance_lock(project, lock_timeout):
+        chain = mirror_chain(project, repo, result.head)
+        result.pushed = chain.head
+        result.redacted = [v.to_json() for v in chain.redacted[:1000]]
+        result.redacted_versions = len(chain.redacted)
+        result.still_redacted = chain.still_redacted
         for attempt in range(1, attempts + 1):
             result.attempts = attempt
             try:
                 proc = _git(
-                    ["push", "--porcelain", remote, f"+refs/heads/snapshots:{ref}"],
+                    ["push", "--porcelain", remote, f"+{chain.head}:{ref}"],
                     git_dir=project.paths.repo,
                     timeout=timeout,
                     interactive=interactive,

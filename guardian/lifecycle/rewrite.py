@@ -14,9 +14,14 @@ Trailers rather than a rewrite-map file: they move with the ref in one atomic st
 update is the commit point), travel to mirrors, survive catalog rebuilds, and stock git shows
 them.  Keeping only the ids something may still name bounds their number.
 
-Nothing here moves the ref: guardian.lifecycle.gc swaps it once the new chain exists.  A
-chain the ref does not name yet (gc's new one, a remote's) is indexed into a catalog of its
-own with catalog_for; swap_catalog then puts that index in the live catalog's place.
+The same copying serves a second kind of rewrite, :class:`ContentRewrite`: every snapshot
+kept, but some files' versions replaced or dropped (``guardian forget`` purging a secret, the
+mirror's redacted copy of the chain).  Commits before the first one it touches keep their ids;
+each later one is copied with its tree edited and the same ``Guardian-Original`` trailers.
+
+Nothing here moves the ref: guardian.lifecycle.gc (or forget) swaps it once the new chain
+exists.  A chain the ref does not name yet (gc's new one, a remote's) is indexed into a catalog
+of its own with catalog_for; swap_catalog then puts that index in the live catalog's place.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +48,7 @@ from guardian.store.trailers import (
 if TYPE_CHECKING:
     from guardian.catalog.db import Catalog
     from guardian.store.repo import ShadowRepo
+    from guardian.store.tree import Entry
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,81 @@ def rewrite_chain(
         if progress is not None:
             progress(len(chain))
     return chain
+
+
+# --------------------------------------------------------------------------- content rewrite (forget, the mirror)
+
+# path, its entry in a snapshot -> the entry to store instead: the same one to keep it, None to drop the file.
+EntryEdit = Callable[[str, "Entry"], "Entry | None"]
+
+
+def _same(message: str) -> str:
+    return message
+
+
+def _no_trailers(edited: dict[str, Entry | None]) -> list[str]:
+    return []
+
+
+@dataclass
+class ContentRewrite:
+    """Copies of snapshots with some files' versions replaced or dropped, onto a chain of their own.
+
+    ``edit`` decides for each version a snapshot brings; the decision stands for that path in
+    every later snapshot until the path changes again, so an untouched file stays replaced.
+    ``copy`` can be called again with newer snapshots (those taken while a forget ran, or since
+    the last push): the state carries over.  ``touched`` lists every (snapshot, path, new entry)
+    edited; with ``write`` False nothing is written and only ``touched`` is filled (a dry run).
+    """
+
+    repo: ShadowRepo
+    edit: EntryEdit
+    mentioned: set[str]
+    message_edit: Callable[[str], str] = _same
+    trailers: Callable[[dict[str, Entry | None]], list[str]] = _no_trailers
+    write: bool = True
+    parent: str | None = None
+    rewriting: bool = False
+    overrides: dict[str, Entry | None] = field(default_factory=dict)
+    touched: list[tuple[str, str, Entry | None]] = field(default_factory=list)
+
+    def copy(self, commits: Sequence[str], progress: Callable[[int], None] | None = None) -> list[str]:
+        """Copy commits (oldest first, each the child of the last one copied); returns the new ids."""
+        out: list[str] = []
+        for done, commit_id in enumerate(commits, 1):
+            edited: dict[str, Entry | None] = {}
+            for change in self.repo.changes(commit_id):
+                if change.new is None:
+                    self.overrides.pop(change.path, None)
+                    continue
+                new = self.edit(change.path, change.new)
+                if new == change.new:
+                    self.overrides.pop(change.path, None)
+                else:
+                    self.overrides[change.path] = edited[change.path] = new
+                    self.touched.append((commit_id, change.path, new))
+            record = self.repo.commit_record(commit_id)
+            message = self.message_edit(record.message)
+            if not self.rewriting and not self.overrides and message == record.message:
+                self.parent = commit_id
+            else:
+                self.rewriting = True
+                if self.write:
+                    message = rewritten_message(message, commit_id, self.trailers(edited), 0, self.mentioned)
+                    self.parent = self.repo.copy_commit(commit_id, self.parent, message, dict(self.overrides))
+                else:
+                    self.parent = commit_id
+            out.append(self.parent)
+            if progress is not None:
+                progress(done)
+        return out
+
+
+def chain_of(repo: ShadowRepo, head: str | None) -> list[str]:
+    """Every snapshot up to head, oldest first."""
+    ids = [record.id for record in repo.walk(head)] if head is not None else []
+    ids.reverse()
+    return ids
 
 
 def commits_since(repo: ShadowRepo, since: str, head: str) -> list[str]:

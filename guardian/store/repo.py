@@ -146,14 +146,22 @@ class ShadowRepo:
         crash_point("snapshot-after-ref")
         return commit_id
 
-    def copy_commit(self, commit_id: str, parent: str | None, message: str) -> str:
+    def copy_commit(
+        self, commit_id: str, parent: str | None, message: str, changes: Mapping[str, Entry | None] | None = None
+    ) -> str:
         """Write a commit with commit_id's tree, author and committer but a new parent and message.
 
-        The ref does not move; the caller swaps it once the whole new chain exists.
+        With changes (path -> entry, None to drop it), the tree is commit_id's with those applied
+        (forget and the mirror's redacted copies).  The ref does not move; the caller swaps it
+        once the whole new chain exists.
         """
         commit = self._commit(commit_id)
         parents = [pygit2.Oid(hex=parent)] if parent else []
-        return str(self._repo.create_commit(None, commit.author, commit.committer, message, commit.tree_id, parents))
+        tree_id = commit.tree_id
+        if changes:
+            base = tree.tree_of(self._repo, self.git_dir, commit_id)
+            tree_id = tree.build_tree(self._repo, self.git_dir, base, changes)
+        return str(self._repo.create_commit(None, commit.author, commit.committer, message, tree_id, parents))
 
     def sync_objects(self) -> None:
         """Make every object written so far durable (what commit() does before it moves the ref)."""
