@@ -38,6 +38,10 @@ class PendingChanges:
         with self.cond:
             return len(self._pending)
 
+    def __contains__(self, path: object) -> bool:
+        with self.cond:
+            return path in self._pending
+
     def add(self, paths: list[str]) -> None:
         with self.cond:
             now = time.monotonic()

@@ -87,6 +87,16 @@ class StoreSession:
                     raise
                 return self._capture.run(paths, "watch", progress=progress, details={"reason": reason})
 
+    @property
+    def catalog(self) -> Catalog:
+        assert self._catalog is not None, "the store session is not open"
+        return self._catalog
+
+    @property
+    def repo(self) -> ShadowRepo:
+        assert self._repo is not None, "the store session is not open"
+        return self._repo
+
     def close(self) -> None:
         if self._catalog is not None:
             self._catalog.close()

@@ -31,9 +31,11 @@ from guardian.capture.engine import SnapshotResult
 from guardian.capture.filters import PathFilter
 from guardian.config import load_policy
 from guardian.errors import GuardianError
+from guardian.gates.enforce import Enforcer
 from guardian.paths import POLICY_FILENAME
 from guardian.policy import PolicyEngine
 from guardian.project import Project
+from guardian.trust.policy import trusted_policy
 from guardian.watch.batching import Batch, PendingChanges
 from guardian.watch.heartbeat import Heartbeat, WatchStats, heartbeat_record
 from guardian.watch.maintenance import Maintenance
@@ -104,8 +106,9 @@ class Watcher:
         self.options = options or WatchOptions.from_env()
         self.on_ready = on_ready
         self.on_snapshot = on_snapshot
-        self.keep = PathFilter(project.root, project.policy.watch)
+        self.keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
         self.engine = PolicyEngine.from_policy(project.policy)
+        self._enforcer = Enforcer(project)  # undoes what the policy does not let stand, after each capture
         self._maintenance = Maintenance(project)  # gc, size cap and pushes, on their own thread
         self._changes = PendingChanges(self.options.quiet, self.options.max_delay)
         self.handler = ChangeHandler(
@@ -279,10 +282,12 @@ class Watcher:
                     restart = self._restart_reason is not None and now >= changes.retry_at
                     rescan = bool(self._rescan_reasons) and now >= changes.retry_at
                     ready = changes.ready(now)
+                    enforce_due = self._enforcer.next_poll  # changes waiting for git or a rebase
                     if (
                         restart
                         or rescan
                         or ready
+                        or (enforce_due is not None and now >= enforce_due)
                         or now >= self._heartbeat.next_due
                         or now >= next_supervise
                         or now >= next_periodic
@@ -292,6 +297,8 @@ class Watcher:
                     due = changes.due()
                     if due is not None:
                         deadlines.append(due)
+                    if enforce_due is not None:
+                        deadlines.append(enforce_due)
                     if self._restart_reason is not None or self._rescan_reasons:
                         deadlines.append(changes.retry_at)
                     self._cond.wait(max(0.001, min(deadlines) - now))
@@ -318,6 +325,8 @@ class Watcher:
                 self._rescan(reasons)
             elif batch:
                 self._capture_batch(batch)
+            if self._enforcer.waiting:
+                self._enforce_deferred()
             if now >= next_supervise:
                 next_supervise = now + opts.supervise
                 problem = self.observation.problem()
@@ -382,6 +391,7 @@ class Watcher:
             log.info("snapshot %s: %d file(s) (%s)", result.snapshot[:12], len(result.files), reason)
             if self.on_snapshot is not None:
                 self.on_snapshot(result)
+            self._enforce(result)
             if any(f.path == POLICY_FILENAME for f in result.files):
                 self._reload_policy()
         return result
@@ -398,17 +408,55 @@ class Watcher:
             log.error("keeping the previous policy: %s", exc)
             self._event("error", [POLICY_FILENAME], {"where": "policy reload", "error": str(exc)})
             return
+        self._enforce_trusted_policy()
         if policy == self.project.policy:
             return
         self.project = Project(self.project.paths, policy)
         self._maintenance.use_project(self.project)
-        self.keep = PathFilter(self.project.root, policy.watch)
+        self.keep = PathFilter(self.project.root, policy.watch, policy.protect_rules)
         self.handler.keep = self.keep
         self.engine = PolicyEngine.from_policy(policy)
         self._store.use(self.project, self.keep)
         self._event("watcher", [POLICY_FILENAME], {"action": "reload"})
         log.info("policy reloaded")
         self.request_rescan("policy changed")
+
+    # ------------------------------------------------------------------ enforcement
+
+    def _enforce_trusted_policy(self) -> None:
+        """Enforce the policy in force: an edit of guardian.yaml that would weaken it waits for 'policy accept'.
+
+        So a guardian.yaml emptied or rewritten on disk never switches enforcement off.
+        """
+        paths = self.project.paths
+        try:
+            trusted = trusted_policy(paths.policy_file, paths.store, load_policy)
+        except (GuardianError, OSError) as exc:
+            log.error("enforcing the previous policy: %s", exc)
+            return
+        if trusted is None:
+            self._enforcer.use(Project(paths, load_policy(paths.policy_file)))
+        elif trusted.policy != self._enforcer.project.policy:
+            if trusted.accepted_now:
+                self._event("policy", [POLICY_FILENAME], {"action": "accept", "why": trusted.accepted_now})
+            self._enforcer.use(Project(paths, trusted.policy, trusted.pending))
+
+    def _enforce(self, result: SnapshotResult) -> None:
+        try:
+            self._enforcer.enforce(result, self._store.catalog, self._store.repo)
+        except Exception as exc:  # an enforcement failure must not stop the capture loop
+            self.stats.errors += 1
+            log.exception("enforcement failed")
+            paths = [f.path for f in result.files][:100]
+            self._event("error", paths, {"where": "enforce", "error": f"{type(exc).__name__}: {exc}"})
+
+    def _enforce_deferred(self) -> None:
+        try:
+            self._enforcer.poll(self._store.catalog, self._changes, self._store.repo)
+        except Exception as exc:
+            self.stats.errors += 1
+            log.exception("enforcement failed")
+            self._event("error", [], {"where": "enforce", "error": f"{type(exc).__name__}: {exc}"})
 
     # ------------------------------------------------------------------ guardrail
 

@@ -1,0 +1,473 @@
+"""The watcher enforces the policy on every captured change to a protected path, whatever process made it.
+
+After each capture the watcher hands the result here.  Each captured change to a
+protected path is classified against the path's content history
+(``guardian.query.rollbacks``): a *rollback* (content older than what it replaced), a
+*delete*, or an *edit*.  The rule for that operation decides: ``allow`` records it (the
+snapshot already did), ``force`` undoes it unless a force grant covers it, ``block``
+always undoes it.  An edit is judged only where a rule sets ``modify`` explicitly, and
+never for guardian.yaml itself (the trusted policy keeps a weakening edit out of force),
+so enforcement never fights a person editing a file.
+
+Git can explain a move back without anything being lost (a branch switch, a merge, a
+pull, ``git stash``): such a change is recorded, never undone.  A rebase under way is
+judged once it has ended, against what the path held before it began.
+
+An undo goes through the same steps as ``guardian restore``: under the writer lock it
+checks the file still holds what was classified (a newer change is judged on its own),
+writes the version from before the change atomically with its mode, and snapshots the
+result with trigger ``enforce``; the watcher's capture of the change is the snapshot
+from before the undo, so ``guardian restore --at`` that snapshot undoes the undo.  Each
+decision is one ``enforce`` event (the change, the rule, the process when git names it,
+a one-line summary for ``status``) and one line in the watcher log.
+
+Cost: nothing but a policy match per captured file when no protected path changed; for
+a protected change, one catalog query and a look at git's object files, and git calls
+only for a change that moves content back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from guardian.config import ProtectRule
+from guardian.errors import GuardianError
+from guardian.events import Event, current_user, now_iso
+from guardian.ops.restore import write_entry
+from guardian.ops.session import write_session
+from guardian.paths import POLICY_FILENAME
+from guardian.policy import ChangeKind, Operation, Outcome, PathChange, PolicyEngine, rule_outcome, stricter
+from guardian.query.rollbacks import NOT_EXPLAINED, Change, GitReason, ages_for, classify, explain
+from guardian.query.userrepo import InProgress, UserRepo
+from guardian.store.repo import hash_blob
+from guardian.store.tree import Entry
+from guardian.trust.grants import Grant, covering_grant
+from guardian.util.fs import read_state
+from guardian.util.times import format_time
+
+if TYPE_CHECKING:
+    from guardian.capture.engine import SnapshotResult
+    from guardian.catalog.db import Catalog, VersionRow
+    from guardian.project import Project
+    from guardian.store.repo import ShadowRepo
+
+# The watcher's log file names the logger on every line; enforcement is the watcher's work.
+log = logging.getLogger("guardian.watch.watcher")
+
+TRIGGER = "enforce"
+_CONTENT_CHANGES = ("add", "modify", "delete")
+_LOCATE_AGAIN = 30.0  # seconds before a project outside git is looked at again (git init)
+_POLL_EVERY = 0.05  # how often changes that wait for git are looked at again
+_BUSY_LIMIT = 15.0  # git busy longer than this (a stale index.lock): act anyway
+_TRANSIENT_SECONDS = 5  # a file seen only by the watcher, deleted this soon after it appeared, was temporary
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """One decision: ``action`` is "undone", "granted" (a grant let it stand) or "failed"."""
+
+    path: str
+    action: str
+    details: dict[str, Any]
+
+    @property
+    def summary(self) -> str:
+        return str(self.details.get("summary", ""))
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """A protected change the policy does not let stand (yet): what it was and what says so."""
+
+    path: str
+    change: Change
+    operation: Operation
+    outcome: str
+    rule: ProtectRule
+    process: str | None
+    captured: str  # the snapshot that recorded the change
+    captured_at: float
+    target: VersionRow | None  # the version to put back
+    before_blob: str | None  # what the path held before the change (to judge again after a wait)
+    since: float  # the time of the version before the change
+
+
+@dataclass
+class _Deferred:
+    """A protected change judged later: what the path held before, since when, and what it waits for."""
+
+    before_blob: str | None
+    since: float
+    waits_for: str  # "rebase": until the rebase has ended; "git": until git (or its hook) is done
+    captured_at: float  # when the change that waits was captured
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Enforcer:
+    """The watcher's enforcement: holds the user's git repository and the rebases under way."""
+
+    project: Project
+    engine: PolicyEngine = field(init=False)
+    _repo: UserRepo | None = field(default=None, init=False)
+    _located: float | None = field(default=None, init=False)
+    _deferred: dict[str, _Deferred] = field(default_factory=dict, init=False)
+    _next_poll: float = field(default=0.0, init=False)
+    _merged: dict[str, set[str]] = field(default_factory=dict, init=False)  # contents a merge brought in
+
+    def __post_init__(self) -> None:
+        self.engine = PolicyEngine.from_policy(self.project.policy)
+
+    def use(self, project: Project) -> None:
+        """The policy in force changed: judge with it from now on."""
+        self.project = project
+        self.engine = PolicyEngine.from_policy(project.policy)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether changes wait for a rebase to end or git to finish (the watcher then calls :meth:`poll`)."""
+        return bool(self._deferred)
+
+    @property
+    def next_poll(self) -> float | None:
+        """When :meth:`poll` has work (a ``time.monotonic`` time), or None with nothing waiting."""
+        return self._next_poll if self._deferred else None
+
+    # ------------------------------------------------------------------ entry points
+
+    def enforce(
+        self, result: SnapshotResult, catalog: Catalog, repo: ShadowRepo | None = None
+    ) -> list[Enforcement]:
+        """Judge every protected change ``result`` captured; undo what the policy does not let stand."""
+        if result.snapshot is None:
+            return []
+        changed = [f.path for f in result.files if f.change in _CONTENT_CHANGES and self.engine.is_protected(f.path)]
+        if not changed:
+            return []
+        git = self.git()
+        progress = git.in_progress() if git is not None else None
+        verdicts: list[_Verdict] = []
+        for rel in changed:
+            versions = catalog.versions_of(rel)
+            index = _index_of(versions, result.snapshot)
+            if index is None:
+                continue
+            deferred = self._deferred.get(rel)
+            rebasing = progress is not None and progress.rebase
+            if deferred is not None and not (deferred.waits_for == "rebase" and rebasing):
+                del self._deferred[rel]
+            verdict = self._judge(rel, versions, index, git, progress, deferred, result.time)
+            if verdict is not None:
+                verdicts.append(verdict)
+        return self._act(verdicts, repo)
+
+    def poll(self, catalog: Catalog, pending: Container[str], repo: ShadowRepo | None = None) -> list[Enforcement]:
+        """Judge the changes that waited, once the rebase has ended or git is done (``pending`` paths wait on).
+
+        A path still ``pending`` is about to be captured again: that capture judges it.
+        """
+        now = time.monotonic()
+        if not self._deferred or now < self._next_poll:
+            return []
+        self._next_poll = now + _POLL_EVERY
+        git = self.git()
+        if git is None:
+            self._deferred.clear()
+            return []
+        progress = git.in_progress()
+        rebase = progress.rebase
+        busy = git.busy() if any(d.waits_for == "git" for d in self._deferred.values()) else None
+        verdicts: list[_Verdict] = []
+        for rel, deferred in list(self._deferred.items()):
+            if rel in pending or (deferred.waits_for == "rebase" and rebase):
+                continue
+            if deferred.waits_for == "git" and busy is not None and now - deferred.started < _BUSY_LIMIT:
+                continue
+            del self._deferred[rel]
+            versions = catalog.versions_of(rel)
+            if not versions:
+                continue
+            verdict = self._judge(rel, versions, len(versions) - 1, git, progress, deferred, deferred.captured_at)
+            if verdict is not None:
+                verdicts.append(verdict)
+        return self._act(verdicts, repo)
+
+    def git(self) -> UserRepo | None:
+        """The user's git repository around the root (looked for again now and then while there is none)."""
+        now = time.monotonic()
+        if self._repo is None and (self._located is None or now - self._located > _LOCATE_AGAIN):
+            self._located = now
+            self._repo = UserRepo.locate(self.project.root)
+        return self._repo
+
+    # ------------------------------------------------------------------ judging one change
+
+    def _judge(
+        self,
+        rel: str,
+        versions: list[VersionRow],
+        index: int,
+        git: UserRepo | None,
+        progress: InProgress | None,
+        deferred: _Deferred | None,
+        captured_at: float,
+    ) -> _Verdict | None:
+        upto = versions[: index + 1]
+        version = upto[index]
+        ages = ages_for(upto, git, rel, version)
+        change = classify(upto, index, ages, deferred.before_blob if deferred is not None else None)
+        if change is None:
+            return None
+        if change.kind == "delete" and _transient(upto, index):
+            log.debug("enforce: %s lived only moments (a tool's temporary file): its deletion stands", rel)
+            return None
+        decided = self._rule(rel, change)
+        if decided is None:
+            return None
+        operation, outcome, rule = decided
+        reason = NOT_EXPLAINED
+        since = deferred.since if deferred is not None else (change.previous.ts if change.previous else None)
+        if git is not None and since is not None:
+            replaced = change.replaced.blob if change.replaced is not None else None
+            if deferred is not None:
+                replaced = deferred.before_blob
+            reason = explain(git, rel, version.blob, replaced, since, in_progress=progress)
+            reason = self._merge_memory(rel, reason, version.blob, replaced, progress)
+        if reason.deferred:
+            if rel not in self._deferred:
+                before = change.replaced.blob if change.replaced is not None else None
+                self._deferred[rel] = _Deferred(
+                    before, since if since is not None else version.ts, "rebase", captured_at
+                )
+            log.info("enforce: %s %s by %s: judged once the rebase ends", change.kind, rel, reason.process)
+            return None
+        if reason.explained:
+            log.info("enforce: kept %s of %s: %s moved it there (nothing is lost)", change.kind, rel, reason.process)
+            return None
+        target = _target(upto, index)
+        if target is None or target.blob == version.blob:
+            return None
+        before = deferred.before_blob if deferred is not None else None
+        if deferred is None and change.replaced is not None:
+            before = change.replaced.blob
+        return _Verdict(
+            rel,
+            change,
+            operation,
+            outcome,
+            rule,
+            reason.process,
+            version.snapshot,
+            captured_at,
+            target,
+            before,
+            since if since is not None else version.ts,
+        )
+
+    def _rule(self, rel: str, change: Change) -> tuple[Operation, str, ProtectRule] | None:
+        """(operation, outcome, deciding rule) when the policy does not simply allow the change."""
+        if change.kind == "edit":
+            if rel == POLICY_FILENAME:
+                return None  # the trusted policy keeps a weakening edit out of force
+            explicit = [(r, r.modify) for r in self.engine.rules_for(rel) if r.modify is not None]
+            if not explicit:
+                return None  # edits are judged only where the policy says so
+            outcome: Outcome = "allow"
+            for _rule, action in explicit:
+                outcome = stricter(outcome, action)
+            rule = next(r for r, action in explicit if action == outcome)
+            return None if outcome == "allow" else ("modify", outcome, rule)
+        operation: Operation = "delete" if change.kind == "delete" else "rollback"
+        kind: ChangeKind = "delete" if change.kind == "delete" else "modify"
+        decided = self.engine.decide_path(operation, PathChange(rel, kind))
+        deciding = self.engine.rule_for(rel, operation, kind)
+        if decided.outcome == "allow" or deciding is None:
+            return None
+        return operation, decided.outcome, deciding
+
+    def _merge_memory(
+        self, rel: str, reason: GitReason, new_blob: str | None, replaced: str | None, progress: InProgress | None
+    ) -> GitReason:
+        """A merge under way brought content in; an abort (or a reset) that takes it out again loses nothing."""
+        if reason.explained and reason.process == "git merge (under way)" and new_blob is not None:
+            self._merged.setdefault(rel, set()).add(new_blob)
+            return reason
+        merging = progress is not None and bool(progress.merge_heads)
+        if not reason.explained and not merging and replaced is not None and replaced in self._merged.get(rel, ()):
+            self._merged.pop(rel, None)
+            return GitReason(True, "git merge --abort (or a reset of the merge)")
+        if not merging:
+            self._merged.pop(rel, None)
+        return reason
+
+    # ------------------------------------------------------------------ acting
+
+    def _act(self, verdicts: Sequence[_Verdict], repo: ShadowRepo | None) -> list[Enforcement]:
+        done: list[Enforcement] = []
+        undo: list[_Verdict] = []
+        store = self.project.paths.store
+        for v in verdicts:
+            grant = covering_grant(store, v.operation, v.path) if v.outcome == "force" else None
+            if grant is not None:
+                done.append(self._granted(v, grant))
+            else:
+                undo.append(v)
+        git = self._repo
+        busy = git.busy() if undo and git is not None else None
+        if busy is not None:
+            # Never race git in its own work tree: judge these again once it is done (a guardian
+            # hook may put the content back itself, and refuse the command).
+            for v in undo:
+                self._deferred.setdefault(v.path, _Deferred(v.before_blob, v.since, "git", v.captured_at))
+            self._next_poll = time.monotonic() + _POLL_EVERY
+            log.info("enforce: %s; judging %s again once it is done", busy, ", ".join(v.path for v in undo))
+            undo = []
+        if undo:
+            done.extend(self._undo(undo, repo))
+        if done:
+            self._record(done)
+        return done
+
+    def _granted(self, v: _Verdict, grant: Grant) -> Enforcement:
+        details = _details(v, "granted")
+        details["grant"] = grant.to_json()
+        details["summary"] = (
+            f"let the {v.change.kind} of {v.path} stand: grant {grant.id} ({grant.by}) "
+            f"until {format_time(grant.expires)}"
+        )
+        return Enforcement(v.path, "granted", details)
+
+    def _undo(self, verdicts: Sequence[_Verdict], repo: ShadowRepo | None) -> list[Enforcement]:
+        root = self.project.root
+        done: list[Enforcement] = []
+        written: list[_Verdict] = []
+        try:
+            with write_session(self.project, TRIGGER, repo=repo) as session:
+                for v in verdicts:
+                    if _current_blob(self.project, v.path) != v.change.version.blob:
+                        # Changed again since the capture: that change is captured and judged on its own.
+                        log.info("enforce: %s changed again before its undo; judging the newer change", v.path)
+                        continue
+                    assert v.target is not None and v.target.blob is not None and v.target.mode is not None
+                    write_entry(root, session.repo, v.path, Entry(v.target.blob, v.target.mode), perm=v.target.perm)
+                    written.append(v)
+                if not written:
+                    return []
+                sources = ",".join(sorted({v.target.snapshot for v in written if v.target is not None}))
+                post = session.capture.run([v.path for v in written], TRIGGER, source=sources)
+        except (GuardianError, OSError) as exc:
+            for v in verdicts:
+                if v in written:
+                    continue
+                details = _details(v, "failed")
+                details["error"] = str(exc)
+                details["summary"] = f"could not undo the {v.change.kind} of {v.path}: {exc}"
+                done.append(Enforcement(v.path, "failed", details))
+            if not written:
+                return done
+            post = None
+        for v in written:
+            details = _details(v, "undone")
+            details["snapshot"] = post.snapshot if post is not None else None
+            done.append(Enforcement(v.path, "undone", details))
+        return done
+
+    def _record(self, done: Sequence[Enforcement]) -> None:
+        user = current_user()
+        records: list[Event] = []
+        for e in done:
+            ts = now_iso()
+            details = dict(e.details)
+            details["latency_ms"] = round((time.time() - float(details["captured_at"])) * 1000, 1)
+            details["user"] = user
+            snapshot = details.pop("snapshot", None) if e.action == "undone" else details["captured"]
+            records.append(Event(ts, "enforce", [e.path], snapshot, TRIGGER, details))
+            level = logging.WARNING if e.action == "failed" else logging.INFO
+            log.log(level, "enforce: %s", details["summary"])
+        try:
+            self.project.events.append_many(records)
+        except OSError as exc:
+            log.error("cannot write the event log: %s", exc)
+
+
+def enforce_capture(project: Project, result: SnapshotResult) -> list[Enforcement]:
+    """Enforce the policy on one capture's changes (the watcher keeps an :class:`Enforcer` instead)."""
+    catalog = project.open_catalog()
+    try:
+        return Enforcer(project).enforce(result, catalog)
+    finally:
+        catalog.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _index_of(versions: Sequence[VersionRow], snapshot: str) -> int | None:
+    for index in range(len(versions) - 1, -1, -1):
+        if versions[index].snapshot == snapshot:
+            return index
+    return None
+
+
+def _transient(versions: Sequence[VersionRow], index: int) -> bool:
+    """Whether the file deleted at ``index`` lived only moments, seen only by the watcher (rsync's temp files).
+
+    Such a file was never part of a state anyone relied on; bringing it back would leave
+    a stray copy next to the real one.  A file a snapshot, git hook or restore recorded is
+    established, however young.
+    """
+    life: list[VersionRow] = []
+    for earlier in reversed(versions[:index]):
+        if earlier.blob is None:
+            break
+        life.append(earlier)
+    if not life or any(v.trigger != "watch" for v in life):
+        return False
+    return versions[index].ts - life[-1].ts < _TRANSIENT_SECONDS
+
+
+def _target(versions: Sequence[VersionRow], index: int) -> VersionRow | None:
+    """The version to put back: the newest valid one before the change, else the newest with content."""
+    earlier = [v for v in versions[:index] if v.blob is not None and v.mode is not None]
+    valid = [v for v in earlier if v.verdict == "valid"]
+    if valid:
+        return valid[-1]
+    return earlier[-1] if earlier else None
+
+
+def _current_blob(project: Project, rel: str) -> str | None:
+    state = read_state(project.root, rel)
+    if state.kind not in ("file", "symlink"):
+        return None
+    return hash_blob(state.data)
+
+
+def _details(v: _Verdict, action: str) -> dict[str, Any]:
+    target = v.target
+    origin = v.change.origin
+    restored_from = {"snapshot": target.snapshot, "time": target.ts} if target is not None else None
+    details: dict[str, Any] = {
+        "change": v.change.kind,
+        "operation": v.operation,
+        "outcome": v.outcome,
+        "action": action,
+        "rule": {"paths": list(v.rule.paths), "reason": v.rule.reason},
+        "captured": v.captured,
+        "captured_at": v.captured_at,
+        "to_version": origin.to_json() if origin is not None else None,
+        "restored_from": restored_from,
+        "process": v.process,
+    }
+    if action == "undone" and target is not None:
+        force = " --force" if rule_outcome(v.rule, "restore") == "force" else ""
+        details["undo_hint"] = f"guardian restore --at {v.captured[:12]} {v.path}{force}"
+        went = f" to {origin.describe()}" if origin is not None else ""
+        details["summary"] = (
+            f"undid the {v.change.kind} of {v.path}{went} by {v.process or 'an unknown process'}: "
+            f"put back snapshot {target.snapshot[:12]} ({format_time(target.ts)}); rule: {v.rule.reason}"
+        )
+    return details
