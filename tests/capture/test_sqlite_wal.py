@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -109,6 +110,11 @@ def committed(log: Path) -> dict[int, float]:
         ident, at = line.split()
         found[int(ident)] = float(at)
     return found
+
+
+def holds_every_commit(ids: set[int], done: dict[int, float]) -> bool:
+    """Every logged commit is there; so may be one more, committed just before SIGKILL cut the log write."""
+    return set(done) <= ids and ids - set(done) <= {max(done) + 1}
 
 
 def ids_in(image: bytes) -> set[int]:
@@ -234,7 +240,9 @@ def test_restore_recovers_every_committed_row_from_the_stored_base_plus_the_orph
     assert plan.exit_code == 0, plan.stderr
     assert f"but state/orch.db-wal ({len(wal_bytes):,} bytes) survives" in plan.stdout
     assert f"version alone: {len(stored_ids):,} rows in 1 table(s)" in plan.stdout
-    assert f"plus state/orch.db-wal: {len(done):,} rows in 1 table(s)" in plan.stdout
+    replayed = re.search(r"plus state/orch\.db-wal: ([\d,]+) rows in 1 table\(s\)", plan.stdout)
+    assert replayed is not None, plan.stdout
+    assert int(replayed.group(1).replace(",", "")) in (len(done), len(done) + 1)
     assert "would restore the stored version plus the WAL" in plan.stdout
     assert "would move state/orch.db-wal, state/orch.db-shm aside" in plan.stdout
     assert wal.read_bytes() == wal_bytes  # a dry run changes nothing
@@ -242,14 +250,14 @@ def test_restore_recovers_every_committed_row_from_the_stored_base_plus_the_orph
     r = run_cli("restore", "state/orch.db", cwd=project.root)
     assert r.exit_code == 0, r.stderr
     assert "restored the stored version plus the WAL" in r.stdout
-    assert ids_on_disk(db) == set(done), f"lost {len(set(done) - ids_on_disk(db))} committed transactions"
+    assert holds_every_commit(ids_on_disk(db), done), f"lost {len(set(done) - ids_on_disk(db))} committed transactions"
     # The WAL was moved aside beside the database, named in the output, and stored too.
     assert not wal.exists()
     aside = [p for p in db.parent.iterdir() if p.name.startswith("orch.db-wal.guardian-")]
     assert len(aside) == 1 and aside[0].read_bytes() == wal_bytes
     assert f"moved state/orch.db-wal aside to state/{aside[0].name}" in r.stdout
     assert stored(project, f"state/{aside[0].name}") == wal_bytes
-    assert ids_in(stored(project, "state/orch.db")) == set(done)
+    assert holds_every_commit(ids_in(stored(project, "state/orch.db")), done)
 
 
 def test_restore_at_an_older_snapshot_sets_the_wal_aside_without_replaying_it(tmp_path: Path) -> None:
@@ -453,7 +461,7 @@ def test_the_watcher_captures_each_wal_only_commit_within_about_a_second(tmp_pat
     delays.sort()
     median, worst = delays[len(delays) // 2], delays[-1]
     print(f"WAL-only commits captured: {len(done)}; delay median {median:.2f}s, max {worst:.2f}s")
-    assert ids_on_disk(db) == set(done)  # the WAL's content is intact and nothing guardian did touched it
+    assert holds_every_commit(ids_on_disk(db), done)  # the WAL is intact: nothing guardian did touched it
     # The watcher batches for at most max_delay (1 s); the copy itself takes milliseconds.
     assert worst < 1.0 + 0.8, f"a WAL-only commit waited {worst:.2f}s to be captured"
     assert not Path(f"{db}-wal.guardian").exists()
