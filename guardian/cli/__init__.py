@@ -17,6 +17,7 @@ import click
 from guardian.cli import agent as _agent  # noqa: F401
 from guardian.cli import completion as _completion  # noqa: F401
 from guardian.cli import core as _core  # noqa: F401
+from guardian.cli import forget as _forget  # noqa: F401
 from guardian.cli import guard as _guard  # noqa: F401
 from guardian.cli import hooks as _hooks  # noqa: F401
 from guardian.cli import past as _past  # noqa: F401
