@@ -502,3 +502,29 @@ def test_the_polling_watcher_sees_wal_only_commits_too(tmp_path: Path) -> None:
         watcher.request_stop()
         thread.join(30)
         conn.close()
+
+
+def test_a_locked_database_is_not_restored_over(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {"readme.txt": b"r\n"})
+    root = project.root
+    db = root / "jobs.db"
+    _rollback_db(db)
+    assert run_cli("snapshot", cwd=root).exit_code == 0
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("DELETE FROM t")
+        conn.commit()
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        before = db.read_bytes()
+        started = time.monotonic()
+        r = run_cli("restore", "jobs.db", cwd=root)
+        assert time.monotonic() - started < BUSY_WAIT + 3
+        assert r.exit_code == 1
+        assert "cannot restore 'jobs.db': another program holds a lock on the database" in r.stderr
+        assert db.read_bytes() == before  # its current content was never saved, so it is not overwritten
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
