@@ -131,3 +131,85 @@ def test_events_kind_is_checked_and_output_names_who(project: Path) -> None:
     import getpass
 
     assert f"  {getpass.getuser()}" in r.stdout and " init " in r.stdout
+
+
+# --------------------------------------------------------------------------- rollbacks of protected files (issue 11)
+
+_PROTECT = 'version: 1\nprotect:\n  - paths: ["agents/"]\n    reason: "WO pipeline"\n'
+
+
+def _rolled_back(project: Path) -> tuple[str, str]:
+    """agents/run.py: old (captured at init), fix (snapshot), then old again by some process (snapshot)."""
+    (project / "guardian.yaml").write_text(_PROTECT)
+    run = project / "agents" / "run.py"
+    run.parent.mkdir()
+    run.write_text("v = 'old'\n")
+    _init(project)
+    run.write_text("v = 'fix'\n")
+    fix = json.loads(run_cli("snapshot", "--json", cwd=project).stdout)["snapshot"]
+    run.write_text("v = 'old'\n")
+    rolled = json.loads(run_cli("snapshot", "--json", cwd=project).stdout)["snapshot"]
+    return fix, rolled
+
+
+def test_history_of_a_rolled_back_protected_file_names_the_rollback_and_the_newest_valid(project: Path) -> None:
+    fix, rolled = _rolled_back(project)
+    r = run_cli("history", "agents/run.py", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    diagnosis = r.stdout.splitlines()[-1]
+    assert diagnosis.startswith("diagnosis: rolled back at ")
+    assert " to the version of " in diagnosis and "by an unknown process" in diagnosis
+    assert diagnosis.endswith(f"; the newest valid version is snapshot {fix[:12]} ({_time_of(project, fix)})")
+    h = json.loads(run_cli("history", "--json", "agents/run.py", cwd=project).stdout)
+    assert h["rollback"]["snapshot"] == rolled and h["rollback"]["newest_valid"]["snapshot"] == fix
+    assert "no changes since" not in h["diagnosis"]
+
+
+def test_history_names_the_git_command_and_the_watchers_undo(project: Path) -> None:
+    from guardian.gates.enforce import enforce_capture
+    from guardian.ops.snapshot import take_snapshot
+    from guardian.project import Project
+
+    git("init", "-q", "-b", "main", cwd=project)
+    (project / "guardian.yaml").write_text(_PROTECT)
+    run = project / "agents" / "run.py"
+    run.parent.mkdir()
+    run.write_text("v = 'old'\n")
+    git("add", "-A", cwd=project)
+    git("commit", "-qm", "base", cwd=project)
+    assert run_cli("init", "--no-hooks", cwd=project).exit_code == 0  # the watcher's part alone
+    run.write_text("v = 'fix'\n")
+    git("commit", "-qam", "fix", cwd=project)
+    guarded = Project.find(project)
+    take_snapshot(guarded, None, "manual")
+    git("reset", "-q", "--hard", "HEAD~1", cwd=project)
+    [undone] = enforce_capture(guarded, take_snapshot(guarded, None, "watch"))
+    h = json.loads(run_cli("history", "--json", "agents/run.py", cwd=project).stdout)
+    assert "by git reset: moving to HEAD~1; the watcher undid it at " in h["diagnosis"]
+    put_back = h["rollback"]["undone_by"][0]["snapshot"]
+    assert h["rollback"]["newest_valid"]["snapshot"] == put_back
+    newest = f"; the newest valid version is snapshot {put_back[:12]} ({_time_of(project, put_back)})"
+    assert h["diagnosis"].endswith(newest)
+    assert undone.action == "undone" and h["timeline"][-1]["event"] == "put back"
+    assert run.read_text() == "v = 'fix'\n"
+
+
+def test_an_unprotected_file_keeps_the_plain_diagnosis(project: Path) -> None:
+    (project / "notes.txt").write_text("one\n")
+    _init(project)
+    (project / "notes.txt").write_text("two\n")
+    run_cli("snapshot", cwd=project)
+    (project / "notes.txt").write_text("one\n")
+    run_cli("snapshot", cwd=project)
+    diagnosis = json.loads(run_cli("history", "--json", "notes.txt", cwd=project).stdout)["diagnosis"]
+    assert diagnosis.startswith("last valid version at ")
+
+
+def _time_of(project: Path, snapshot: str) -> str:
+    from guardian.project import Project
+    from guardian.util.times import format_time
+
+    with Project.find(project).reader() as (_repo, catalog):
+        row = catalog.snapshot(snapshot)
+        assert row is not None
+        return format_time(row.ts)

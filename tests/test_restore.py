@@ -323,3 +323,57 @@ def test_restore_protected_needs_force(project: Path) -> None:
     r = run_cli("restore", "--force", "frozen/f.txt", cwd=project)
     assert r.exit_code == 4
     assert r.stderr.strip() == "guardian: error: restore of 'frozen/f.txt' is blocked by policy (frozen area)"
+
+
+# --------------------------------------------------------------------------- rolled back, and nothing to do (issue 11)
+
+_PROTECT = 'version: 1\nprotect:\n  - paths: ["agents/"]\n    reason: "WO pipeline"\n'
+
+
+def test_bare_restore_of_a_rolled_back_protected_file_brings_back_the_newest_valid(project: Path) -> None:
+    (project / "guardian.yaml").write_text(_PROTECT)
+    run = project / "agents" / "wo_executor.zsh"
+    run.parent.mkdir()
+    run.write_text("echo old\n")
+    _init(project)
+    run.write_text("echo fix\n")
+    run_cli("snapshot", cwd=project)
+    run.write_text("echo old\n")  # a stale copy put back: it still parses, so it is "valid"
+    run_cli("snapshot", cwd=project)
+    r = run_cli("restore", "wo_executor.zsh", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    assert run.read_text() == "echo fix\n"
+    assert r.stdout.startswith("restored agents/wo_executor.zsh from snapshot ")
+
+
+def test_a_restore_that_would_change_nothing_says_so(project: Path) -> None:
+    (project / "a.txt").write_text("a\n")
+    paths = _init(project)
+    before = paths.events.read_text()
+    r = run_cli("restore", "a.txt", cwd=project)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith("nothing to restore: a.txt already has that content (snapshot ")
+    assert "restored" not in r.stdout and "undo" not in r.stdout
+    assert '"event":"restore"' not in paths.events.read_text()[len(before) :]
+    j = json.loads(run_cli("restore", "--json", "a.txt", cwd=project).stdout)
+    assert j["restored"] == [] and j["unchanged"][0]["path"] == "a.txt" and j["pre_snapshot"] is None
+
+
+def test_a_person_restoring_an_older_protected_version_leaves_a_grant(project: Path) -> None:
+    (project / "guardian.yaml").write_text(_PROTECT)
+    run = project / "agents" / "run.py"
+    run.parent.mkdir()
+    run.write_text("v = 'old'\n")
+    _init(project)
+    first = json.loads(run_cli("log", "--json", cwd=project).stdout)["snapshots"][-1]["snapshot"]
+    run.write_text("v = 'fix'\n")
+    run_cli("snapshot", cwd=project)
+    assert run_cli("restore", "--at", first[:12], "agents/run.py", cwd=project).exit_code == 0
+    assert run.read_text() == "v = 'old'\n"
+    grants = json.loads(run_cli("grants", "--json", cwd=project).stdout)["grants"]
+    assert [(g["operation"], g["paths"], g["by"]) for g in grants] == [
+        ("rollback", ["agents/run.py"], "guardian restore")
+    ]
+    # A version a person restored on purpose is not a rollback: it is the newest valid one.
+    bare = run_cli("restore", "run.py", cwd=project)
+    assert bare.exit_code == 0 and bare.stdout.startswith("nothing to restore: agents/run.py already has that content")

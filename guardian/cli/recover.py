@@ -73,6 +73,10 @@ def restore(
             f"{verb} {f.path} from snapshot {f.snapshot[:12]} ({format_time(f.time)}): "
             f"{format_size(f.size_before) if f.size_before is not None else 'missing'} -> {format_size(f.size_after)}"
             for f in report.files
+        ]
+        + [
+            f"nothing to restore: {u.path} already has that content (snapshot {u.snapshot[:12]})"
+            for u in report.unchanged
         ],
     )
     for line in report.notes:

@@ -11,15 +11,17 @@ from guardian.capture.sqlite import is_sqlite_bytes
 from guardian.catalog.db import Catalog, VersionRow
 from guardian.catalog.sync import sync_catalog
 from guardian.errors import Blocked, NeedsForce, OperationFailed
+from guardian.ops.grant import grant_forced
 from guardian.ops.session import write_session
 from guardian.ops.sqlite_restore import plan_sqlite_restore, put_back, set_aside_sidecars
 from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
 from guardian.query.lookup import latest_valid_before, require_known, resolve_path, resolve_snapshot
-from guardian.store.repo import ShadowRepo
-from guardian.store.tree import Entry
-from guardian.util.fs import lstat_at, remove_user_file, write_user_file, write_user_symlink
+from guardian.query.rollbacks import ContentAges, path_story
+from guardian.store.repo import ShadowRepo, hash_blob
+from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
+from guardian.util.fs import lstat_at, read_state, remove_user_file, write_user_file, write_user_symlink
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,22 @@ class RestoredFile:
         }
 
 
+@dataclass(frozen=True)
+class UnchangedFile:
+    """A target the file on disk already holds: nothing to write."""
+
+    path: str
+    snapshot: str
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "snapshot": self.snapshot, "time": self.time}
+
+
 @dataclass
 class RestoreReport:
     files: list[RestoredFile] = field(default_factory=list)
+    unchanged: list[UnchangedFile] = field(default_factory=list)
     pre_snapshot: str | None = None
     post_snapshot: str | None = None
     dry_run: bool = False
@@ -66,6 +81,7 @@ class RestoreReport:
             "set_aside": [{"from": old, "to": new} for old, new in self.set_aside],
             "notes": self.notes,
             "restored": [f.to_json() for f in self.files],
+            "unchanged": [f.to_json() for f in self.unchanged],
             "pre_snapshot": self.pre_snapshot,
             "post_snapshot": self.post_snapshot,
             "dry_run": self.dry_run,
@@ -82,11 +98,13 @@ def choose_version(
     before: float | None,
     *,
     now: float | None = None,
+    newest_valid: VersionRow | None = None,
 ) -> RestoreTarget:
     """The version of rel to restore: at snapshot ``at``, the latest valid one before ``before``, or the latest valid.
 
     ``before`` is read against the snapshots' order (query.lookup.last_snapshot_before), so a
     version stamped while the clock was wrong is not picked over the one really taken before.
+    ``newest_valid`` replaces the catalog's latest valid version (see :func:`newest_valid_version`).
     """
     require_known(catalog, rel, typed)
     if at is not None:
@@ -98,9 +116,9 @@ def choose_version(
         verdict = versions[-1].verdict if versions else "valid"
         perm = versions[-1].perm if versions and versions[-1].blob == entry.oid else None
         return RestoreTarget(rel, entry, snap.id, snap.ts, verdict, perm)
-    version: VersionRow | None = (
-        catalog.latest_valid(rel) if before is None else latest_valid_before(catalog, rel, before, now)
-    )
+    version: VersionRow | None = newest_valid
+    if version is None:
+        version = catalog.latest_valid(rel) if before is None else latest_valid_before(catalog, rel, before, now)
     if version is None or version.blob is None or version.mode is None:
         when = " before that time" if before is not None else ""
         raise OperationFailed(
@@ -109,6 +127,40 @@ def choose_version(
     return RestoreTarget(
         rel, Entry(version.blob, version.mode), version.snapshot, version.ts, version.verdict, version.perm
     )
+
+
+def newest_valid_version(project: Project, catalog: Catalog, rel: str) -> VersionRow | None:
+    """A protected path's newest valid version that is not a rollback (None: use the catalog's latest valid).
+
+    Rolled-back content parses, so the catalog calls it valid; but a bare-name restore of a
+    rolled-back protected file must bring back what the rollback took away
+    (guardian.query.rollbacks tells the two apart, as history does).
+    """
+    if not PolicyEngine(project.policy.protect_rules).is_protected(rel):
+        return None
+    versions = catalog.versions_of(rel)
+    if not versions:
+        return None
+    return path_story(project, versions, rel).newest_valid
+
+
+def moved_back(catalog: Catalog, rel: str, new_blob: str, old_blob: str | None) -> bool:
+    """Whether content ``new_blob`` first appeared in rel's snapshots before ``old_blob`` did."""
+    if old_blob is None or old_blob == new_blob:
+        return False
+    ages = ContentAges()
+    ages.add_versions(catalog.versions_of(rel))
+    return ages.older(new_blob, old_blob)
+
+
+def current_blob(root: Path, rel: str) -> tuple[str, int] | None:
+    """(blob id, git mode) of what is at rel now, or None when there is no file or symlink."""
+    state = read_state(root, rel)
+    if state.kind == "symlink":
+        return hash_blob(state.data), MODE_LINK
+    if state.kind != "file":
+        return None
+    return hash_blob(state.data), MODE_EXEC if state.mode & 0o100 else MODE_FILE
 
 
 def write_entry(
@@ -179,14 +231,18 @@ def restore(
         try:
             project.sweep_store(repo, "restore")
             sync_catalog(project.events, repo, catalog)
-            targets = [
-                choose_version(repo, catalog, resolve_path(project.root, catalog, typed, cwd), typed, at, before)
-                for typed in typed_paths
-            ]
+            targets: list[RestoreTarget] = []
+            for typed in typed_paths:
+                rel = resolve_path(project.root, catalog, typed, cwd)
+                bare = at is None and before is None
+                newest = newest_valid_version(project, catalog, rel) if bare and catalog.known_path(rel) else None
+                targets.append(choose_version(repo, catalog, rel, typed, at, before, newest_valid=newest))
         finally:
             catalog.close()
+    # A person who picked an older version (--at, --before) or forced one meant it: leave a grant.
+    chosen = at is not None or before is not None or force
     latest = at is None and before is None  # only the latest versions can be extended by an orphaned WAL
-    return apply_restore(project, repo, targets, dry_run=dry_run, force=force, recover_wal=latest)
+    return apply_restore(project, repo, targets, dry_run=dry_run, force=force, leave_grants=chosen, recover_wal=latest)
 
 
 def apply_restore(
@@ -198,16 +254,33 @@ def apply_restore(
     force: bool,
     details: dict[str, Any] | None = None,
     recover_wal: bool = False,
+    leave_grants: bool = False,
 ) -> RestoreReport:
     """Ask the policy, snapshot what is there now, write each target atomically, snapshot again.
 
     Every restore comes through here whatever chose its versions: the local catalog,
-    or a mirror's history (``ops.remote``).
+    or a mirror's history (``ops.remote``).  A target the file already holds is reported
+    as unchanged and not written.  With ``leave_grants``, each protected path this
+    restore moved back to older content gets a rollback grant (``ops.grant``), so no
+    enforcer takes for a rollback to undo what the person asked for.
     """
     root = project.root
+    report = RestoreReport(dry_run=dry_run)
+    pending: list[RestoreTarget] = []
+    for t in targets:
+        # A database with a -wal file beside it may still have a WAL to recover: not "unchanged".
+        wal = lstat_at(root, t.path + "-wal") is not None
+        if not wal and current_blob(root, t.path) == (t.entry.oid, t.entry.mode):
+            report.unchanged.append(UnchangedFile(t.path, t.snapshot, t.time))
+        else:
+            pending.append(t)
+    targets = pending
+    if not targets:
+        return report
     changes = [PathChange(t.path, "modify" if lstat_at(root, t.path) is not None else "add") for t in targets]
-    decision = PolicyEngine(project.policy.protect_rules).decide("restore", changes, force)
-    report = RestoreReport(dry_run=dry_run, decision=decision)
+    engine = PolicyEngine(project.policy.protect_rules)
+    decision = engine.decide("restore", changes, force)
+    report.decision = decision
     enforce(decision)
     # recover_wal: the versions are the latest ones, which an orphaned WAL can extend (ops.sqlite_restore).
     chosen = [(t.path, t.entry.oid, t.snapshot) for t in targets]
@@ -218,16 +291,17 @@ def apply_restore(
             report.files.append(RestoredFile(t.path, t.snapshot, t.time, current_size(root, t.path), size))
         return report
     paths = [t.path for t in targets]
+    moved: list[str] = []
     try:
         with write_session(project, "restore", repo=repo) as session:
-            pre = session.capture.run(paths, "pre-restore")
-            report.pre_snapshot = pre.snapshot or repo.head()
-            if pre.deferred:
-                # Its current content could not be saved first, and another program is writing it.
-                raise OperationFailed(
-                    f"cannot restore '{pre.deferred[0]}': another program holds a lock on the database, so its "
-                    "current content cannot be saved first; stop that program, then run the restore again"
-                )
+            report.pre_snapshot = session.capture.run(paths, "pre-restore").snapshot or repo.head()
+            if leave_grants:
+                moved = [
+                    t.path
+                    for t in targets
+                    if engine.is_protected(t.path)
+                    and moved_back(session.catalog, t.path, t.entry.oid, _blob_of(current_blob(root, t.path)))
+                ]
             for t in targets:
                 before_size = current_size(root, t.path)
                 try:
@@ -271,13 +345,20 @@ def apply_restore(
             "decision": decision.to_json(),
         },
     )
+    if moved:
+        grant_forced(project, "rollback", moved, "guardian restore")
     return report
+
+
+def _blob_of(found: tuple[str, int] | None) -> str | None:
+    return found[0] if found is not None else None
 
 
 __all__ = [
     "RestoreReport",
     "RestoreTarget",
     "RestoredFile",
+    "UnchangedFile",
     "apply_restore",
     "choose_version",
     "enforce",

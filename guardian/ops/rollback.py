@@ -39,7 +39,8 @@ from guardian.errors import (
     UsageError,
 )
 from guardian.events import MAX_EVENT_PATHS
-from guardian.ops.restore import write_entry
+from guardian.ops.grant import grant_forced
+from guardian.ops.restore import moved_back, write_entry
 from guardian.ops.session import write_session
 from guardian.paths import ROOT, check_relative, relative_or_root
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine, decision_record
@@ -461,7 +462,32 @@ def rollback(
                 f"{exc.strerror or exc} ({exc.filename or project.paths.store}); "
                 "run 'guardian snapshot' once the cause is fixed"
             ) from None
+        _leave_grants(project, engine, catalog, repo, report)
         return report
+
+
+def _leave_grants(
+    project: Project, engine: PolicyEngine, catalog: Catalog, repo: ShadowRepo, report: RollbackReport
+) -> None:
+    """A grant for each protected path this rollback moved back or deleted: the person asked for it.
+
+    So no enforcer (the watcher, a git hook) takes it for a rollback to undo, even if the
+    file is captured again.  Paths it moved forward need none.
+    """
+    back: list[str] = []
+    deleted: list[str] = []
+    for change in report.applied:
+        if not engine.is_protected(change.path):
+            continue
+        if change.entry is None:
+            deleted.append(change.path)
+            continue
+        before = repo.entry_at(report.pre_snapshot, change.path) if report.pre_snapshot else None
+        if moved_back(catalog, change.path, change.entry.oid, before.oid if before is not None else None):
+            back.append(change.path)
+    for operation, paths in (("rollback", back), ("delete", deleted)):
+        if paths:
+            grant_forced(project, operation, paths, "guardian rollback")
 
 
 __all__ = [

@@ -9,8 +9,10 @@ from typing import Any
 
 from guardian.catalog.db import Catalog, SnapshotRow, VersionRow
 from guardian.errors import OperationFailed
+from guardian.policy import PolicyEngine
 from guardian.project import Project
 from guardian.query.lookup import resolve_path, resolve_snapshot
+from guardian.query.rollbacks import Story, enforce_events, path_story
 from guardian.util.fs import read_state
 from guardian.util.git import GitError, run_git
 from guardian.util.times import format_time
@@ -87,6 +89,8 @@ class History:
     sparkline: str
     git_commits: list[str]
     exists_now: bool
+    rollback: dict[str, Any] | None = None  # a protected path's rollback that stands in its history
+
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +110,7 @@ class History:
             ],
             "sparkline": self.sparkline,
             "diagnosis": self.diagnosis,
+            "rollback": self.rollback,
             "git_commits": self.git_commits,
         }
 
@@ -117,6 +122,8 @@ def _event_word(v: VersionRow) -> str:
         return "accepted"
     if v.trigger == "restore":
         return "restored"
+    if v.trigger == "enforce":
+        return "put back"
     return "created" if v.change == "add" else "changed"
 
 
@@ -174,7 +181,43 @@ def file_history(project: Project, typed: str, cwd: Path | None = None) -> Histo
         versions = catalog.versions_of(rel)
     exists = read_state(project.root, rel).kind != "missing"
     commits = user_git_commits(project.root, rel) if (project.root / ".git").exists() else []
-    return History(rel, versions, diagnose(versions), sparkline(versions), commits, exists)
+    history = History(rel, versions, diagnose(versions), sparkline(versions), commits, exists)
+    if versions and PolicyEngine.from_policy(project.policy).is_protected(rel):
+        story = path_story(project, versions, rel)
+        if story.rollback is not None:
+            history.diagnosis, history.rollback = diagnose_rollback(project, rel, story)
+    return history
+
+
+def diagnose_rollback(project: Project, rel: str, story: Story) -> tuple[str, dict[str, Any]]:
+    """'rolled back at T to the version of T0 (snapshot X), by PROCESS; ...; the newest valid version is ...'."""
+    assert story.rollback is not None
+    rolled = story.rollback.version
+    origin = story.rollback.change.origin
+    decided = {str(e.details.get("captured")): e for e in enforce_events(project, rel)}
+    event = decided.get(rolled.snapshot)
+    # The watcher's decision named the process as it saw it then; the reflog read now is the fallback.
+    seen = event.details.get("process") if event is not None else None
+    process = str(seen) if seen else story.rollback.process
+    went = f" to {origin.describe()}" if origin is not None else ""
+    text = f"rolled back at {format_time(rolled.ts)}{went}, by {process or 'an unknown process'}"
+    for own in story.undone_by[:1]:
+        who = "the watcher undid it" if own.trigger == "enforce" else f"guardian {own.trigger} put a version back"
+        text += f"; {who} at {format_time(own.ts)} (snapshot {own.snapshot[:12]})"
+    newest = story.newest_valid
+    if newest is None:
+        text += "; there is no valid version to go back to"
+    else:
+        text += f"; the newest valid version is snapshot {newest.snapshot[:12]} ({format_time(newest.ts)})"
+    record: dict[str, Any] = {
+        "snapshot": rolled.snapshot,
+        "time": rolled.ts,
+        "to": origin.to_json() if origin is not None else None,
+        "process": process,
+        "undone_by": [{"snapshot": v.snapshot, "time": v.ts, "trigger": v.trigger} for v in story.undone_by],
+        "newest_valid": {"snapshot": newest.snapshot, "time": newest.ts} if newest is not None else None,
+    }
+    return text, record
 
 
 def _version_for(
