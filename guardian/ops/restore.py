@@ -294,7 +294,14 @@ def apply_restore(
     moved: list[str] = []
     try:
         with write_session(project, "restore", repo=repo) as session:
-            report.pre_snapshot = session.capture.run(paths, "pre-restore").snapshot or repo.head()
+            pre = session.capture.run(paths, "pre-restore")
+            report.pre_snapshot = pre.snapshot or repo.head()
+            if pre.deferred:
+                # Its current content could not be saved first, and another program is writing it.
+                raise OperationFailed(
+                    f"cannot restore '{pre.deferred[0]}': another program holds a lock on the database, so its "
+                    "current content cannot be saved first; stop that program, then run the restore again"
+                )
             if leave_grants:
                 moved = [
                     t.path
