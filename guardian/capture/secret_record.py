@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from guardian.capture.secrets import (
     SCAN_MAX_BYTES,
@@ -35,9 +35,39 @@ from guardian.store.tree import MODE_LINK
 from guardian.util.fs import atomic_write_file
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from guardian.events import Event
     from guardian.project import Project
     from guardian.store.repo import ShadowRepo
+
+    # Typing only: a Protocol class costs ~10 ms to create, on the hooks' snapshot path.
+    class _Version(Protocol):
+        """What is read of a captured file (the engine's CapturedFile)."""
+
+        @property
+        def path(self) -> str: ...
+        @property
+        def change(self) -> str: ...
+        @property
+        def size(self) -> int | None: ...
+        @property
+        def blob(self) -> str | None: ...
+        @property
+        def mode(self) -> int | None: ...
+
+    class _Snapshot(Protocol):
+        """What is read of a snapshot (the engine's SnapshotResult)."""
+
+        @property
+        def snapshot(self) -> str | None: ...
+        @property
+        def time(self) -> float: ...
+        @property
+        def trigger(self) -> str: ...
+        @property
+        def files(self) -> Sequence[_Version]: ...
+
 
 log = logging.getLogger("guardian.capture.secret_record")
 
@@ -80,34 +110,6 @@ class ScanCost:
 
 
 SCAN_COST = ScanCost()
-
-
-class _Version(Protocol):
-    """What is read of a captured file (the engine's CapturedFile)."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def change(self) -> str: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def blob(self) -> str | None: ...
-    @property
-    def mode(self) -> int | None: ...
-
-
-class _Snapshot(Protocol):
-    """What is read of a snapshot (the engine's SnapshotResult)."""
-
-    @property
-    def snapshot(self) -> str | None: ...
-    @property
-    def time(self) -> float: ...
-    @property
-    def trigger(self) -> str: ...
-    @property
-    def files(self) -> Sequence[_Version]: ...
 
 
 def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: dict[str, Any]) -> list[Event]:

@@ -24,6 +24,7 @@ fast paths, never load it.
 from __future__ import annotations
 
 import bisect
+import functools
 import io
 import logging
 import re
@@ -58,12 +59,17 @@ _PEM_BLOCK = re.compile(
     r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----", re.DOTALL
 )
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
-_SECRET_NAMES = GlobSpec.from_lines([p.lower() for p in SECRET_PATTERNS])
+
+
+@functools.cache
+def _secret_names() -> GlobSpec:
+    # Compiled on first use: importing the capture engine (the hooks' snapshot path) must stay cheap.
+    return GlobSpec.from_lines([p.lower() for p in SECRET_PATTERNS])
 
 
 def is_secret_name(rel: str) -> bool:
     """Whether rel is a secret file by its name (``.env``, ``*.pem``, ``.aws/credentials``...), in any case."""
-    return _SECRET_NAMES.match(rel.lower())
+    return _secret_names().match(rel.lower())
 
 
 @dataclass(frozen=True)
