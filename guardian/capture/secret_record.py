@@ -101,17 +101,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-@dataclass
-class ScanCost:
-    """What capture-time scanning has cost this process: for docs/secrets.md's figures and for tuning."""
-
-    files: int = 0
-    seconds: float = 0.0
-
-
-SCAN_COST = ScanCost()
-
-
 def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: dict[str, Any]) -> list[Event]:
     """Scan what a snapshot added or changed; record each secret found and return its ``secret`` events.
 
@@ -175,8 +164,7 @@ def _scan(repo: ShadowRepo, versions: list[dict[str, Any]], store: Path) -> list
             continue
         if findings:
             found.append((version, findings))
-    SCAN_COST.files += len(versions)
-    SCAN_COST.seconds += time.perf_counter() - started
+    log.debug("scanned %d version(s) for secrets in %.1f ms", len(versions), (time.perf_counter() - started) * 1000)
     return found
 
 
