@@ -8,9 +8,11 @@ the change; the moves git explains (a switch, a merge, a rebase onto main, a pul
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,11 +57,16 @@ def _edit(repo: Repo, text: str) -> str:
 # --------------------------------------------------------------------------- git routes
 
 
-def test_reset_hard_moving_head_is_undone(repo: Repo) -> None:
+def test_reset_hard_moving_head_is_undone(repo: Repo, watcher_log: list[str]) -> None:
     with running(repo.project, FAST):
         after = repo.mark()
         repo.git("reset", "-q", "--hard", "HEAD~1")
         event = wait_undone(repo, after, FIX, route="reset --hard HEAD~1")
+    summary = event.details["summary"]
+    assert summary.startswith(f"undid the rollback of {A} to the version of ")
+    assert f"enforce: {summary}" in watcher_log  # one line in the watcher log
+    status = run_cli("status", cwd=repo.root)
+    assert any(line.startswith("enforced:") and line.endswith(summary) for line in status.stdout.splitlines())
     assert event.details["change"] == "rollback"
     assert event.details["outcome"] == "force"
     assert event.details["process"] == "git reset: moving to HEAD~1"
@@ -148,6 +155,35 @@ def test_old_content_known_only_to_git_is_a_rollback(tmp_path: Path) -> None:
         repo.git("checkout", "HEAD~1", "--", A)
         event = wait_undone(repo, after, FIX, route="checkout REV -- PATH (old only in git)")
     assert event.details["to_version"]["commit"] == repo.base
+
+
+def test_a_guardian_yaml_emptied_on_disk_does_not_switch_enforcement_off(repo: Repo) -> None:
+    with running(repo.project, FAST):
+        after = repo.mark()
+        (repo.root / "guardian.yaml").write_text("version: 1\n")
+        wait_stands(repo, after, "version: 1\n", "guardian.yaml")  # an edit of the policy file is not undone
+        repo.write(A, OLD)
+        wait_undone(repo, after, FIX, route="write old content after guardian.yaml was emptied")
+
+
+@pytest.fixture
+def watcher_log() -> Iterator[list[str]]:
+    """The watcher log's lines during the test (the daemon writes this logger to its log file)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("guardian.watch.watcher")
+    handler, level = Collect(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------- other processes
