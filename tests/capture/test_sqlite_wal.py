@@ -385,6 +385,8 @@ def test_an_exclusive_lock_defers_the_database_in_bounded_time_and_the_rest_is_c
 def test_the_watcher_keeps_capturing_while_a_database_stays_locked(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", {"readme.txt": b"r\n"})
     root = project.root
+    first = project.open_repo().head()
+    assert first is not None
     db = root / "jobs.db"
     _rollback_db(db)
     watcher = Watcher(project, WatchOptions())
@@ -399,9 +401,9 @@ def test_the_watcher_keeps_capturing_while_a_database_stays_locked(tmp_path: Pat
             (root / name).write_text(f"{name}\n")
             wait_for(functools.partial(_has, project, name), f"{name} captured")
         # Meanwhile a restore gets the store lock (it is never held for long).
-        (root / "readme.txt").write_text("damaged\n")
+        (root / "readme.txt").write_text("edited\n")
         started = time.monotonic()
-        r = run_cli("restore", "readme.txt", cwd=root)
+        r = run_cli("restore", "--at", first, "readme.txt", cwd=root)
         assert r.exit_code == 0, r.stderr
         assert time.monotonic() - started < 10
     finally:
