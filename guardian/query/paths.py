@@ -9,12 +9,18 @@ from guardian.project import Project
 from guardian.util.fs import lstat_at
 
 
+def _present(project: Project, rel: str) -> bool:
+    # A SQLite database whose base file is gone but whose WAL or journal survives is no typo:
+    # it is the incident guardian exists for (seed 004), and the snapshot must look at it.
+    return any(lstat_at(project.root, rel + suffix) is not None for suffix in ("", "-wal", "-journal"))
+
+
 def require_known_or_present(project: Project, rels: Sequence[str], typed: Sequence[str]) -> None:
     """A path that is neither in the work tree nor in any snapshot is a typo: say so (exit 2).
 
     A path that is gone from disk but known to history is fine: snapshotting it records its deletion.
     """
-    missing = [(rel, text) for rel, text in zip(rels, typed, strict=True) if lstat_at(project.root, rel) is None]
+    missing = [(rel, text) for rel, text in zip(rels, typed, strict=True) if not _present(project, rel)]
     if not missing:
         return
     if not project.paths.repo.is_dir():
