@@ -16,7 +16,7 @@ import pytest
 from guardian.events import EventLog
 from guardian.gates.agent import judge, resolve
 from guardian.gates.agent.hook import HookResult, run_hook
-from guardian.gates.agent.install import HOOK_MATCHER, hook_command
+from guardian.gates.agent.install import HOOK_MATCHER, hook_command, install_claude_hook, uninstall_claude_hook
 from guardian.gates.agent.judge import Verdict, judge_command, judge_file_write
 from guardian.gates.agent.payload import BadHookInput, parse_hook_input
 from guardian.gates.agent.resolver import brace_expand
@@ -506,7 +506,40 @@ def test_install_project_creates_settings(repo: Path) -> None:
     path = _settings(repo)
     assert out.stdout.splitlines()[0] == f"installed the hook in {path}"
     assert json.loads(path.read_text()) == {"hooks": {"PreToolUse": [_ours()]}}
-    assert hook_command() == f"{sys.executable} -m guardian agent-hook" or " " in sys.executable
+    script = Path(sys.executable).parent / "guardian-agent-hook"
+    expected = str(script) if script.is_file() else f"{sys.executable} -m guardian agent-hook"
+    assert hook_command() == expected or " " in sys.executable
+
+
+def test_install_writes_the_console_script_when_it_is_next_to_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    assert hook_command() == f"{bin_dir}/python -m guardian agent-hook"
+    (bin_dir / "guardian-agent-hook").write_text("#!/bin/sh\n")
+    assert hook_command() == f"{bin_dir}/guardian-agent-hook"
+    # An entry of either form is ours: installing the script's form replaces the -m form, uninstall removes it.
+    path = tmp_path / "settings.json"
+    install_claude_hook(path, f"{bin_dir}/python -m guardian agent-hook")
+    assert install_claude_hook(path).action == "updated"
+    assert json.loads(path.read_text()) == {"hooks": {"PreToolUse": [_ours()]}}
+    assert uninstall_claude_hook(path).action == "removed"
+    assert json.loads(path.read_text()) == {}
+
+
+def test_the_console_script_answers_like_python_m(guarded: Path) -> None:
+    script = Path(sys.executable).parent / "guardian-agent-hook"
+    if not script.is_file():
+        pytest.skip("guardian-agent-hook is not installed next to this interpreter (run scripts/setup)")
+    for command, code in (("ls -la", 0), ("git reset --hard HEAD~1", 2)):
+        payload = _payload(command, guarded)
+        proc = subprocess.run([str(script)], cwd=guarded, input=payload, capture_output=True, text=True,
+                              check=False, timeout=60)
+        expected = guardian_subprocess("agent-hook", cwd=guarded, input=payload)
+        assert (proc.returncode, proc.stderr, proc.stdout) == (code, expected.stderr, "")
+        assert expected.returncode == code
 
 
 def test_install_keeps_other_settings_and_is_idempotent(repo: Path) -> None:

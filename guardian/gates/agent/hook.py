@@ -62,3 +62,17 @@ def run_hook(data: bytes | str, environ: Mapping[str, str], default_cwd: str | P
     from guardian.gates.agent.gate import run_full
 
     return run_full(data, environ, Path(default_cwd))
+
+
+def main() -> int:
+    """The ``guardian-agent-hook`` console script: the hook without ``python -m``.
+
+    ``guardian agent install claude`` writes this script's path when it is installed: it
+    skips runpy's module search and ``guardian/__main__``, a few ms on every agent command.
+    """
+    import sys
+
+    result = run_hook(sys.stdin.buffer.read(), os.environ, os.getcwd())  # no pathlib: it is slow to import
+    if result.stderr:
+        sys.stderr.write(result.stderr)
+    return result.exit_code

@@ -1,7 +1,7 @@
 """Installing the agent hook into Claude Code's settings.json, and taking it out again.
 
 The merge keeps every other setting and every other hook: only entries whose
-command ends in ``guardian ... agent-hook`` are ours, an up-to-date entry is left
+command ends in ``guardian ... agent-hook`` or ``guardian-agent-hook`` are ours, an up-to-date entry is left
 exactly as it is, and a settings file that is not valid JSON is reported and never
 rewritten.  The file is replaced atomically, with its mode kept.
 """
@@ -20,6 +20,7 @@ from guardian.errors import ConfigError
 from guardian.paths import find_project_root
 
 HOOK_MATCHER = "Bash|Write|Edit|MultiEdit|NotebookEdit"
+HOOK_SCRIPT = "guardian-agent-hook"  # the console script of pyproject.toml's [project.scripts]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,14 @@ class InstallReport:
 
 
 def hook_command() -> str:
-    """The command Claude Code runs: this interpreter, so the hook works without guardian on PATH."""
+    """The command Claude Code runs, tied to this installation so it works without guardian on PATH.
+
+    The ``guardian-agent-hook`` console script next to this interpreter when there is one (it starts
+    a few ms sooner than ``-m``, on every agent command), else this interpreter with ``-m guardian agent-hook``.
+    """
+    script = Path(sys.executable).parent / HOOK_SCRIPT
+    if script.is_file():
+        return shlex.quote(str(script))
     return f"{shlex.quote(sys.executable)} -m guardian agent-hook"
 
 
@@ -48,6 +56,8 @@ def _is_ours(hook: object) -> bool:
     if not isinstance(hook, dict) or not isinstance(hook.get("command"), str):
         return False
     words = hook["command"].split()
+    if words and words[-1].rsplit("/", 1)[-1].strip("'\"") == HOOK_SCRIPT:
+        return True
     return len(words) >= 2 and words[-1] == "agent-hook" and "guardian" in words[-2]
 
 
