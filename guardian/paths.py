@@ -71,21 +71,34 @@ def _is_git_dir_name(part: str) -> bool:
     return part.lower() == ".git"
 
 
+def is_git_pointer_path(rel: str) -> bool:
+    """Whether rel names a ``.git`` file in a subdirectory: a linked worktree's (or submodule's) pointer.
+
+    Only the exact name, and never at the root, whose ``.git`` is the project's own
+    repository.  What such a file may hold is checked where it is read and written
+    (guardian.util.gitfile); a ``.git`` directory is never entered.
+    """
+    return rel.endswith("/.git")
+
+
 def check_relative(rel: str) -> str:
     """Validate a POSIX path relative to the root, as found in a shadow tree or a catalog.
 
     Refuses anything that could escape the root or touch a .git directory; this is
-    the check that makes a crafted shadow tree harmless.
+    the check that makes a crafted shadow tree harmless.  The one ``.git`` it lets
+    through is a subdirectory's pointer file (is_git_pointer_path): a last component,
+    so nothing is ever reached *through* it.
     """
     if not rel or "\x00" in rel:
         raise PathRefused(f"refusing path {rel!r}: empty or contains a NUL byte")
     if rel.startswith("/") or ("\\" in rel and os.sep == "\\"):
         raise PathRefused(f"refusing path {rel!r}: it must be relative to the project root")
     parts = rel.split("/")
-    for part in parts:
+    pointer = is_git_pointer_path(rel)
+    for index, part in enumerate(parts):
         if part in ("", ".", ".."):
             raise PathRefused(f"refusing path {rel!r}: '{part or '//'}' components are not allowed")
-        if _is_git_dir_name(part):
+        if _is_git_dir_name(part) and not (pointer and index == len(parts) - 1):
             raise PathRefused(f"refusing path {rel!r}: guardian never reads or writes inside a .git directory")
     return rel
 

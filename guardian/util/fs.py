@@ -19,6 +19,7 @@ from pathlib import Path
 from guardian.errors import OperationFailed, PathRefused
 from guardian.paths import check_relative
 from guardian.util.crash import crash_point
+from guardian.util.gitfile import POINTER_NAME, pointer_refusal
 from guardian.util.lock import pid_alive
 
 TEMP_PREFIX = ".guardian-tmp-"
@@ -110,7 +111,8 @@ def open_parent(root: Path, rel: str, *, create: bool = False) -> Iterator[tuple
 
     With create=True, missing parent directories are made (and their parents fsynced).
     Refuses (PathRefused) an empty, ".", ".." or ".git" component and a NUL byte, so no
-    caller can be steered outside the root or into a .git directory.
+    caller can be steered outside the root or into a .git directory.  A subdirectory's
+    own ``.git`` may be the leaf (a worktree pointer file): only its parent is opened here.
     """
     check_relative(rel)
     parts = rel.split("/")
@@ -214,8 +216,13 @@ def write_user_file(
     """Atomically replace root/rel with data, keeping the existing file's mode and owner.
 
     perm: the permission bits to give the file if none is there now (its recorded bits);
-    without it a new file gets the umask's default.
+    without it a new file gets the umask's default.  A ``.git`` file is written only as a
+    worktree pointer that guardian.util.gitfile accepts (PathRefused otherwise).
     """
+    if rel.rsplit("/", 1)[-1] == POINTER_NAME:
+        why = pointer_refusal(root, rel, data)
+        if why is not None:
+            raise PathRefused(f"refusing to write '{rel}': {why}")
     with open_parent(root, rel, create=True) as (dir_fd, leaf):
         try:
             existing: os.stat_result | None = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
@@ -248,6 +255,8 @@ def write_user_file(
 
 def write_user_symlink(root: Path, rel: str, target: bytes) -> None:
     """Atomically make root/rel a symlink to target (the link itself; nothing is followed)."""
+    if rel.rsplit("/", 1)[-1].lower() == POINTER_NAME:
+        raise PathRefused(f"refusing to write '{rel}' as a symlink: git would follow it anywhere")
     with open_parent(root, rel, create=True) as (dir_fd, leaf):
         clear_stale_temps(dir_fd)
         tmp = temp_name()

@@ -6,6 +6,10 @@ such as b"report\\xff.txt" would make a snapshot fail.  Such a name component is
 stored as PREFIX + base64url(raw bytes) and decoded on the way out, so every
 name round-trips byte for byte.  A real name that happens to start with PREFIX
 is escaped the same way, which keeps the mapping unambiguous.
+
+A worktree's ``.git`` pointer file (see guardian.util.gitfile) is escaped the same way,
+because git refuses a tree entry named ``.git``; it decodes back only as the last
+component of a path, so no decoded path ever passes *through* a ``.git``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ def _encode_component(name: str) -> str:
     except UnicodeEncodeError:
         pass
     else:
-        if not name.startswith(PREFIX):
+        if not name.startswith(PREFIX) and name.lower() != ".git":
             return name
     return PREFIX + base64.urlsafe_b64encode(os.fsencode(name)).decode("ascii")
 
 
-def _decode_component(name: str) -> str:
+def _decode_component(name: str, last: bool) -> str:
     if not name.startswith(PREFIX):
         return name
     try:
@@ -36,7 +40,10 @@ def _decode_component(name: str) -> str:
         return name  # not one of ours after all: leave it as stored
     # A crafted entry must not decode to a name that could leave the root or reach a .git
     # directory (git's own name checks cannot see through the encoding): keep it as stored.
-    if b"/" in raw or b"\0" in raw or raw in (b"", b".", b"..") or raw.lower() == b".git":
+    # Only a file's own name may be ".git" (a worktree pointer), never a directory on the way.
+    if b"/" in raw or b"\0" in raw or raw in (b"", b".", b".."):
+        return name
+    if raw.lower() == b".git" and not (last and raw == b".git"):
         return name
     return os.fsdecode(raw)
 
@@ -46,4 +53,5 @@ def encode_path(path: str) -> str:
 
 
 def decode_path(path: str) -> str:
-    return "/".join(_decode_component(part) for part in path.split("/"))
+    parts = path.split("/")
+    return "/".join(_decode_component(part, index == len(parts) - 1) for index, part in enumerate(parts))
