@@ -287,6 +287,34 @@ class PolicyEngine:
         """True when any rule governs ``path`` (even one that allows everything)."""
         return bool(self._rules_matching(path))
 
+    def governed_from(self, path: str) -> int | None:
+        """How many leading components of ``path`` name the first place a rule covers it from.
+
+        "a/b/c" under a rule for "a/" gives 1, under one for "*.c" 3.  None when no rule's
+        patterns cover the path itself (holding a protected path inside does not count here;
+        see :meth:`leads_to`).  The capture filter uses it to tell a protected directory from
+        an ignored one inside it.
+        """
+        norm = normalize_path(path)
+        if _is_outside(norm) or norm == ".":
+            return None
+        if not any(c.spec.match(norm) or c.spec.match(norm + "/") for c in self._rules):
+            return None
+        parts = norm.split("/")
+        for depth in range(1, len(parts)):
+            prefix = "/".join(parts[:depth]) + "/"
+            if any(c.spec.match(prefix) for c in self._rules):
+                return depth
+        return len(parts)
+
+    def leads_to(self, directory: str) -> bool:
+        """Whether a place a rule names by its full path ("g/state/") lies strictly inside ``directory``."""
+        norm = normalize_path(directory)
+        if _is_outside(norm) or norm == ".":
+            return bool(self._rules)
+        components = tuple(norm.split("/"))
+        return any(_contains(components, parts) for c in self._rules for parts in c.anchored)
+
     def decide_path(self, operation: Operation, change: PathChange, force: bool = False) -> PathDecision:
         rule = self.rule_for(change.path, operation, change.change)
         if rule is None:

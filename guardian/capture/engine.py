@@ -306,7 +306,7 @@ class Capture:
         self.project = project
         self.repo = repo
         self.catalog = catalog
-        self.keep = PathFilter(project.root, project.policy.watch)
+        self.keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
         self.reader = FileReader(project)
         # Near the store's size cap or free-space floor, which files to skip (lifecycle.CaptureBudget:
         # (path, size) -> why, or None).  None captures everything.

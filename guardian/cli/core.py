@@ -151,6 +151,8 @@ def status(ctx: Context, as_json: bool) -> int:
         echo(f"grant:     {g['id']} {g['operation']} {', '.join(g['paths'])} until {format_time(g['expires'])}")
     for e in result.enforced:
         echo(f"enforced:  {format_iso_text(e['ts'])} {e.get('summary') or ', '.join(e['paths'])}")
+    for note in result.notes:
+        echo(f"note: {note}")
     for warning in result.warnings:
         echo(f"{paint('warning:', 'suspect', err=True)} {warning}", err=True)
     return EXIT_OK

@@ -144,7 +144,7 @@ class _Inspector:
         self.repo = repo
         self.writers = OpenWriters(project.root)
         self.engine = PolicyEngine(project.policy.protect_rules)
-        self.keep = PathFilter(project.root, project.policy.watch)
+        self.keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
         self.reader = FileReader(project)
         # On a whole-tree check, the paths that ever had a non-valid version are collected
         # once, so a file with only valid versions costs no history query.

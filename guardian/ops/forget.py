@@ -172,7 +172,7 @@ def resolve_paths(project: Project, typed: Sequence[str], cwd: Path | None) -> l
 
 def _captured_on_disk(project: Project, dropped: Sequence[str]) -> list[str]:
     """Files under the dropped paths that are in the work tree and would be captured again."""
-    keep = PathFilter(project.root, project.policy.watch)
+    keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
     found: list[str] = []
     for rel in dropped:
         st = lstat_at(project.root, rel)

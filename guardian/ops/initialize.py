@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.capture.engine import ProgressFn, SnapshotResult
+from guardian.capture.filters import hidden_protected_notes
 from guardian.config import parse_policy, preset_text
 from guardian.errors import NotAProject, OperationFailed, UsageError
 from guardian.events import now_iso
@@ -115,6 +116,7 @@ def init_project(
     project = Project.find(root)
     # A large first snapshot reaches the store as packs, not loose objects (ShadowRepo.staged_writes).
     snapshot = take_snapshot(project, None, "init", progress=progress)
+    notes.extend(hidden_protected_notes(root, project.policy))  # protected paths .gitignore would have hidden
     if created_store:
         project.events.append(
             "init", [], snapshot.snapshot, "init", {"root": str(root), "preset": preset or "default"}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.capture.budget import CaptureBudget, StoreUsage, disk_full_message, measure_usage
+from guardian.capture.filters import hidden_protected_notes
 from guardian.capture.secret_record import SecretFile, secret_files
 from guardian.lifecycle.gc import read_gc_state
 from guardian.lifecycle.mirror import read_push_state
@@ -43,6 +44,7 @@ class Status:
     watcher: dict[str, Any] = field(default_factory=dict)
     lifecycle: dict[str, Any] = field(default_factory=dict)  # lifecycle.StoreReport: limits, last gc, last push
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # protected paths watched although .gitignore hides them
     policy_pending: str | None = None  # why guardian.yaml on disk is not the policy in force
     grants: list[dict[str, Any]] = field(default_factory=list)
     enforced: list[dict[str, Any]] = field(default_factory=list)  # the newest undone or granted changes
@@ -61,6 +63,7 @@ class Status:
             "watcher": self.watcher,
             "lifecycle": self.lifecycle,
             "warnings": self.warnings,
+            "notes": self.notes,
             "policy": {"in_force": "accepted" if self.policy_pending else "disk", "pending": self.policy_pending},
             "grants": self.grants,
             "enforced": self.enforced,
@@ -106,6 +109,7 @@ def status(project: Project) -> Status:
     if held:
         result.secrets = [f.to_json() for f in held]
         result.warnings.append(secrets_line(held))
+    result.notes = hidden_protected_notes(project.root, project.policy)
     result.policy_pending = project.policy_pending
     if project.policy_pending:
         result.warnings.append(project.policy_pending)

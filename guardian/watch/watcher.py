@@ -106,7 +106,7 @@ class Watcher:
         self.options = options or WatchOptions.from_env()
         self.on_ready = on_ready
         self.on_snapshot = on_snapshot
-        self.keep = PathFilter(project.root, project.policy.watch)
+        self.keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
         self.engine = PolicyEngine.from_policy(project.policy)
         self._enforcer = Enforcer(project)  # undoes what the policy does not let stand, after each capture
         self._maintenance = Maintenance(project)  # gc, size cap and pushes, on their own thread
@@ -413,7 +413,7 @@ class Watcher:
             return
         self.project = Project(self.project.paths, policy)
         self._maintenance.use_project(self.project)
-        self.keep = PathFilter(self.project.root, policy.watch)
+        self.keep = PathFilter(self.project.root, policy.watch, policy.protect_rules)
         self.handler.keep = self.keep
         self.engine = PolicyEngine.from_policy(policy)
         self._store.use(self.project, self.keep)
