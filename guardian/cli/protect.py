@@ -15,6 +15,8 @@ from guardian.util.times import parse_time
 if TYPE_CHECKING:
     # Imported lazily in the commands: every guardian invocation loads this module, and
     # guardian.rollback pulls in pygit2, which the gate must not pay for.
+    from pathlib import Path
+
     from guardian.gates.gate import GateResult
     from guardian.ops.rollback import RollbackReport
     from guardian.policy import PathDecision
@@ -74,7 +76,9 @@ _DONE = {"rewrite": "rewrote", "delete": "deleted", "recreate": "recreated"}
 _PLANNED = {"rewrite": "would rewrite", "delete": "would delete", "recreate": "would recreate"}
 
 
-def print_rollback(ctx: Context, report: RollbackReport, undo_hint: str | None = None) -> None:
+def print_rollback(
+    ctx: Context, report: RollbackReport, undo_hint: str | None = None, root: Path | None = None
+) -> None:
     verbs = _PLANNED if report.dry_run else _DONE
     forced = report.forced
     applied = [
@@ -95,6 +99,11 @@ def print_rollback(ctx: Context, report: RollbackReport, undo_hint: str | None =
     if report.pre_snapshot and not report.dry_run and report.applied:
         pre = report.pre_snapshot[:12]
         echo(undo_hint or f"the state before this rollback is snapshot {pre}; undo with 'guardian rollback --to {pre}'")
+    if root is not None and not report.dry_run:
+        from guardian.ops.restore_dir import reattach_hints
+
+        for line in reattach_hints(root, [c.path for c in report.applied if c.entry is not None]):
+            echo(line)
 
 
 @cli.command()
@@ -146,7 +155,7 @@ def rollback(
     if as_json:
         emit_json(report.to_json())
     else:
-        print_rollback(ctx, report)
+        print_rollback(ctx, report, root=project.root)
     return report.exit_code
 
 

@@ -128,7 +128,7 @@ def undo(ctx: Context, list_only: bool, force: bool, dry_run: bool, as_json: boo
     echo(f"{verb} the {op.label} of {format_iso_text(op.ts)}: back to snapshot {op.pre_snapshot[:12]}")
     pre = (report.rollback.pre_snapshot or "")[:12]
     hint = f"the state before this undo is snapshot {pre}; 'guardian undo' again redoes it"
-    print_rollback(ctx, report.rollback, hint)
+    print_rollback(ctx, report.rollback, hint, root=project.root)
     for path in report.changed_since:
         echo(
             f"note: {path} changed again after that {op.label}; "

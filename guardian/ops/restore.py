@@ -12,6 +12,7 @@ from guardian.catalog.db import Catalog, VersionRow
 from guardian.catalog.sync import sync_catalog
 from guardian.errors import Blocked, NeedsForce, OperationFailed
 from guardian.ops.grant import grant_forced
+from guardian.ops.restore_dir import directory_targets, is_directory, reattach_hints
 from guardian.ops.session import write_session
 from guardian.ops.sqlite_restore import plan_sqlite_restore, put_back, set_aside_sidecars
 from guardian.paths import check_relative
@@ -224,25 +225,43 @@ def restore(
     dry_run: bool = False,
     force: bool = False,
 ) -> RestoreReport:
-    """Each named file's latest valid version (or its version --at / --before), from the local store."""
+    """Each named file's latest valid version (or its version --at / --before), from the local store.
+
+    A directory stands for every file under it in one snapshot (ops.restore_dir), each
+    version picked as for a file named alone.
+    """
     repo = project.open_repo()
+    notes: list[str] = []
     with project.writer_lock():
         catalog = project.open_catalog()
         try:
             project.sweep_store(repo, "restore")
             sync_catalog(project.events, repo, catalog)
             targets: list[RestoreTarget] = []
-            for typed in typed_paths:
-                rel = resolve_path(project.root, catalog, typed, cwd)
+
+            def pick(rel: str, typed: str) -> RestoreTarget:
                 bare = at is None and before is None
                 newest = newest_valid_version(project, catalog, rel) if bare and catalog.known_path(rel) else None
-                targets.append(choose_version(repo, catalog, rel, typed, at, before, newest_valid=newest))
+                return choose_version(repo, catalog, rel, typed, at, before, newest_valid=newest)
+
+            for typed in typed_paths:
+                rel = resolve_path(project.root, catalog, typed, cwd)
+                if is_directory(project.root, catalog, rel):
+                    targets.extend(directory_targets(project.root, repo, catalog, rel, at, before, pick, notes))
+                else:
+                    targets.append(pick(rel, typed))
         finally:
             catalog.close()
     # A person who picked an older version (--at, --before) or forced one meant it: leave a grant.
     chosen = at is not None or before is not None or force
     latest = at is None and before is None  # only the latest versions can be extended by an orphaned WAL
-    return apply_restore(project, repo, targets, dry_run=dry_run, force=force, leave_grants=chosen, recover_wal=latest)
+    report = apply_restore(
+        project, repo, targets, dry_run=dry_run, force=force, leave_grants=chosen, recover_wal=latest
+    )
+    report.notes[:0] = notes
+    if not dry_run:  # a worktree whose files came back is re-attached by git, not by guardian
+        report.notes.extend(reattach_hints(project.root, [f.path for f in report.files]))
+    return report
 
 
 def apply_restore(
