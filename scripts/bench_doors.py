@@ -331,7 +331,7 @@ def machine() -> str:
 
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     return (f"{platform.platform()}; nproc {os.cpu_count()}; python {platform.python_version()}; "
-            f"pygit2 {version("pygit2")} (libgit2 {pygit2.LIBGIT2_VERSION}); {git_version}")
+            f"pygit2 {version('pygit2')} (libgit2 {pygit2.LIBGIT2_VERSION}); {git_version}")
 
 
 def print_table(rows: list[Row]) -> None:
