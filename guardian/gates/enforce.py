@@ -41,7 +41,7 @@ from guardian.ops.restore import write_entry
 from guardian.ops.session import write_session
 from guardian.paths import POLICY_FILENAME
 from guardian.policy import ChangeKind, Operation, Outcome, PathChange, PolicyEngine, rule_outcome, stricter
-from guardian.query.rollbacks import NOT_EXPLAINED, Change, GitReason, ages_for, classify, explain
+from guardian.query.rollbacks import NOT_EXPLAINED, Change, GitReason, explain, judge
 from guardian.query.userrepo import InProgress, UserRepo
 from guardian.store.repo import hash_blob
 from guardian.store.tree import Entry
@@ -218,8 +218,7 @@ class Enforcer:
     ) -> _Verdict | None:
         upto = versions[: index + 1]
         version = upto[index]
-        ages = ages_for(upto, git, rel, version)
-        change = classify(upto, index, ages, deferred.before_blob if deferred is not None else None)
+        change = judge(upto, index, git, rel, deferred.before_blob if deferred is not None else None)
         if change is None:
             return None
         if change.kind == "delete" and _transient(upto, index):

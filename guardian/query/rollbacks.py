@@ -108,23 +108,16 @@ class ContentAges:
         return seen_old is None or seen_new.appearance < seen_old.appearance
 
 
-def ages_for(versions: Sequence[VersionRow], repo: UserRepo | None, path: str, version: VersionRow) -> ContentAges:
-    """The ages of a path's contents from its versions, and from git when ``version`` may hold an old git blob.
-
-    git is asked (one ``git log``) only when ``version`` is the first to hold its content
-    and the user's repository stores that content: an ordinary edit costs no git call.
-    """
-    ages = ContentAges()
-    ages.add_versions(versions)
-    add_git_if_needed(ages, repo, path, version)
-    return ages
-
-
 def add_git_if_needed(ages: ContentAges, repo: UserRepo | None, path: str, version: VersionRow) -> None:
+    """Add git's history of ``path`` when ``version``'s content is stored in the user's repository.
+
+    Only git can say that content guardian first captured late (an old commit checked out,
+    or a rollback captured before) is older than what it replaced.  Content git does not
+    hold (an ordinary edit) costs no git call: presence is read from the object files.
+    """
     if repo is None or ages.has_git or version.blob is None:
         return
-    origin = ages.origin(version.blob)
-    if origin is not None and origin.snapshot == version.snapshot and repo.has_object(version.blob):
+    if repo.has_object(version.blob):
         ages.add_git(repo.path_history(path))
 
 
@@ -152,7 +145,10 @@ def replaced_version(versions: Sequence[VersionRow], index: int) -> VersionRow |
 def classify(
     versions: Sequence[VersionRow], index: int, ages: ContentAges, replaced_blob: str | None = None
 ) -> Change | None:
-    """The change version ``index`` made, or None when its content did not change (accept, settle, mode)."""
+    """The change version ``index`` made, or None when its content did not change (accept, settle, mode).
+
+    ``ages`` as they stand: see :func:`judge` for the classification that asks git when it must.
+    """
     version = versions[index]
     previous = versions[index - 1] if index > 0 else None
     replaced = replaced_version(versions, index)
@@ -166,6 +162,29 @@ def classify(
     if old is not None and ages.older(version.blob, old):
         return Change("rollback", version, replaced, previous, ages.origin(version.blob))
     return Change("edit", version, replaced, previous)
+
+
+def judge(
+    versions: Sequence[VersionRow],
+    index: int,
+    repo: UserRepo | None,
+    path: str,
+    replaced_blob: str | None = None,
+    ages: ContentAges | None = None,
+) -> Change | None:
+    """:func:`classify` by guardian's snapshots, and by git's history too when they call it an edit.
+
+    ``ages`` (the path's snapshots, already added) is reused and may gain git's history.
+    """
+    if ages is None:
+        ages = ContentAges()
+        ages.add_versions(versions)
+    change = classify(versions, index, ages, replaced_blob)
+    if change is not None and change.kind == "edit" and not ages.has_git:
+        add_git_if_needed(ages, repo, path, versions[index])
+        if ages.has_git:
+            change = classify(versions, index, ages, replaced_blob)
+    return change
 
 
 # --------------------------------------------------------------------------- what git says
@@ -256,11 +275,7 @@ def rollback_at(
     version = versions[index]
     if version.trigger in OWN_WRITES or version.blob is None:
         return None
-    change = classify(versions, index, ages)
-    if change is not None and change.kind == "edit" and not ages.has_git:
-        add_git_if_needed(ages, repo, path, version)
-        if ages.has_git:
-            change = classify(versions, index, ages)
+    change = judge(versions, index, repo, path, ages=ages)
     if change is None or change.kind != "rollback":
         return None
     process: str | None = None

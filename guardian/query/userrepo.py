@@ -85,7 +85,7 @@ class UserRepo:
         self.top = top
         self.git_dir = git_dir
         self.common_dir = common_dir
-        self._packs: dict[str, tuple[float, bytes | mmap.mmap | None]] = {}
+        self._packs: dict[str, tuple[int, list[mmap.mmap]]] = {}
 
     @classmethod
     def locate(cls, root: Path) -> UserRepo | None:
@@ -227,35 +227,32 @@ class UserRepo:
         return dirs
 
     def _in_packs(self, pack_dir: Path, raw: bytes) -> bool:
-        try:
-            names = [e.name for e in os.scandir(pack_dir) if e.name.endswith(".idx")]
-        except OSError:
-            return False
-        for name in names:
-            index = self._pack_index(pack_dir / name)
-            if index is not None and _idx_contains(index, raw):
-                return True
-        return False
+        return any(_idx_contains(index, raw) for index in self._pack_indexes(pack_dir))
 
-    def _pack_index(self, path: Path) -> bytes | mmap.mmap | None:
-        key = str(path)
+    def _pack_indexes(self, pack_dir: Path) -> list[mmap.mmap]:
+        """The version-2 indexes of a pack directory, mapped once; a new pack changes the directory's mtime."""
         try:
-            mtime = path.stat().st_mtime
+            stamp = pack_dir.stat().st_mtime_ns
         except OSError:
-            return None
-        cached = self._packs.get(key)
-        if cached is not None and cached[0] == mtime:
+            return []
+        cached = self._packs.get(str(pack_dir))
+        if cached is not None and cached[0] == stamp:
             return cached[1]
-        data: bytes | mmap.mmap | None
+        indexes: list[mmap.mmap] = []
         try:
-            with open(path, "rb") as handle:
-                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            data = None
-        if data is not None and data[:8] != _IDX_MAGIC + b"\0\0\0\2":
-            data = None  # a version-1 index (git before 1.5.2): seen as not holding anything
-        self._packs[key] = (mtime, data)
-        return data
+            names = sorted(e.name for e in os.scandir(pack_dir) if e.name.endswith(".idx"))
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                with open(pack_dir / name, "rb") as handle:
+                    index = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                continue
+            if index[:8] == _IDX_MAGIC + b"\0\0\0\2":  # version 1 (git before 1.5.2) is not read
+                indexes.append(index)
+        self._packs[str(pack_dir)] = (stamp, indexes)
+        return indexes
 
     # ------------------------------------------------------------------ the history of one path
 
@@ -310,7 +307,7 @@ def _oid(text: str) -> str | None:
     return None if not text.strip("0") or len(text) != 40 else text
 
 
-def _idx_contains(index: bytes | mmap.mmap, raw: bytes) -> bool:
+def _idx_contains(index: mmap.mmap, raw: bytes) -> bool:
     """Binary search of a version-2 pack index's sorted object names (20 bytes each, after the fan-out)."""
     first = raw[0]
     fan = 8

@@ -9,9 +9,11 @@ the change; the moves git explains (a switch, a merge, a rebase onto main, a pul
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,6 +195,11 @@ def _stale_copy(repo: Repo, where: Path) -> Path:
     """A copy of the tree as it was at base (rsync -a keeps the old mtimes, as a backup would)."""
     where.mkdir()
     subprocess.run(f"git archive {repo.base} | tar -x -C {where}", shell=True, cwd=repo.root, check=True)
+    # Yesterday's backup: rsync's quick check (size and whole-second mtime) must not take the
+    # old file for the new one of the same size written in the same second as the base commit.
+    yesterday = time.time() - 86400
+    for path in where.rglob("*"):
+        os.utime(path, (yesterday, yesterday), follow_symlinks=False)
     return where
 
 
