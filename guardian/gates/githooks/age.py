@@ -1,96 +1,57 @@
-"""Does a path's content move back?  When each of its contents first appeared, in git and in guardian.
+"""Does a path's content move back?  The hooks ask the same question, the same way, as the watcher.
 
 A git command that replaces protected content is a rollback only when the new content
 is *older* than what it replaced: a reset that undoes a revert brings the fix forward
 again, a rebase onto a main that fixed the file brings the fix in.  "Older" is about
-first appearances: the first commit (in the history of the commits the command moved
-between) whose tree has that blob at that path, and the first snapshot in guardian's
-catalog that recorded it.  Content neither has seen is new.
+first appearances, in guardian's snapshots and in the user's git history of the path
+(every ref and reflog): ``guardian.query.rollbacks.ContentAges``, which the watcher's
+enforcement, ``history`` and ``restore`` use too, so a hook never lets through what
+the watcher would then undo, nor refuses what it would let stand.
 
-Commit and snapshot times are whole seconds, and tests (and quick people) make several
-in one second, so the order is (time, where, position): within one second a commit
-comes before a snapshot (guardian captures what is on disk, which a commit of the same
-second already held or did not yet), commits keep their topological order, and
-snapshots their sequence.
+Loaded only once a hook has a protected path whose content git replaced: the query
+layer brings sqlite and the catalog with it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from guardian.gates.githooks.source import blob_sha1
-
 if TYPE_CHECKING:
-    from guardian.catalog.db import Catalog
-    from guardian.gates.githooks.gitcli import Git
-
-_GIT, _SNAPSHOT = 0, 1
-
-
-@dataclass(frozen=True, order=True)
-class Appearance:
-    time: int
-    where: int  # _GIT before _SNAPSHOT within a second
-    position: int  # topological index of the commit, or the snapshot's sequence number
+    from guardian.gates.githooks.context import HookContext
+    from guardian.query.rollbacks import ContentAges
+    from guardian.query.userrepo import UserRepo
 
 
-class ContentHistory:
-    """First appearances of each content (by sha1) of one path."""
+class AgeBook:
+    """The content ages of the paths one hook asks about, each read once."""
 
-    def __init__(self) -> None:
-        self.first: dict[str, Appearance] = {}
+    def __init__(self, ctx: HookContext) -> None:
+        self._ctx = ctx
+        self._ages: dict[str, ContentAges] = {}
+        self._repo: UserRepo | None = None
+        self._located = False
 
-    def add(self, sha1: str, seen: Appearance) -> None:
-        known = self.first.get(sha1)
-        if known is None or seen < known:
-            self.first[sha1] = seen
+    def ages(self, path: str) -> ContentAges:
+        """First appearances of each content of ``path`` (project-relative)."""
+        if path not in self._ages:
+            from guardian.query.rollbacks import ContentAges
 
-    def older(self, new: str, old: str) -> bool:
-        """Did content ``new`` first appear before content ``old``?  New content is never older."""
-        seen_new = self.first.get(new)
-        if seen_new is None:
-            return False
-        seen_old = self.first.get(old)
-        return seen_old is None or seen_new < seen_old
+            ages = ContentAges()
+            with self._ctx.project().reader() as (_repo, catalog):
+                ages.add_versions(catalog.versions_of(path))
+            repo = self._user_repo()
+            if repo is not None:
+                ages.add_git(repo.path_history(path))
+            self._ages[path] = ages
+        return self._ages[path]
 
-    def to_text(self) -> str:
-        return ", ".join(f"{sha[:8]}@{a.time}/{a.where}/{a.position}" for sha, a in sorted(self.first.items()))
+    def older(self, path: str, new: str, old: str) -> bool:
+        """Did content ``new`` of ``path`` first appear before content ``old``?  New content is never older."""
+        return self.ages(path).older(new, old)
 
+    def _user_repo(self) -> UserRepo | None:
+        if not self._located:
+            from guardian.query.userrepo import UserRepo
 
-def git_history(git: Git, name: str, commits: Sequence[str], into: ContentHistory) -> None:
-    """Add the blobs ``name`` had in the history of ``commits`` (parents before children)."""
-    wanted = [c for c in dict.fromkeys(commits) if c]
-    if not wanted:
-        return
-    args = ["log", "--topo-order", "--reverse", "--format=%x01%ct", "--raw", "--no-abbrev", "--no-renames"]
-    raw = git.run(*args, *wanted, "--", name, check=False)
-    sha256 = False
-    converted: dict[str, str] = {}
-    time, index = 0, 0
-    for line in os.fsdecode(raw).splitlines():
-        if line.startswith("\x01"):
-            time, index = int(line[1:] or 0), index + 1
-            continue
-        if not line.startswith(":"):
-            continue
-        meta = line.split("\t", 1)[0].split()
-        if len(meta) < 5:
-            continue
-        old_oid, new_oid = meta[2], meta[3]
-        sha256 = sha256 or len(new_oid) == 64
-        for position, oid in ((index * 2 - 1, old_oid), (index * 2, new_oid)):
-            if not oid.strip("0"):
-                continue  # added or deleted here
-            sha1 = oid
-            if sha256:
-                sha1 = converted.get(oid) or converted.setdefault(oid, blob_sha1(git.blob(oid)))
-            into.add(sha1, Appearance(time, _GIT, position))
-
-
-def catalog_history(catalog: Catalog, path: str, into: ContentHistory) -> None:
-    for version in catalog.versions_of(path):
-        if version.blob is not None:
-            into.add(version.blob, Appearance(int(version.ts), _SNAPSHOT, version.seq))
+            self._repo, self._located = UserRepo.locate(self._ctx.project().root), True
+        return self._repo

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from guardian.errors import OperationFailed
-from guardian.gates.githooks.age import ContentHistory, catalog_history, git_history
+from guardian.gates.githooks.age import AgeBook
 from guardian.gates.githooks.before import pre_command_sources
 from guardian.gates.githooks.context import HookContext, trace
 from guardian.gates.githooks.source import Loss, Source, blob_sha1, current_content
@@ -228,6 +228,7 @@ def find_losses(
     trace(f"suspects {suspects}, sources {sources}")
     committed = ctx.git.tree_entries(old, suspects) if committed_is_safe else {}
     held = _held_by_operation(ctx, suspects)
+    book = AgeBook(ctx)
     losses: list[Loss] = []
     for name in suspects:
         source = sources.get(name)
@@ -241,7 +242,7 @@ def find_losses(
             harmless.append(ctx.path_of(name))
             continue
         loss = Loss(ctx.path_of(name), name, content is not None, source)
-        if content is not None and not _moves_back(ctx, loss, blob_sha1(content), [old, new]):
+        if content is not None and not _moves_back(book, loss, blob_sha1(content)):
             trace(f"{name}: its new content is newer than {source.describe()}: not a rollback")
             harmless.append(ctx.path_of(name))
             continue
@@ -254,14 +255,10 @@ def find_losses(
     return [loss for loss in losses if loss.git_path not in kept], harmless, sorted(ctx.path_of(n) for n in kept)
 
 
-def _moves_back(ctx: HookContext, loss: Loss, now: str, commits: Sequence[str]) -> bool:
+def _moves_back(book: AgeBook, loss: Loss, now: str) -> bool:
     """Is the content git left at ``loss.path`` older than the content it replaced?"""
-    history = ContentHistory()
-    git_history(ctx.git, loss.git_path, [*commits, *ctx.operation_heads().values()], history)
-    with ctx.project().reader() as (_repo, catalog):
-        catalog_history(catalog, loss.path, history)
-    older = history.older(now, loss.source.sha1)
-    trace(f"{loss.git_path}: {now[:8]} older than {loss.source.sha1[:8]}: {older} ({history.to_text()})")
+    older = book.older(loss.path, now, loss.source.sha1)
+    trace(f"{loss.git_path}: {now[:8]} older than {loss.source.sha1[:8]}: {older}")
     return older
 
 

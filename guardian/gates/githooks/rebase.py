@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from guardian.errors import EXIT_OK
-from guardian.gates.githooks.age import ContentHistory, catalog_history, git_history
+from guardian.gates.githooks.age import AgeBook
 from guardian.gates.githooks.context import EXIT_REFUSE, HookContext, say, short
 from guardian.gates.githooks.gitcli import Git
 from guardian.gates.githooks.judge import (
@@ -70,17 +70,14 @@ def _moving_back(
     had = ctx.git.tree_entries(before, names)
     gets = ctx.git.tree_entries(after, names)
     found: list[tuple[str, ChangeKind, tuple[int, str] | None]] = []
+    book = AgeBook(ctx)
     for name in names:
         if name not in had:
             continue  # the branch did not have it: nothing of it is lost
         if name not in gets:
             found.append((name, "delete", had[name]))
             continue
-        history = ContentHistory()
-        git_history(ctx.git, name, [before, after], history)
-        with ctx.project().reader() as (_repo, catalog):
-            catalog_history(catalog, ctx.path_of(name), history)
-        if history.older(_sha1(ctx, gets[name][1]), _sha1(ctx, had[name][1])):
+        if book.older(ctx.path_of(name), _sha1(ctx, gets[name][1]), _sha1(ctx, had[name][1])):
             found.append((name, "modify", had[name]))
     return found
 
