@@ -227,3 +227,16 @@ def test_the_undo_is_itself_undoable_with_the_command_it_names(tmp_path: Path) -
     assert (repo.root / A).read_text() == OLD
     # guardian's own write is captured under the writer lock: nothing is left for enforcement to see
     assert take_snapshot(repo.project, None, "watch").snapshot is None
+
+
+def test_the_same_rollback_twice_is_undone_twice_though_guardian_first_saw_the_old_content_late(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path, capture_old=False)  # "old" is known to git only
+    for _ in range(2):
+        write(repo.root, A, OLD)  # the second time, the snapshots have "old" after "fix": git says older
+        decided = {d["rule"]["reason"]: d for d in _capture(repo.project)}  # type: ignore[index]
+        assert decided["WO pipeline"]["action"] == "undone"
+        went_to = decided["WO pipeline"]["to_version"]
+        assert isinstance(went_to, dict) and went_to["commit"] == repo.base
+        assert (repo.root / A).read_text() == FIX
