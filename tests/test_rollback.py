@@ -564,11 +564,11 @@ def test_interrupted_rollback_is_snapshotted_and_recorded(project: Path, monkeyp
     real = guardian.ops.rollback.write_entry
     calls: list[str] = []
 
-    def interrupt_second(root: Path, repo: Any, rel: str, entry: Any) -> int:
+    def interrupt_second(root: Path, repo: Any, rel: str, entry: Any, **kwargs: Any) -> int:
         calls.append(rel)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(root, repo, rel, entry)
+        return real(root, repo, rel, entry, **kwargs)
 
     monkeypatch.setattr(guardian.ops.rollback, "write_entry", interrupt_second)
     with pytest.raises(KeyboardInterrupt):

@@ -13,131 +13,39 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from guardian.capture.filters import PathFilter
+from guardian.capture.health import note_capture, note_failure
+from guardian.capture.reading import Unreadable, grew_reason, read_capped
+from guardian.capture.result import CapturedFile as CapturedFile
+from guardian.capture.result import SnapshotResult as SnapshotResult
+from guardian.capture.result import summarize as summarize
 from guardian.capture.secret_record import secret_events
-from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, wal_stats, with_wal
+from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, with_wal
 from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, is_in_progress, judge
+from guardian.capture.walk import Problem, describe_os_error, too_deep, too_deep_reason, under_any
+from guardian.capture.walk import walk_tree as walk_tree
 from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, NewVersion
 from guardian.config import CheckSpec
-from guardian.errors import PathRefused
+from guardian.errors import OperationFailed, PathRefused
 from guardian.project import Project
 from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.store.trailers import format_message
 from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
 from guardian.util.crash import crash_point
-from guardian.util.fs import TEMP_PREFIX, is_stale_temp, lstat_at, open_parent
+from guardian.util.fs import is_stale_temp, lstat_at, open_parent
 
 ProgressFn = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class CapturedFile:
-    path: str
-    # add, modify, delete, accept; settle: unchanged content judged again after its writer closed it
-    change: str
-    size: int | None
-    verdict: str
-    reason: str
-    blob: str | None = None
-    mode: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "change": self.change,
-            "size": self.size,
-            "verdict": self.verdict,
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class SnapshotResult:
-    snapshot: str | None
-    parent: str | None
-    time: float
-    trigger: str
-    files: list[CapturedFile] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    # Files that changed while they were read: what was captured may already be stale (or torn),
-    # so the caller should capture them again (the watcher re-queues them).
-    unstable: list[str] = field(default_factory=list)
-    # Databases another connection kept locked past the bounded wait: retried (they are unstable too).
-    deferred: list[str] = field(default_factory=list)
-
-    @property
-    def bad(self) -> list[CapturedFile]:
-        return [f for f in self.files if f.verdict != "valid"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "snapshot": self.snapshot,
-            "parent": self.parent,
-            "time": self.time,
-            "trigger": self.trigger,
-            "files": [f.to_json() for f in self.files],
-            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
-        }
-
-
-def summarize(trigger: str, files: list[CapturedFile]) -> str:
-    counts: dict[str, int] = {}
-    for f in files:
-        counts[f.change] = counts.get(f.change, 0) + 1
-    words = {"add": "added", "modify": "modified", "delete": "deleted", "accept": "accepted", "settle": "settled"}
-    parts = [f"{counts[k]} {words[k]}" for k in ("modify", "add", "delete", "accept", "settle") if counts.get(k)]
-    text = f"{trigger}: " + (", ".join(parts) if parts else "no changes")
-    bad = [f for f in files if f.verdict != "valid"]
-    if bad:
-        kinds: dict[str, int] = {}
-        for f in bad:
-            kinds[f.verdict] = kinds.get(f.verdict, 0) + 1
-        text += " (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
-    return text
 
 
 # --------------------------------------------------------------------------- scanning
 
 # Files whose stat data a full scan compares with the catalog in one query.
 SCAN_CHUNK = 500
-
-
-def walk_tree(
-    root: Path, keep: PathFilter, start: str = "", temps: list[str] | None = None
-) -> Iterator[tuple[str, os.stat_result]]:
-    """Every capturable file and symlink under root/start, without following symlinks.
-
-    With ``temps``, guardian's own ``.guardian-tmp-*`` files met on the way (never
-    captured) are collected there, so a full scan can sweep a killed writer's leftovers.
-    """
-    stack = [start]
-    while stack:
-        rel_dir = stack.pop()
-        try:
-            with os.scandir(root / rel_dir if rel_dir else root) as entries:
-                listing = list(entries)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        wals = wal_stats(listing)  # a commit may change only a database's -wal: fold it into its stat
-        for entry in listing:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                st = with_wal(entry.stat(follow_symlinks=False), wals.get(entry.name))
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if keep(rel, is_dir=True):
-                    stack.append(rel)
-            elif (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and keep(rel):
-                yield rel, st
-            elif temps is not None and entry.name.startswith(TEMP_PREFIX) and not stat.S_ISDIR(st.st_mode):
-                temps.append(rel)
 
 
 def _git_mode(st_mode: int) -> int:
@@ -249,8 +157,14 @@ class FileReader:
         self.databases = DatabaseReads(project.root)
 
     def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
-        """('missing'|'other'|'toolarge'|'busy'|'file'|'symlink', data, stat); 'busy': a locked database."""
-        kind, data, st, _distrust = self.read_checked(rel)
+        """('missing'|'other'|'toolarge'|'busy'|'error'|'file'|'symlink', data, stat).
+
+        'busy': a locked database; 'error': a file that cannot be read (read_checked raises Unreadable).
+        """
+        try:
+            kind, data, st, _distrust = self.read_checked(rel)
+        except Unreadable:
+            return "error", b"", None  # not judged: the capture reports it
         return kind, data, st
 
     def read_checked(self, rel: str) -> tuple[str, bytes, os.stat_result | None, str | None]:
@@ -278,11 +192,11 @@ class FileReader:
                         kind, data, folded = database
                         return kind, data, folded, _stat_distrust(folded, folded, time.time_ns())
                     # Not a database, or one SQLite cannot open (its bytes, as they are).
-                    chunks: list[bytes] = []
-                    while chunk := os.read(fd, 1 << 20):
-                        chunks.append(chunk)
-                    data = b"".join(chunks)
+                    capped = read_capped(fd, self.max_size, before.st_size)
                     after = os.fstat(fd)
+                    if capped is None:  # it grew past the limit while being read
+                        return "toolarge", b"", after, "changed"
+                    data = capped
                     now_ns = time.time_ns()
                 finally:
                     os.close(fd)
@@ -293,7 +207,11 @@ class FileReader:
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # the leaf became a symlink between stat and open
                 return "missing", b"", None, None
+            raise Unreadable(rel, f"cannot read: {describe_os_error(exc)}") from None
+        except Unreadable:
             raise
+        except OperationFailed as exc:  # a database that could not be copied
+            raise Unreadable(rel, f"cannot copy: {exc}") from None
 
 
 # --------------------------------------------------------------------------- capture
@@ -315,6 +233,8 @@ class Capture:
         self.temps: list[str] = []
         # Who has files open for writing: a fresh look at /proc for each run, taken on first need.
         self._writers = OpenWriters(project.root)
+        # Paths the last walk could not look at or enter (unreadable or too deep), with why.
+        self.problems: list[Problem] = []
 
     def scan(self) -> tuple[dict[str, os.stat_result], dict[str, FileRow | None], set[str]]:
         """A full scan that keeps only what it must look at: (changed files, their rows, gone paths).
@@ -339,13 +259,15 @@ class Capture:
                     rows[rel] = row
             chunk.clear()
 
-        for rel, st in walk_tree(self.project.root, self.keep, temps=self.temps):
+        for rel, st in walk_tree(self.project.root, self.keep, temps=self.temps, problems=self.problems):
             seen.add(rel)
             chunk.append((rel, st))
             if len(chunk) >= SCAN_CHUNK:
                 settle()
         settle()
-        gone = {rel for rel in self.catalog.paths() if rel not in seen}
+        # Under a directory that could not be listed, a file not seen is not gone.
+        unseen = [p for p, _why in self.problems]
+        gone = {rel for rel in self.catalog.paths() if rel not in seen and not under_any(rel, unseen)}
         return present, rows, gone
 
     def candidates(self, paths: Iterable[str]) -> tuple[dict[str, os.stat_result], set[str]]:
@@ -354,11 +276,26 @@ class Capture:
         gone: set[str] = set()
         root = self.project.root
         for rel in paths:
-            found = lstat_at(root, rel)
+            if too_deep(rel):
+                self.problems.append((rel, too_deep_reason()))
+                continue
+            try:
+                found = lstat_at(root, rel)
+            except OSError as exc:  # a parent directory cannot be entered: rel is not gone
+                self.problems.append((rel, f"cannot look at it: {describe_os_error(exc)}"))
+                continue
             if found is not None and stat.S_ISDIR(found.st_mode):
                 if self.keep(rel, is_dir=True):
-                    for sub, sub_st in walk_tree(root, self.keep, rel):
+                    mark = len(self.problems)
+                    for sub, sub_st in walk_tree(root, self.keep, rel, problems=self.problems):
                         present[sub] = sub_st
+                    unseen = [p for p, _why in self.problems[mark:]]
+                    gone.update(
+                        r.path
+                        for r in self.catalog.files_under(rel)
+                        if r.path not in present and not under_any(r.path, unseen)
+                    )
+                    continue
                 gone.update(r.path for r in self.catalog.files_under(rel) if r.path not in present)
             elif found is not None:
                 if self.keep(rel):
@@ -385,15 +322,23 @@ class Capture:
     ) -> SnapshotResult:
         """Capture these paths, or with None whatever a full scan finds changed."""
         self._writers = OpenWriters(self.project.root)
-        # The new objects reach disk together at the commit: loose when few, one pack when many.
-        with self.repo.staged_writes():
-            rows: dict[str, FileRow | None] | None = None
-            if paths is None:
-                present, rows, gone = self.scan()
-                self.sweep_temps(trigger)
-            else:
-                present, gone = self.candidates(paths)
-            return self._run(present, rows, gone, trigger, note, accept, source, command, progress, details)
+        self.problems = []
+        scope = None if paths is None else list(paths)
+        try:
+            # The new objects reach disk together at the commit: loose when few, one pack when many.
+            with self.repo.staged_writes():
+                rows: dict[str, FileRow | None] | None = None
+                if scope is None:
+                    present, rows, gone = self.scan()
+                    self.sweep_temps(trigger)
+                else:
+                    present, gone = self.candidates(scope)
+                result = self._run(present, rows, gone, trigger, note, accept, source, command, progress, details)
+        except Exception as exc:
+            note_failure(self.project.paths.store, str(exc) or type(exc).__name__)
+            raise
+        self._note_problems(result, scope)
+        return result
 
     def _run(
         self,
@@ -432,7 +377,12 @@ class Capture:
                 if why is not None:
                     result.skipped.append((rel, why))  # logged as a "skip" event with the snapshot
                     continue
-            kind, data, read_st, distrust = self.reader.read_checked(rel)
+            try:
+                kind, data, read_st, distrust = self.reader.read_checked(rel)
+            except Unreadable as exc:  # this file keeps its last version; the rest goes on
+                size = present[rel].st_size
+                result.files.append(CapturedFile(rel, "error", size, "error", exc.reason))
+                continue
             if kind == "busy":  # a locked database: no stat recorded, so it is read again next time
                 result.deferred.append(rel)
                 result.unstable.append(rel)
@@ -447,7 +397,11 @@ class Capture:
             st = read_st
             if kind == "toolarge":
                 limit = self.project.policy.watch.max_file_size
-                result.skipped.append((rel, f"{st.st_size} bytes is over watch.max_file_size ({limit})"))
+                if distrust is not None:
+                    result.unstable.append(rel)
+                    result.skipped.append((rel, grew_reason(present[rel].st_size, limit)))
+                else:
+                    result.skipped.append((rel, f"{st.st_size} bytes is over watch.max_file_size ({limit})"))
                 continue
             mode = MODE_LINK if kind == "symlink" else _git_mode(st.st_mode)
             oid = hash_blob(data)
@@ -505,6 +459,7 @@ class Capture:
             progress(total, total)
         accepted = [f.path for f in result.files if f.reason == "accepted by user"]
         settled = [f.path for f in result.files if f.change == "settle"]
+        result.skipped.extend(self.problems)
         if not changes and not accepted and not settled:
             self.catalog.update_stats(stats)
             deferred = [(p, why) for p, why in result.skipped if p in result.deferred]
@@ -545,7 +500,34 @@ class Capture:
 
     def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
         damage = self.reader.databases.damaged.pop(rel, None)
-        return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data, damage)
+        try:
+            return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data, damage)
+        except Exception as exc:  # noqa: BLE001 - a broken check must not stop the capture of every file
+            return "error", f"could not be checked: {type(exc).__name__}: {exc}"[:300]
+
+    def _note_problems(self, result: SnapshotResult, scope: list[str] | None) -> None:
+        """Record what this capture could not read or skipped, and log what is new since the last one.
+
+        With a snapshot, its own events name every problem; without one, only new problems
+        are logged, so a file that stays unreadable is not logged again at every rescan.
+        """
+        found = {path: ("skip", why) for path, why in result.skipped}
+        found.update({f.path: ("error", f.reason) for f in result.files if f.change == "error"})
+        fresh = note_capture(self.project.paths.store, scope, found)
+        if result.snapshot is not None:
+            return
+        from guardian.events import Event, current_user, now_iso
+
+        base = {"user": current_user(), "pid": os.getpid()}
+        records = [
+            Event(now_iso(), "verdict", [path], None, result.trigger, {**base, "verdict": "error", "reason": why})
+            if kind == "error"
+            else Event(now_iso(), "skip", [path], None, result.trigger, {**base, "reason": why})
+            for path, kind, why in fresh
+            if path not in result.deferred  # logged already, once per wait
+        ]
+        if records:
+            self.project.events.append_many(records, durable=False)
 
     def _awaits_settling(self, rel: str, oid: str) -> bool:
         """Whether rel's latest version is this content, recorded while its writer still had it open."""

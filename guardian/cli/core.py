@@ -145,6 +145,7 @@ def status(ctx: Context, as_json: bool) -> int:
     if w.get("running") and "heartbeat_age" in w:
         state += f", heartbeat {w['heartbeat_age']}s ago, {w.get('pending', 0)} pending"
     echo(f"watcher:   {state}")
+    echo(f"capture:   {_capture_line(result.capture)}")
     in_force = "the accepted copy (see warning)" if result.policy_pending else "guardian.yaml as accepted"
     echo(f"policy:    {in_force}")
     for g in result.grants:
@@ -156,6 +157,18 @@ def status(ctx: Context, as_json: bool) -> int:
     for warning in result.warnings:
         echo(f"{paint('warning:', 'suspect', err=True)} {warning}", err=True)
     return EXIT_OK
+
+
+def _capture_line(capture: dict[str, object]) -> str:
+    """'ok', or how many captures failed in a row and how many paths are skipped (the warnings say which)."""
+    failed, skipping = capture.get("failed_in_a_row") or 0, capture.get("skipping") or 0
+    last = capture.get("last_error")
+    parts = [paint(f"{failed} failed in a row", "failed")] if failed else []
+    if skipping:
+        parts.append(paint(f"{skipping} path(s) not captured", "skip"))
+    if isinstance(last, dict) and not failed:
+        parts.append(f"last failure {format_time(float(last.get('ts', 0)))}, recovered since")
+    return ", ".join(parts) or "ok"
 
 
 def verdict_mark(verdict: str, reason: str) -> str:

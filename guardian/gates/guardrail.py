@@ -223,8 +223,8 @@ class _Inspector:
                 return self._drift(rel, "missing", "deleted since the last snapshot")
             if kind == "other":
                 return self._drift(rel, "missing", "replaced by a directory or special file")
-            if kind in ("toolarge", "busy"):
-                return None  # over watch.max_file_size, or a database locked past the wait: not judged now
+            if kind in ("toolarge", "busy", "error"):
+                return None  # too large, a database locked past the wait, or unreadable: not judged now
             if hash_blob(data) == row.blob:
                 verdict, reason = self._captured_verdict(rel)
                 if is_in_progress(reason):  # captured mid-write; its writer may be done by now
@@ -245,7 +245,7 @@ class _Inspector:
                 "missing",
                 f"deleted in snapshot {deletion.snapshot[:12]}; if that was intended, run 'guardian accept {rel}'",
             )
-        if kind in ("toolarge", "busy"):
+        if kind in ("toolarge", "busy", "error"):
             return None
         # Back on disk but not captured yet: judge what is there now.
         verdict, reason = self._verdict_now(rel, kind, data)

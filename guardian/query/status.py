@@ -11,6 +11,7 @@ from typing import Any
 
 from guardian.capture.budget import CaptureBudget, StoreUsage, disk_full_message, measure_usage
 from guardian.capture.filters import hidden_protected_notes
+from guardian.capture.health import CaptureHealth, read_health
 from guardian.capture.secret_record import SecretFile, secret_files
 from guardian.lifecycle.gc import read_gc_state
 from guardian.lifecycle.mirror import read_push_state
@@ -49,6 +50,7 @@ class Status:
     grants: list[dict[str, Any]] = field(default_factory=list)
     enforced: list[dict[str, Any]] = field(default_factory=list)  # the newest undone or granted changes
     secrets: list[dict[str, Any]] = field(default_factory=list)  # files whose stored versions hold a secret
+    capture: dict[str, Any] = field(default_factory=dict)  # capture.health: failures in a row, what is skipped
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class Status:
             "grants": self.grants,
             "enforced": self.enforced,
             "secrets": self.secrets,
+            "capture": self.capture,
         }
 
 
@@ -106,6 +109,9 @@ def status(project: Project) -> Status:
         )
         held = secret_files(project.paths.store, lambda rel: {v.blob for v in catalog.versions_of(rel) if v.blob})
     result.watcher = watcher_state(project)
+    health = read_health(project.paths.store)
+    result.capture = health.summary()
+    result.warnings.extend(capture_warnings(health))
     if held:
         result.secrets = [f.to_json() for f in held]
         result.warnings.append(secrets_line(held))
@@ -130,6 +136,24 @@ def status(project: Project) -> Status:
             f"the watcher's last heartbeat is {result.watcher['heartbeat_age']}s old: it may be stuck"
         )
     return result
+
+
+def capture_warnings(health: CaptureHealth) -> list[str]:
+    """The status lines on captures that failed as a whole, and on paths that are not being captured."""
+    lines: list[str] = []
+    if health.failed_in_a_row and health.last_error:
+        lines.append(
+            f"the last {health.failed_in_a_row} capture(s) failed, the latest with: {health.last_error.get('error')}; "
+            "changes are not being saved (see 'guardian events --kind error')"
+        )
+    if health.problems:
+        items = sorted(health.problems.items())
+        shown = ", ".join(f"{path} ({info.get('reason')})" for path, info in items[:5])
+        more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+        lines.append(
+            f"{len(items)} path(s) are not being captured and keep their last captured versions: {shown}{more}"
+        )
+    return lines
 
 
 def secrets_line(held: list[SecretFile]) -> str:

@@ -36,6 +36,7 @@ from watchdog.events import (
 
 from guardian.capture.filters import PathFilter
 from guardian.capture.sqlite import wal_base
+from guardian.capture.walk import too_deep
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -255,6 +256,13 @@ class Observation:
                 self.fallback(f"cannot watch with {mode_name(observer)}: {exc.strerror or exc}")
                 return
             raise
+        except RecursionError:
+            # watchdog adds its watches with a recursive walk (os.walk): a tree a thousand levels
+            # deep exhausts the recursion limit.  Polling lists no deeper than capture walks.
+            if observer is not None:
+                stop_quietly(observer)
+            self.fallback(f"the tree is too deep for {mode_name(observer)} to watch")
+            return
         self.observer = observer
         self.mode = mode_name(observer)
         if self.mode == "inotify":
@@ -301,15 +309,15 @@ class Observation:
     def poll_listdir(self, path: str | None) -> Iterator[os.DirEntry[str]]:
         # Polling stats every file it lists: leave out what would never be captured.
         assert path is not None
-        with os.scandir(path) as entries:
-            listing = list(entries)
         if path == str(self.root):
             base = ""
         else:
             rel_dir = self.handler.relative(path)
-            if rel_dir is None:
+            if rel_dir is None or too_deep(rel_dir + "/x"):  # capture goes no deeper (nor may the recursive walk)
                 return iter(())
             base = rel_dir + "/"
+        with os.scandir(path) as entries:
+            listing = list(entries)
         kept: list[os.DirEntry[str]] = []
         for entry in listing:
             rel = base + entry.name
