@@ -217,3 +217,14 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md keeps one line per module; a new module without its line fails here."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    unnamed = [
+        str(p.relative_to(PACKAGE))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name != "__init__.py" and f"`{p.relative_to(PACKAGE)}`" not in page
+    ]
+    assert unnamed == [], f"add a line for each to docs/architecture.md's module table: {unnamed}"
