@@ -86,6 +86,7 @@ class UserRepo:
         self.git_dir = git_dir
         self.common_dir = common_dir
         self._packs: dict[str, tuple[int, list[mmap.mmap]]] = {}
+        self._dirs: tuple[int | None, list[Path]] | None = None
 
     @classmethod
     def locate(cls, root: Path) -> UserRepo | None:
@@ -205,18 +206,28 @@ class UserRepo:
         """Whether git stores object ``oid`` (loose or packed); read from the object files, no git call."""
         if len(oid) != 40:
             return False
+        raw = bytes.fromhex(oid)
+        loose = f"{oid[:2]}/{oid[2:]}"
         for objects in self._object_dirs():
-            if (objects / oid[:2] / oid[2:]).exists():
+            if os.path.exists(f"{objects}/{loose}"):
                 return True
-            if self._in_packs(objects / "pack", bytes.fromhex(oid)):
+            if self._in_packs(objects / "pack", raw):
                 return True
         return False
 
     def _object_dirs(self) -> list[Path]:
+        """The object directory and its alternates (read again when the alternates file changes)."""
         objects = self.common_dir / "objects"
+        alternates_file = objects / "info" / "alternates"
+        try:
+            stamp: int | None = alternates_file.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if self._dirs is not None and self._dirs[0] == stamp:
+            return self._dirs[1]
         dirs = [objects]
         try:
-            alternates = (objects / "info" / "alternates").read_text(encoding="utf-8").splitlines()
+            alternates = alternates_file.read_text(encoding="utf-8").splitlines() if stamp is not None else []
         except (OSError, UnicodeDecodeError):
             alternates = []
         for line in alternates:
@@ -224,6 +235,7 @@ class UserRepo:
             if line and not line.startswith("#"):
                 alt = Path(line)
                 dirs.append(alt if alt.is_absolute() else (objects / alt).resolve())
+        self._dirs = (stamp, dirs)
         return dirs
 
     def _in_packs(self, pack_dir: Path, raw: bytes) -> bool:
