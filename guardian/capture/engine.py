@@ -26,7 +26,7 @@ from guardian.capture.result import summarize as summarize
 from guardian.capture.secret_record import secret_events
 from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, with_wal
 from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, is_in_progress, judge
-from guardian.capture.walk import Problem, describe_os_error, too_deep, too_deep_reason, under_any
+from guardian.capture.walk import DirectoryModes, Problem, describe_os_error, too_deep, too_deep_reason, under_any
 from guardian.capture.walk import walk_tree as walk_tree
 from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, NewVersion
@@ -360,6 +360,7 @@ class Capture:
         changes: dict[str, Entry | None] = {}
         verdicts: dict[str, tuple[str, str]] = {}
         perms: dict[str, int] = {}  # path -> permission bits, for the Guardian-Perm trailers
+        dir_modes, dir_perms = DirectoryModes(self.project.root), {}  # Guardian-DirPerm: directories above
         versions: list[NewVersion] = []
         stats: list[FileRow] = []
         removed: list[str] = []
@@ -446,6 +447,7 @@ class Capture:
                 changes[rel] = Entry(oid, mode)
             result.files.append(CapturedFile(rel, change, len(data), verdict, reason, oid, mode))
             versions.append(NewVersion(rel, change, oid, mode, len(data), verdict, reason, perm))
+            dir_perms.update(dir_modes.above(rel))
             if perm is not None:
                 perms[rel] = perm
         for rel in sorted(gone):
@@ -467,7 +469,7 @@ class Capture:
                 self.project.events.append("skip", [path], None, trigger, {"pid": os.getpid(), "reason": why})
             return result
         summary = summarize(trigger, result.files)
-        message = format_message(summary, trigger, verdicts, accepted, source, command, note, perms)
+        message = format_message(summary, trigger, verdicts, accepted, source, command, note, perms, dir_perms)
         commit_id = self.repo.commit(changes, message, parent, started)
         result.snapshot = commit_id
         self._log(result, details or {})

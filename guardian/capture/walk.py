@@ -18,7 +18,8 @@ from pathlib import Path
 
 from guardian.capture.filters import PathFilter
 from guardian.capture.sqlite import wal_stats, with_wal
-from guardian.util.fs import TEMP_PREFIX
+from guardian.store.trailers import DEFAULT_DIR_PERM
+from guardian.util.fs import TEMP_PREFIX, lstat_at
 
 # Directory levels below the root that are walked; deeper directories are skipped with a note.
 MAX_DEPTH = 256
@@ -99,3 +100,33 @@ def walk_tree(
                 yield rel, st
             elif temps is not None and entry.name.startswith(TEMP_PREFIX) and not stat.S_ISDIR(st.st_mode):
                 temps.append(rel)
+
+
+class DirectoryModes:
+    """The permission bits of the directories above captured files, each looked up once per capture.
+
+    They go into the snapshot as ``Guardian-DirPerm`` trailers (only where not 0755), so a
+    restore that has to recreate a private directory makes it private again.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._seen: dict[str, int | None] = {}
+
+    def above(self, rel: str) -> dict[str, int]:
+        """{directory: bits} for each directory above rel whose bits are not the default 0755."""
+        found: dict[str, int] = {}
+        parts = rel.split("/")[:-1]
+        for end in range(1, len(parts) + 1):
+            directory = "/".join(parts[:end])
+            if directory not in self._seen:
+                try:
+                    st = lstat_at(self.root, directory)
+                except OSError:
+                    st = None
+                ok = st is not None and stat.S_ISDIR(st.st_mode)
+                self._seen[directory] = stat.S_IMODE(st.st_mode) if st is not None and ok else None
+            bits = self._seen[directory]
+            if bits is not None and bits != DEFAULT_DIR_PERM:
+                found[directory] = bits
+        return found

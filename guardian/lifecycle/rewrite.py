@@ -37,12 +37,14 @@ from guardian.lifecycle.retention import RetentionPlan
 from guardian.project import Project
 from guardian.store.trailers import (
     TRAILER_ACCEPTED,
+    TRAILER_DIR_PERM,
     TRAILER_FOLDED,
     TRAILER_ORIGINAL,
     TRAILER_PERM,
     TRAILER_VERDICT,
     folded_count,
     original_ids,
+    parse_message,
 )
 
 if TYPE_CHECKING:
@@ -108,7 +110,9 @@ def rewrite_chain(
     base: dict[str, str | None] = {}  # path -> its blob at the previous kept snapshot
     state: dict[str, str] = {}  # path -> its blob now (the tree, kept incrementally)
     folded = 0
+    dir_perms: dict[str, int] = {}  # Guardian-DirPerm of the snapshots folded since the last kept one
     for i, snap in enumerate(plan.snapshots):
+        dir_perms.update(parse_message(snap.message).dir_perms)
         for path, blob in snap.changed.items():
             base.setdefault(path, state.get(path))
             if blob is None:
@@ -125,11 +129,16 @@ def rewrite_chain(
             continue
         if rewriting:
             carried = _carried_trailers(window, base, state, i)
+            own = parse_message(snap.message).dir_perms  # the newest bits: the folded ones are older
+            carried += [
+                f"{TRAILER_DIR_PERM}: {bits:04o} {json.dumps(d)}" for d, bits in dir_perms.items() if d not in own
+            ]
             message = rewritten_message(snap.message, snap.id, carried, folded, mentioned)
             parent = repo.copy_commit(snap.id, parent, message)
         else:
             parent = snap.id
         chain.append(parent)
+        dir_perms.clear()
         window.clear()
         base.clear()
         folded = 0

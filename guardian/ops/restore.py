@@ -18,11 +18,12 @@ from guardian.ops.sqlite_restore import plan_sqlite_restore, put_back, set_aside
 from guardian.paths import check_relative
 from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
+from guardian.query.dirmodes import RecordedDirModes
 from guardian.query.lookup import latest_valid_before, require_known, resolve_path, resolve_snapshot
 from guardian.query.rollbacks import ContentAges, path_story
 from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
-from guardian.util.fs import lstat_at, read_state, remove_user_file, write_user_file, write_user_symlink
+from guardian.util.fs import DirMode, lstat_at, read_state, remove_user_file, write_user_file, write_user_symlink
 
 
 @dataclass(frozen=True)
@@ -173,26 +174,28 @@ def write_entry(
     perm: int | None = None,
     set_aside: list[tuple[str, str]] | None = None,
     content: bytes | None = None,
+    dir_mode: DirMode | None = None,
 ) -> int:
     """Put one snapshotted entry back on disk, atomically.  Returns the size written.
 
     perm: the entry's recorded permission bits, used if the file does not exist now.
     set_aside: collects the database sidecars moved aside.  content: written instead of
-    the entry's blob (a stored database with an orphaned WAL replayed over it).
+    the entry's blob (a stored database with an orphaned WAL replayed over it).  dir_mode:
+    the recorded bits of the directories it has to recreate (query.dirmodes).
     """
     check_relative(rel)  # a crafted shadow tree must not steer a write outside the root
     data = repo.read_blob(entry.oid) if content is None else content
     if entry.is_link:
-        write_user_symlink(root, rel, data)
+        write_user_symlink(root, rel, data, dir_mode=dir_mode)
         return len(data)
     if not is_sqlite_bytes(data):
-        write_user_file(root, rel, data, executable=entry.executable, perm=perm)
+        write_user_file(root, rel, data, executable=entry.executable, perm=perm, dir_mode=dir_mode)
         return len(data)
     # Stale -wal/-shm files would be replayed over the restored database and corrupt it; they
     # are renamed beside it, never deleted: an orphaned WAL may hold the only copy of recent commits.
     moved = set_aside_sidecars(root, rel)
     try:
-        write_user_file(root, rel, data, executable=entry.executable, perm=perm)
+        write_user_file(root, rel, data, executable=entry.executable, perm=perm, dir_mode=dir_mode)
     except BaseException:
         put_back(root, moved)
         raise
@@ -328,12 +331,21 @@ def apply_restore(
                     if engine.is_protected(t.path)
                     and moved_back(session.catalog, t.path, t.entry.oid, _blob_of(current_blob(root, t.path)))
                 ]
+            dir_modes = RecordedDirModes(session.catalog, repo)
             for t in targets:
                 before_size = current_size(root, t.path)
                 try:
                     content = replacements.get(t.path)
+                    dir_mode = dir_modes.for_version(t.path, t.entry.oid, t.snapshot)
                     size = write_entry(
-                        root, repo, t.path, t.entry, perm=t.perm, set_aside=report.set_aside, content=content
+                        root,
+                        repo,
+                        t.path,
+                        t.entry,
+                        perm=t.perm,
+                        set_aside=report.set_aside,
+                        content=content,
+                        dir_mode=dir_mode,
                     )
                 except OSError as exc:
                     done = f" ({len(report.files)} file(s) before it were restored)" if report.files else ""

@@ -45,11 +45,12 @@ from guardian.ops.session import write_session
 from guardian.paths import ROOT, check_relative, relative_or_root
 from guardian.policy import ChangeKind, Decision, PathChange, PathDecision, PolicyEngine, decision_record
 from guardian.project import Project
+from guardian.query.dirmodes import RecordedDirModes
 from guardian.query.lookup import last_snapshot_before, resolve_snapshot
 from guardian.store.repo import ShadowRepo
 from guardian.store.tree import Entry
 from guardian.util.crash import crash_point
-from guardian.util.fs import lstat_at, open_parent, remove_user_file
+from guardian.util.fs import DirMode, lstat_at, open_parent, remove_user_file
 from guardian.util.proc import caller_details
 from guardian.util.times import format_time
 
@@ -319,6 +320,7 @@ def _apply(
     target_dirs: set[str],
     progress: ProgressFn | None,
     perms: dict[str, int] | None = None,
+    dir_modes: Callable[[str, str], DirMode] | None = None,
 ) -> None:
     # Deletions first: a file that must become a directory (or the reverse) is only
     # free to be written once what stood in its way is gone.
@@ -329,10 +331,10 @@ def _apply(
             if change.entry is None:
                 remove_user_file(root, change.path)
                 _remove_empty_parents(root, change.path, target_dirs)
-            elif perms and change.path in perms:
-                write_entry(root, repo, change.path, change.entry, perm=perms[change.path])
             else:
-                write_entry(root, repo, change.path, change.entry)
+                perm = (perms or {}).get(change.path)
+                dir_mode = dir_modes(change.path, change.entry.oid) if dir_modes is not None else None
+                write_entry(root, repo, change.path, change.entry, perm=perm, dir_mode=dir_mode)
         except StoreDamaged:
             raise  # the store itself is broken: nothing else it holds can be trusted either
         except (GuardianError, OSError) as exc:
@@ -444,7 +446,12 @@ def rollback(
             return report
         perms = _recorded_perms(catalog, target.seq, permitted)  # recreated files get their recorded bits
         try:
-            _apply(root, repo, report, permitted, target_dirs, progress, perms)
+            recorded = RecordedDirModes(catalog, repo)  # recreated directories get their recorded bits too
+
+            def dir_modes(path: str, oid: str) -> DirMode:
+                return recorded.for_version(path, oid, target.id)
+
+            _apply(root, repo, report, permitted, target_dirs, progress, perms, dir_modes)
         except BaseException:
             # Interrupted part-way (^C, a damaged store): still snapshot what is on disk
             # now and put the partial rollback on the record, then let the error through.

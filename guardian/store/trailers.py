@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TRAILER_TRIGGER = "Guardian-Trigger"
 
@@ -34,6 +34,12 @@ TRAILER_NOTE = "Guardian-Note"
 TRAILER_PERM = "Guardian-Perm"
 
 
+# Permission bits of each directory above a captured file, when not 0755: a restore that has
+# to recreate a 0700 directory must not bring it back world-readable.
+TRAILER_DIR_PERM = "Guardian-DirPerm"
+DEFAULT_DIR_PERM = 0o755
+
+
 _TRAILER_RE = re.compile(r"^(Guardian-[A-Za-z]+): (.*)$")
 
 
@@ -50,6 +56,7 @@ class MessageInfo:
     command: str | None
     note: str | None
     perms: dict[str, int]  # path -> permission bits, only where not the default (Guardian-Perm)
+    dir_perms: dict[str, int] = field(default_factory=dict)  # directory -> its bits, where not 0755
 
 
 def default_perm(perm: int) -> int:
@@ -66,6 +73,7 @@ def format_message(
     command: str | None = None,
     note: str | None = None,
     perms: dict[str, int] | None = None,
+    dir_perms: dict[str, int] | None = None,
 ) -> str:
     lines = [_one_line(summary), "", f"{TRAILER_TRIGGER}: {trigger}"]
     if note:
@@ -82,6 +90,9 @@ def format_message(
     for path, perm in sorted((perms or {}).items()):
         if perm != default_perm(perm):
             lines.append(f"{TRAILER_PERM}: {perm:04o} {json.dumps(path)}")
+    for path, perm in sorted((dir_perms or {}).items()):
+        if perm != DEFAULT_DIR_PERM:
+            lines.append(f"{TRAILER_DIR_PERM}: {perm:04o} {json.dumps(path)}")
     return "\n".join(lines) + "\n"
 
 
@@ -90,6 +101,7 @@ def parse_message(message: str) -> MessageInfo:
     verdicts: dict[str, tuple[str, str]] = {}
     accepted: set[str] = set()
     perms: dict[str, int] = {}
+    dir_perms: dict[str, int] = {}
     source = command = note = None
     decoder = json.JSONDecoder()
     for line in message.splitlines():
@@ -112,12 +124,12 @@ def parse_message(message: str) -> MessageInfo:
                 verdict, _, rest = value.partition(" ")
                 path, end = decoder.raw_decode(rest)
                 verdicts[str(path)] = (verdict, rest[end:].strip())
-            elif key == TRAILER_PERM:
+            elif key in (TRAILER_PERM, TRAILER_DIR_PERM):
                 bits, _, rest = value.partition(" ")
-                perms[str(json.loads(rest))] = int(bits, 8) & 0o7777
+                (perms if key == TRAILER_PERM else dir_perms)[str(json.loads(rest))] = int(bits, 8) & 0o7777
         except ValueError:
             continue
-    return MessageInfo(trigger, verdicts, frozenset(accepted), source, command, note, perms)
+    return MessageInfo(trigger, verdicts, frozenset(accepted), source, command, note, perms, dir_perms)
 
 
 TRAILER_ORIGINAL = "Guardian-Original"

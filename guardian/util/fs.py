@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,14 +105,30 @@ def atomic_write_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(directory)
 
 
+DirMode = Callable[[str], int | None]  # a directory's root-relative path -> its recorded bits, if known
+
+
+def make_dir_mode(recorded: int) -> int:
+    """The bits a recreated directory gets from its recorded ones.
+
+    Never more open than recorded; but always rwx for its owner (so the restore can write
+    into it, and a 0500 directory does not lock out the files restored under it), and
+    without setuid/setgid: it belongs to whoever restores it.
+    """
+    return (recorded & 0o1777 & ~0o6000) | 0o700
+
+
 @contextmanager
-def open_parent(root: Path, rel: str, *, create: bool = False) -> Iterator[tuple[int, str]]:
+def open_parent(
+    root: Path, rel: str, *, create: bool = False, dir_mode: DirMode | None = None
+) -> Iterator[tuple[int, str]]:
     """Yield (fd of rel's parent directory, leaf name), reached without following symlinks.
 
     With create=True, missing parent directories are made (and their parents fsynced).
     Refuses (PathRefused) an empty, ".", ".." or ".git" component and a NUL byte, so no
     caller can be steered outside the root or into a .git directory.  A subdirectory's
     own ``.git`` may be the leaf (a worktree pointer file): only its parent is opened here.
+    ``dir_mode`` gives the recorded bits of a directory this has to make (see make_dir_mode).
     """
     check_relative(rel)
     parts = rel.split("/")
@@ -122,10 +138,12 @@ def open_parent(root: Path, rel: str, *, create: bool = False) -> Iterator[tuple
         walked: list[str] = []
         for part in parts:
             walked.append(part)
+            made = False
             if create:
                 try:
                     os.mkdir(part, 0o777, dir_fd=fd)
                     os.fsync(fd)
+                    made = True
                 except FileExistsError:
                     pass
             try:
@@ -139,6 +157,9 @@ def open_parent(root: Path, rel: str, *, create: bool = False) -> Iterator[tuple
                 raise
             os.close(fd)
             fd = next_fd
+            bits = dir_mode("/".join(walked)) if made and dir_mode is not None else None
+            if bits is not None:
+                os.fchmod(fd, make_dir_mode(bits))
         yield fd, leaf
     finally:
         os.close(fd)
@@ -211,7 +232,13 @@ def _target_mode(existing: os.stat_result | None, executable: bool, perm: int | 
 
 
 def write_user_file(
-    root: Path, rel: str, data: bytes, *, executable: bool = False, perm: int | None = None
+    root: Path,
+    rel: str,
+    data: bytes,
+    *,
+    executable: bool = False,
+    perm: int | None = None,
+    dir_mode: DirMode | None = None,
 ) -> None:
     """Atomically replace root/rel with data, keeping the existing file's mode and owner.
 
@@ -223,7 +250,7 @@ def write_user_file(
         why = pointer_refusal(root, rel, data)
         if why is not None:
             raise PathRefused(f"refusing to write '{rel}': {why}")
-    with open_parent(root, rel, create=True) as (dir_fd, leaf):
+    with open_parent(root, rel, create=True, dir_mode=dir_mode) as (dir_fd, leaf):
         try:
             existing: os.stat_result | None = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -253,11 +280,11 @@ def write_user_file(
         os.fsync(dir_fd)
 
 
-def write_user_symlink(root: Path, rel: str, target: bytes) -> None:
+def write_user_symlink(root: Path, rel: str, target: bytes, *, dir_mode: DirMode | None = None) -> None:
     """Atomically make root/rel a symlink to target (the link itself; nothing is followed)."""
     if rel.rsplit("/", 1)[-1].lower() == POINTER_NAME:
         raise PathRefused(f"refusing to write '{rel}' as a symlink: git would follow it anywhere")
-    with open_parent(root, rel, create=True) as (dir_fd, leaf):
+    with open_parent(root, rel, create=True, dir_mode=dir_mode) as (dir_fd, leaf):
         clear_stale_temps(dir_fd)
         tmp = temp_name()
         os.symlink(os.fsdecode(target), tmp, dir_fd=dir_fd)
