@@ -150,12 +150,18 @@ class Enforcer:
             return []
         git = self.git()
         progress = git.in_progress() if git is not None else None
+        merging = progress is not None and bool(progress.merge_heads)
         verdicts: list[_Verdict] = []
         for rel in changed:
             versions = catalog.versions_of(rel)
             index = _index_of(versions, result.snapshot)
             if index is None:
                 continue
+            blob = versions[index].blob
+            if merging and blob is not None:
+                # Captured while a merge is under way (its result, conflict markers, a resolution):
+                # `merge --abort` or a reset that takes it out again is not a rollback.
+                self._merged.setdefault(rel, set()).add(blob)
             deferred = self._deferred.get(rel)
             rebasing = progress is not None and progress.rebase
             if deferred is not None and not (deferred.waits_for == "rebase" and rebasing):
@@ -235,7 +241,7 @@ class Enforcer:
             if deferred is not None:
                 replaced = deferred.before_blob
             reason = explain(git, rel, version.blob, replaced, since, in_progress=progress)
-            reason = self._merge_memory(rel, reason, version.blob, replaced, progress)
+            reason = self._merge_memory(rel, reason, replaced, progress)
         if reason.deferred:
             if rel not in self._deferred:
                 before = change.replaced.blob if change.replaced is not None else None
@@ -289,12 +295,9 @@ class Enforcer:
         return operation, decided.outcome, deciding
 
     def _merge_memory(
-        self, rel: str, reason: GitReason, new_blob: str | None, replaced: str | None, progress: InProgress | None
+        self, rel: str, reason: GitReason, replaced: str | None, progress: InProgress | None
     ) -> GitReason:
         """A merge under way brought content in; an abort (or a reset) that takes it out again loses nothing."""
-        if reason.explained and reason.process == "git merge (under way)" and new_blob is not None:
-            self._merged.setdefault(rel, set()).add(new_blob)
-            return reason
         merging = progress is not None and bool(progress.merge_heads)
         if not reason.explained and not merging and replaced is not None and replaced in self._merged.get(rel, ()):
             self._merged.pop(rel, None)

@@ -376,6 +376,29 @@ def test_pull_rebase_over_the_users_own_commits_is_not_undone(repo: Repo, tmp_pa
     assert repo.read("other.txt") == "upstream\n"
 
 
+def test_merge_abort_of_a_conflicted_protected_file_is_not_undone(repo: Repo) -> None:
+    mine = "v = 'feature'\n"
+    with running(repo.project, FAST):
+        after = repo.mark()
+        repo.git("switch", "-q", "-c", "feature", repo.base)
+        _edit(repo, mine)
+        repo.git("commit", "-q", "-am", "feature's own change of the protected file")
+        repo.git("merge", "main", check=False)  # conflicts on agents/run.py
+        markers = repo.read()
+        assert markers is not None and "<<<<<<<" in markers
+        wait_stands(repo, after, markers)
+        repo.git("merge", "--abort")
+        wait_stands(repo, after, mine)
+
+
+def test_git_rm_of_a_protected_file_is_undone(repo: Repo) -> None:
+    with running(repo.project, FAST):
+        after = repo.mark()
+        repo.git("rm", "-q", A)
+        event = wait_undone(repo, after, FIX, route="git rm")
+    assert event.details["change"] == "delete" and event.details["operation"] == "delete"
+
+
 def test_git_stash_is_not_undone(repo: Repo) -> None:
     with running(repo.project, FAST):
         edit = _edit(repo, FIX + "# wip\n")
