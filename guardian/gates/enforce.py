@@ -13,13 +13,11 @@ Git can explain a move back without anything being lost (a branch switch, a merg
 pull, ``git stash``): such a change is recorded, never undone.  A rebase under way is
 judged once it has ended, against what the path held before it began.
 
-An undo goes through the same steps as ``guardian restore``: under the writer lock it
-checks the file still holds what was classified (a newer change is judged on its own),
-writes the version from before the change atomically with its mode, and snapshots the
-result with trigger ``enforce``; the watcher's capture of the change is the snapshot
-from before the undo, so ``guardian restore --at`` that snapshot undoes the undo.  Each
-decision is one ``enforce`` event (the change, the rule, the process when git names it,
-a one-line summary for ``status``) and one line in the watcher log.
+This module judges; ``guardian.gates.enforce_undo`` acts (the grant check's event, the
+undo through the restore path, the ``enforce`` event and the watcher log line).  The
+watcher's capture of the change is the snapshot from before the undo, so ``guardian
+restore --at`` that snapshot undoes the undo.  While git (or a guardian hook) is still
+writing the work tree, the undo waits for it, so it never races git.
 
 Cost: nothing but a policy match per captured file when no protected path changed; for
 a protected change, one catalog query and a look at git's object files, and git calls
@@ -32,22 +30,15 @@ import logging
 import time
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from guardian.config import ProtectRule
-from guardian.errors import GuardianError
-from guardian.events import Event, current_user, now_iso
-from guardian.ops.restore import write_entry
-from guardian.ops.session import write_session
+from guardian.gates.enforce_undo import Enforcement, Verdict, granted, record, undo_changes
 from guardian.paths import POLICY_FILENAME
-from guardian.policy import ChangeKind, Operation, Outcome, PathChange, PolicyEngine, rule_outcome, stricter
+from guardian.policy import ChangeKind, Operation, Outcome, PathChange, PolicyEngine, stricter
 from guardian.query.rollbacks import NOT_EXPLAINED, Change, GitReason, explain, judge
 from guardian.query.userrepo import InProgress, UserRepo
-from guardian.store.repo import hash_blob
-from guardian.store.tree import Entry
-from guardian.trust.grants import Grant, covering_grant
-from guardian.util.fs import read_state
-from guardian.util.times import format_time
+from guardian.trust.grants import covering_grant
 
 if TYPE_CHECKING:
     from guardian.capture.engine import SnapshotResult
@@ -58,42 +49,11 @@ if TYPE_CHECKING:
 # The watcher's log file names the logger on every line; enforcement is the watcher's work.
 log = logging.getLogger("guardian.watch.watcher")
 
-TRIGGER = "enforce"
 _CONTENT_CHANGES = ("add", "modify", "delete")
 _LOCATE_AGAIN = 30.0  # seconds before a project outside git is looked at again (git init)
 _POLL_EVERY = 0.05  # how often changes that wait for git are looked at again
 _BUSY_LIMIT = 15.0  # git busy longer than this (a stale index.lock): act anyway
 _TRANSIENT_SECONDS = 5  # a file seen only by the watcher, deleted this soon after it appeared, was temporary
-
-
-@dataclass(frozen=True)
-class Enforcement:
-    """One decision: ``action`` is "undone", "granted" (a grant let it stand) or "failed"."""
-
-    path: str
-    action: str
-    details: dict[str, Any]
-
-    @property
-    def summary(self) -> str:
-        return str(self.details.get("summary", ""))
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    """A protected change the policy does not let stand (yet): what it was and what says so."""
-
-    path: str
-    change: Change
-    operation: Operation
-    outcome: str
-    rule: ProtectRule
-    process: str | None
-    captured: str  # the snapshot that recorded the change
-    captured_at: float
-    target: VersionRow | None  # the version to put back
-    before_blob: str | None  # what the path held before the change (to judge again after a wait)
-    since: float  # the time of the version before the change
 
 
 @dataclass
@@ -139,9 +99,7 @@ class Enforcer:
 
     # ------------------------------------------------------------------ entry points
 
-    def enforce(
-        self, result: SnapshotResult, catalog: Catalog, repo: ShadowRepo | None = None
-    ) -> list[Enforcement]:
+    def enforce(self, result: SnapshotResult, catalog: Catalog, repo: ShadowRepo | None = None) -> list[Enforcement]:
         """Judge every protected change ``result`` captured; undo what the policy does not let stand."""
         if result.snapshot is None:
             return []
@@ -151,7 +109,7 @@ class Enforcer:
         git = self.git()
         progress = git.in_progress() if git is not None else None
         merging = progress is not None and bool(progress.merge_heads)
-        verdicts: list[_Verdict] = []
+        verdicts: list[Verdict] = []
         for rel in changed:
             versions = catalog.versions_of(rel)
             index = _index_of(versions, result.snapshot)
@@ -187,7 +145,7 @@ class Enforcer:
         progress = git.in_progress()
         rebase = progress.rebase
         busy = git.busy() if any(d.waits_for == "git" for d in self._deferred.values()) else None
-        verdicts: list[_Verdict] = []
+        verdicts: list[Verdict] = []
         for rel, deferred in list(self._deferred.items()):
             if rel in pending or (deferred.waits_for == "rebase" and rebase):
                 continue
@@ -221,7 +179,7 @@ class Enforcer:
         progress: InProgress | None,
         deferred: _Deferred | None,
         captured_at: float,
-    ) -> _Verdict | None:
+    ) -> Verdict | None:
         upto = versions[: index + 1]
         version = upto[index]
         change = judge(upto, index, git, rel, deferred.before_blob if deferred is not None else None)
@@ -259,7 +217,7 @@ class Enforcer:
         before = deferred.before_blob if deferred is not None else None
         if deferred is None and change.replaced is not None:
             before = change.replaced.blob
-        return _Verdict(
+        return Verdict(
             rel,
             change,
             operation,
@@ -308,14 +266,14 @@ class Enforcer:
 
     # ------------------------------------------------------------------ acting
 
-    def _act(self, verdicts: Sequence[_Verdict], repo: ShadowRepo | None) -> list[Enforcement]:
+    def _act(self, verdicts: Sequence[Verdict], repo: ShadowRepo | None) -> list[Enforcement]:
         done: list[Enforcement] = []
-        undo: list[_Verdict] = []
+        undo: list[Verdict] = []
         store = self.project.paths.store
         for v in verdicts:
             grant = covering_grant(store, v.operation, v.path) if v.outcome == "force" else None
             if grant is not None:
-                done.append(self._granted(v, grant))
+                done.append(granted(v, grant))
             else:
                 undo.append(v)
         git = self._repo
@@ -329,71 +287,10 @@ class Enforcer:
             log.info("enforce: %s; judging %s again once it is done", busy, ", ".join(v.path for v in undo))
             undo = []
         if undo:
-            done.extend(self._undo(undo, repo))
+            done.extend(undo_changes(self.project, undo, repo))
         if done:
-            self._record(done)
+            record(self.project, done)
         return done
-
-    def _granted(self, v: _Verdict, grant: Grant) -> Enforcement:
-        details = _details(v, "granted")
-        details["grant"] = grant.to_json()
-        details["summary"] = (
-            f"let the {v.change.kind} of {v.path} stand: grant {grant.id} ({grant.by}) "
-            f"until {format_time(grant.expires)}"
-        )
-        return Enforcement(v.path, "granted", details)
-
-    def _undo(self, verdicts: Sequence[_Verdict], repo: ShadowRepo | None) -> list[Enforcement]:
-        root = self.project.root
-        done: list[Enforcement] = []
-        written: list[_Verdict] = []
-        try:
-            with write_session(self.project, TRIGGER, repo=repo) as session:
-                for v in verdicts:
-                    if _current_blob(self.project, v.path) != v.change.version.blob:
-                        # Changed again since the capture: that change is captured and judged on its own.
-                        log.info("enforce: %s changed again before its undo; judging the newer change", v.path)
-                        continue
-                    assert v.target is not None and v.target.blob is not None and v.target.mode is not None
-                    write_entry(root, session.repo, v.path, Entry(v.target.blob, v.target.mode), perm=v.target.perm)
-                    written.append(v)
-                if not written:
-                    return []
-                sources = ",".join(sorted({v.target.snapshot for v in written if v.target is not None}))
-                post = session.capture.run([v.path for v in written], TRIGGER, source=sources)
-        except (GuardianError, OSError) as exc:
-            for v in verdicts:
-                if v in written:
-                    continue
-                details = _details(v, "failed")
-                details["error"] = str(exc)
-                details["summary"] = f"could not undo the {v.change.kind} of {v.path}: {exc}"
-                done.append(Enforcement(v.path, "failed", details))
-            if not written:
-                return done
-            post = None
-        for v in written:
-            details = _details(v, "undone")
-            details["snapshot"] = post.snapshot if post is not None else None
-            done.append(Enforcement(v.path, "undone", details))
-        return done
-
-    def _record(self, done: Sequence[Enforcement]) -> None:
-        user = current_user()
-        records: list[Event] = []
-        for e in done:
-            ts = now_iso()
-            details = dict(e.details)
-            details["latency_ms"] = round((time.time() - float(details["captured_at"])) * 1000, 1)
-            details["user"] = user
-            snapshot = details.pop("snapshot", None) if e.action == "undone" else details["captured"]
-            records.append(Event(ts, "enforce", [e.path], snapshot, TRIGGER, details))
-            level = logging.WARNING if e.action == "failed" else logging.INFO
-            log.log(level, "enforce: %s", details["summary"])
-        try:
-            self.project.events.append_many(records)
-        except OSError as exc:
-            log.error("cannot write the event log: %s", exc)
 
 
 def enforce_capture(project: Project, result: SnapshotResult) -> list[Enforcement]:
@@ -439,37 +336,3 @@ def _target(versions: Sequence[VersionRow], index: int) -> VersionRow | None:
     if valid:
         return valid[-1]
     return earlier[-1] if earlier else None
-
-
-def _current_blob(project: Project, rel: str) -> str | None:
-    state = read_state(project.root, rel)
-    if state.kind not in ("file", "symlink"):
-        return None
-    return hash_blob(state.data)
-
-
-def _details(v: _Verdict, action: str) -> dict[str, Any]:
-    target = v.target
-    origin = v.change.origin
-    restored_from = {"snapshot": target.snapshot, "time": target.ts} if target is not None else None
-    details: dict[str, Any] = {
-        "change": v.change.kind,
-        "operation": v.operation,
-        "outcome": v.outcome,
-        "action": action,
-        "rule": {"paths": list(v.rule.paths), "reason": v.rule.reason},
-        "captured": v.captured,
-        "captured_at": v.captured_at,
-        "to_version": origin.to_json() if origin is not None else None,
-        "restored_from": restored_from,
-        "process": v.process,
-    }
-    if action == "undone" and target is not None:
-        force = " --force" if rule_outcome(v.rule, "restore") == "force" else ""
-        details["undo_hint"] = f"guardian restore --at {v.captured[:12]} {v.path}{force}"
-        went = f" to {origin.describe()}" if origin is not None else ""
-        details["summary"] = (
-            f"undid the {v.change.kind} of {v.path}{went} by {v.process or 'an unknown process'}: "
-            f"put back snapshot {target.snapshot[:12]} ({format_time(target.ts)}); rule: {v.rule.reason}"
-        )
-    return details

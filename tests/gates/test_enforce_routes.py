@@ -276,8 +276,10 @@ def test_reset_right_after_an_edit_never_loses_it_20_times_in_a_row(repo: Repo) 
             repo.git("reset", "-q", "--hard")
             try:
                 wait_until(
-                    lambda after=after, want=want: repo.read() == want  # type: ignore[misc]
-                    and any(e.details.get("action") == "undone" for e in repo.enforce_events(after)),
+                    lambda after=after, want=want: (
+                        repo.read() == want  # type: ignore[misc]
+                        and any(e.details.get("action") == "undone" for e in repo.enforce_events(after))
+                    ),
                     f"edit {i} to come back",
                     WAIT,
                 )
