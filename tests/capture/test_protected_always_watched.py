@@ -20,7 +20,7 @@ from guardian.capture.filters import PathFilter, hidden_protected_notes
 from guardian.config import Policy, ProtectRule, WatchSettings
 from guardian.project import Project
 from tests.conftest import run_cli
-from tests.test_watcher import FAST, running, wait_captured, wait_until
+from tests.watch.test_watcher import FAST, running, wait_captured, wait_until
 
 # watchdog warns when "mkdir -p a/b" makes it add a watch twice (see tests/test_watcher.py): harmless.
 pytestmark = pytest.mark.filterwarnings(r"ignore:Callback with id .* already exists:RuntimeWarning")

@@ -22,7 +22,7 @@ from guardian.events import Event
 from guardian.ops.initialize import init_project
 from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project
-from tests.test_watcher import wait_captured, wait_until
+from tests.watch.test_watcher import wait_captured, wait_until
 
 POLICY = """\
 version: 1

@@ -36,7 +36,7 @@ from tests.gates.enforce_repo import (
     wait_undone,
     write,
 )
-from tests.test_watcher import FAST, running, wait_captured, wait_until
+from tests.watch.test_watcher import FAST, running, wait_captured, wait_until
 
 pytestmark = [
     pytest.mark.filterwarnings(r"ignore:Callback with id .* already exists:RuntimeWarning"),

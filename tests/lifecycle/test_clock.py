@@ -1,7 +1,7 @@
 """Clock safety: retention keeps the newest snapshots whatever the clock says, gc does not thin on a clock
 that is behind, and ``--before`` reads times against the snapshots' order.
 
-Wrong clocks are simulated by writing snapshot commits with chosen times (tests.test_lifecycle.History)
+Wrong clocks are simulated by writing snapshot commits with chosen times (tests.lifecycle.test_gc.History)
 and by gc's ``now=``; one test runs the watcher's automatic gc under a really faked clock (faketime).
 """
 
@@ -25,7 +25,7 @@ from guardian.project import Project
 from guardian.query.lookup import last_snapshot_before, latest_valid_before
 from guardian.util.times import format_time
 from tests.conftest import run_cli
-from tests.test_lifecycle import NOW, History, empty_project
+from tests.lifecycle.test_gc import NOW, History, empty_project
 
 HOUR = 3600.0
 DAY = 86400.0

@@ -18,7 +18,7 @@ from guardian.gates.githooks import shim
 from guardian.gates.githooks.context import HOOK_NAMES
 from guardian.project import Project
 from tests.gates.githooks.gitrepo import A, B, chain_hook, g, guard, last, make_repo, read
-from tests.test_watcher import FAST, running, wait_captured, wait_until
+from tests.watch.test_watcher import FAST, running, wait_captured, wait_until
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:Callback with id .* already exists:RuntimeWarning")
 

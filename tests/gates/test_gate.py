@@ -345,7 +345,7 @@ def test_event_names_the_calling_script(project: Path) -> None:
     assert event["details"]["argv"][1:] == ["gate", "rollback", "notes.txt"]
 
 
-SCRIPT_BODY = (Path(__file__).resolve().parent.parent / "docs" / "protection.md").read_text()
+SCRIPT_BODY = (Path(__file__).resolve().parents[2] / "docs" / "protection.md").read_text()
 
 
 def _doc_script() -> str:

@@ -19,7 +19,7 @@ from guardian.project import Project
 from guardian.util.lock import is_locked
 from guardian.watch.observer import count_watchable_dirs
 from tests.conftest import fsck, guardian_subprocess, run_cli
-from tests.test_watcher import all_captured, events, has, make_project, wait_captured, wait_until
+from tests.watch.test_watcher import all_captured, events, has, make_project, wait_captured, wait_until
 
 
 def spawn_watch(

@@ -22,7 +22,7 @@ from guardian.query.status import store_report
 from guardian.util.git import GitResult
 from guardian.watch.maintenance import Maintenance
 from tests.conftest import fsck, git, run_cli
-from tests.test_lifecycle import NOW, History, empty_project
+from tests.lifecycle.test_gc import NOW, History, empty_project
 
 PY_GOOD = "def main():\n    return 'ok'\n"
 
