@@ -14,6 +14,7 @@ Store layout (``$GUARDIAN_HOME/<dirname>-<hash>/``, mode 0700)::
     gc.json          the last gc: time, counts, sizes, errors (maintenance.lock: one gc or push at a time)
     usage.json       the store's size, measured recently
     mirror.json      what was last pushed to each remote
+    capture.json     captures failed in a row, the last failure, the paths not being captured
 """
 
 from __future__ import annotations

@@ -132,6 +132,13 @@ def _version(cmd: list[str]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "unknown"
 
 
+def _guardian_version() -> str:
+    # The distribution is "guardian-snapshots"; the package's own version serves a source checkout too.
+    import guardian
+
+    return str(getattr(guardian, "__version__", "unknown"))
+
+
 def environment() -> list[tuple[str, str]]:
     import sqlite3
 
@@ -142,7 +149,7 @@ def environment() -> list[tuple[str, str]]:
     fs = " ".join(df[-1].split()[:2]) if len(df) > 1 else "unknown"
     fiu = _version(["dpkg-query", "-W", "-f=${Version}", "fiu-utils"]) if shutil.which("fiu-run") else "not installed"
     return [
-        ("guardian", importlib.metadata.version("guardian")),
+        ("guardian", _guardian_version()),
         ("Python", platform.python_version()),
         ("pygit2", importlib.metadata.version("pygit2")),
         ("libgit2", pygit2.LIBGIT2_VERSION),
@@ -253,6 +260,35 @@ def tables(totals: dict[str, float], by_case: dict[str, dict[str, float]]) -> st
         f"{_n(totals.get('hostile_refused', 0))} |",
         f"| writes outside the root (must be 0) | {_n(totals.get('writes_outside_root', 0))} |",
         f"| canary leaks into the store (must be 0) | {_n(totals.get('canary_leaks', 0))} |",
+        "",
+        "### One bad file, bounded reads, check processes, deep trees, directory modes (cases 20-24)",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| unreadable files and directories, as a user without DAC override / captures they stopped "
+        f"(must be 0) | {_n(totals.get('unreadable_trials', 0) + totals.get('unreadable_dir_trials', 0))} / "
+        f"{_n(totals.get('unreadable_stopped_capture', 0))} |",
+        f"| files under an unreadable directory recorded as deleted (must be 0) | "
+        f"{_n(totals.get('unreadable_dir_files_deleted', 0))} |",
+        f"| whole-capture failures / counted in status | {_n(totals.get('whole_capture_failures', 0))} / "
+        f"{_n(totals.get('whole_capture_failures_counted', 0))} |",
+        f"| files growing while read (a real writer, appending or sparse) / caught as too large | "
+        f"{_n(totals.get('growing_reads', 0))} / {_n(totals.get('growing_reads_caught', 0))} |",
+        f"| peak RSS of guardian while a file grows past a 32 MB limit (MB) | "
+        f"{_n(round(totals.get('growing_read_rss_kb_max', 0) / 1024))} |",
+        f"| peak RSS of guardian beside a 2 GB sparse file (MB) | "
+        f"{_n(round(totals.get('sparse_read_rss_kb_max', 0) / 1024))} |",
+        f"| check processes started / left running (must be 0) | "
+        f"{_n(totals.get('check_children_started', 0))} / {_n(totals.get('check_children_left', 0))} |",
+        f"| guardians killed during a check / file copies left behind (must be 0) | "
+        f"{_n(totals.get('guardian_kills_during_check', 0))} / {_n(totals.get('check_copies_left', 0))} |",
+        f"| 1,200-deep trees and paths over PATH_MAX / failed snapshots (must be 0) | "
+        f"{_n(totals.get('deep_tree_trials', 0) + totals.get('path_max_trials', 0))} / "
+        f"{_n(totals.get('deep_tree_exit_70', 0) + totals.get('path_max_failed_snapshots', 0))} |",
+        f"| watchers on a deep tree / died (must be 0) | {_n(totals.get('deep_tree_watchers', 0))} / "
+        f"{_n(totals.get('deep_tree_watchers_died', 0))} |",
+        f"| private directories recreated / with the wrong bits (must be 0) | "
+        f"{_n(totals.get('dir_mode_restores', 0))} / {_n(totals.get('dir_mode_restores_wrong', 0))} |",
     ]
     return "\n".join(lines)
 

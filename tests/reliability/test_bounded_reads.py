@@ -106,7 +106,7 @@ def test_a_file_growing_while_it_is_read_is_skipped_with_flat_memory(tmp_path: P
         ).stdout
         caught += f"grows-{n}.log" in skips and "while it was read" in skips
         big.unlink()
-    record("16", growing_reads=runs, growing_reads_caught=caught, growing_read_rss_kb_max=worst_kb)
+    record("21", growing_reads=runs, growing_reads_caught=caught, growing_read_rss_kb_max=worst_kb)
     assert caught >= 1, "the writer never grew the file during guardian's read: the race was not exercised"
 
 
@@ -118,5 +118,5 @@ def test_a_sparse_2gb_file_is_skipped_without_reading_it(tmp_path: Path) -> None
     code, peak_kb = _snapshot_with_peak_rss(root)
     assert code == 0
     assert peak_kb < RSS_BOUND_KB
-    record("16", sparse_reads=1, sparse_read_rss_kb_max=peak_kb)
+    record("21", sparse_reads=1, sparse_read_rss_kb_max=peak_kb)
     os.unlink(root / "sparse.img")

@@ -65,7 +65,7 @@ def test_a_check_that_backgrounds_a_child_leaves_nothing_running(tmp_path: Path)
     init_project(root, {"a.cfg": b"one\n"}, policy=_policy(script))
     sleeper = int(wait_file(pids, 5))
     gone = wait_gone(sleeper, 5)
-    record("14", check_children_started=1, check_children_left=0 if gone else 1)
+    record("22", check_children_started=1, check_children_left=0 if gone else 1)
     assert gone, f"the check's backgrounded child {sleeper} still runs after the check passed"
 
 
@@ -85,7 +85,7 @@ def test_a_timed_out_check_and_its_children_are_killed(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     leader, sleeper = (int(p) for p in wait_file(pids, 5).split())
     assert wait_gone(leader, 5) and wait_gone(sleeper, 5)
-    record("14", check_children_started=2, check_children_left=0)
+    record("22", check_children_started=2, check_children_left=0)
 
 
 def test_a_guardian_killed_during_a_check_leaves_no_check_and_no_copy_behind(

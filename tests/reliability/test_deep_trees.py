@@ -109,7 +109,7 @@ def test_a_directory_chain_1200_deep_is_captured_down_to_the_limit(tmp_path: Pat
     assert snap.returncode == 0, snap.stderr[-2000:]
     status = json.loads(run(root, "status", "--json").stdout)
     assert status["capture"]["problems"][0]["path"] == stopped_at
-    record("17", deep_tree_trials=1, deep_tree_exit_70=0)
+    record("23", deep_tree_trials=1, deep_tree_exit_70=0)
 
 
 def test_paths_over_path_max_are_a_note_on_that_path_not_a_failed_snapshot(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_paths_over_path_max_are_a_note_on_that_path_not_a_failed_snapshot(tmp_p
     assert skipped[0]["reason"] == "cannot look at it: the path is longer than the system allows (PATH_MAX)"
     assert len(str(root / skipped[0]["path"])) > 4000
     assert b"top.txt" in tree_files(ProjectPaths.for_root(root.resolve()))
-    record("17", path_max_trials=1, path_max_failed_snapshots=0)
+    record("23", path_max_trials=1, path_max_failed_snapshots=0)
 
 
 def _wait_captured(paths: ProjectPaths, rel: str, content: bytes, seconds: float) -> bool:
@@ -174,7 +174,7 @@ def test_the_watcher_survives_a_deep_tree_at_start_and_one_moved_in_later(
             watcher.wait(timeout=60)
             log.close()
         text = (tmp_path / f"watch-{deep_at_start}.log").read_text(errors="replace")
-        record("17", deep_tree_watchers=1, deep_tree_watchers_died=int(not alive))
+        record("23", deep_tree_watchers=1, deep_tree_watchers_died=int(not alive))
         assert alive, f"the watcher died: {text[-3000:]}"
         assert captured, f"the watcher stopped capturing: {text[-3000:]}"
         assert "the tree is too deep for" in text

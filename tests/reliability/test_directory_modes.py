@@ -59,7 +59,7 @@ def test_a_recreated_private_directory_comes_back_private(private_tree: Path, ho
     assert r.exit_code == 0, r.stderr
     assert (private_tree / "keys" / "old" / "id.txt").read_text() == "secret\n"
     modes = (bits(private_tree / "keys"), bits(private_tree / "keys" / "old"))
-    record("18", dir_mode_restores=1, dir_mode_restores_wrong=int(modes != (0o700, 0o750)))
+    record("24", dir_mode_restores=1, dir_mode_restores_wrong=int(modes != (0o700, 0o750)))
     assert modes == (0o700, 0o750), f"{how} recreated the directories {oct(modes[0])}, {oct(modes[1])}"
 
 

@@ -117,7 +117,7 @@ def test_an_unreadable_file_at_init_is_an_error_verdict_and_the_rest_is_captured
     assert status["capture"]["skipping"] == 1
     assert status["capture"]["problems"][0]["path"] == "secret.txt"
     assert any("secret.txt (cannot read: Permission denied)" in w for w in status["warnings"])
-    record("15", unreadable_trials=1, unreadable_stopped_capture=0)
+    record("20", unreadable_trials=1, unreadable_stopped_capture=0)
 
 
 @needs_setpriv
@@ -143,7 +143,7 @@ def test_a_file_that_becomes_unreadable_keeps_its_last_version_and_others_are_ca
     assert blob_of(project, "secret.txt") == b"s2\n"
     status = json.loads(guardian("status", "--json", cwd=project).stdout)
     assert status["capture"]["skipping"] == 0
-    record("15", unreadable_trials=1, unreadable_stopped_capture=0, unreadable_versions_lost=0)
+    record("20", unreadable_trials=1, unreadable_stopped_capture=0, unreadable_versions_lost=0)
 
 
 @needs_setpriv
@@ -172,7 +172,7 @@ def test_an_unreadable_directory_is_never_taken_as_deleted(project: Path) -> Non
     status = guardian("status", cwd=project)
     assert "capture:   1 path(s) not captured" in status.stdout
     assert "priv (cannot list this directory: Permission denied" in status.stderr
-    record("15", unreadable_dir_trials=1, unreadable_dir_files_deleted=0)
+    record("20", unreadable_dir_trials=1, unreadable_dir_files_deleted=0)
 
 
 def test_whole_capture_failures_are_counted_in_status_until_one_succeeds(
@@ -208,6 +208,7 @@ def test_whole_capture_failures_are_counted_in_status_until_one_succeeds(
     report = status(project)
     assert report.capture["failed_in_a_row"] == 0 and report.capture["last_error"] is not None
     assert not any("capture(s) failed" in w for w in report.warnings)
+    record("20", whole_capture_failures=2, whole_capture_failures_counted=2)
 
 
 def test_a_check_that_breaks_is_an_error_verdict_that_restore_never_picks(
@@ -243,3 +244,4 @@ def test_a_check_that_breaks_is_an_error_verdict_that_restore_never_picks(
     restored = run_cli("restore", "conf.json", "--force", cwd=root)
     assert restored.exit_code == 0, restored.stderr
     assert (root / "conf.json").read_text() == '{"v": 1}\n', "restore picked the version no check passed"
+    record("20", broken_check_trials=1, broken_check_versions_restored=0)
