@@ -53,7 +53,7 @@ from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.util.fs import atomic_write_file, lstat_at
 from guardian.util.lock import FileLock
 
-PROBLEMS = ("missing", "invalid", "suspect")
+PROBLEMS = ("missing", "invalid", "suspect", "error")  # error: a check broke on the captured content
 
 STATE_FILE = "guardrail.json"  # in the store: the drift already logged
 STATE_LOCK_FILE = "guardrail.lock"
@@ -65,7 +65,7 @@ class Drift:
     """One file that no longer matches its latest valid snapshot."""
 
     path: str
-    problem: str  # "missing" | "invalid" | "suspect"
+    problem: str  # "missing" | "invalid" | "suspect" | "error"
     detail: str
     protected: bool
     last_valid_snapshot: str | None
@@ -528,6 +528,10 @@ def _repair(project: Project, report: GuardrailReport, trigger: str) -> None:
     for d in report.drift:
         if d.last_valid_snapshot is None:
             report.not_repaired.append((d.path, f"no valid version in any snapshot; see 'guardian history {d.path}'"))
+            continue
+        if d.problem == "error":
+            # A check broke, not the file: its content may well be good, so it is not replaced.
+            report.not_repaired.append((d.path, f"{d.detail}; not restored: the check failed, not the file"))
             continue
         if is_in_progress(d.detail):
             # Restoring now would race the writer, and its finished file may well be valid.

@@ -240,6 +240,14 @@ def test_a_check_that_breaks_is_an_error_verdict_that_restore_never_picks(
     assert verdicts["b.txt"] == ("valid", "")
     assert blob_of(root, "conf.json") == b'{"v": 2}\n'  # the content is kept
 
+    # The guardrail reports it, but does not replace content only a broken check doubted.
+    from guardian.gates.guardrail import run_guardrail
+
+    report = run_guardrail(project, repair=True)
+    assert [d.problem for d in report.drift if d.path == "conf.json"] == ["error"]
+    assert [p for p, _why in report.not_repaired] == ["conf.json"]
+    assert (root / "conf.json").read_text() == '{"v": 2}\n'
+
     (root / "conf.json").write_text("lost\n")
     restored = run_cli("restore", "conf.json", "--force", cwd=root)
     assert restored.exit_code == 0, restored.stderr
