@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from guardian.capture.checkproc import sweep_stale_check_dirs
 from guardian.capture.engine import Capture, ProgressFn, SnapshotResult
 from guardian.errors import GuardianError
 
@@ -55,6 +56,10 @@ class StoreSession:
                 if cleared:
                     log.info("cleared %d stale lock/temp file(s)", len(cleared))
                 sync_catalog(self.project.events, repo, catalog)
+            # A guardian killed during a check left its check's children and a copy of a file behind.
+            swept = sweep_stale_check_dirs()
+            if swept:
+                log.info("removed %d check director(ies) of guardians that died", len(swept))
         except BaseException:
             catalog.close()
             raise

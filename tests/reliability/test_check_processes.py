@@ -145,3 +145,26 @@ def test_the_sweep_leaves_a_live_guardians_directory_and_other_names_alone(tmp_p
         (folder / "in").mkdir(parents=True)
     assert sweep_stale_check_dirs(tmp_path) == [dead]
     assert live.exists() and mine.exists() and other.exists() and not dead.exists()
+
+
+def test_a_starting_watcher_sweeps_a_dead_guardians_check(tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    temp = tmp_path / "tmp"
+    stale = temp / "guardian-check-999999999-abc"
+    (stale / "in").mkdir(parents=True)
+    (stale / "in" / "copy.cfg").write_text("the user's file\n")
+    child = subprocess.Popen(["sleep", "300"], env={**os.environ, "GUARDIAN_CHECK_DIR": str(stale)})
+    procs.append(child)
+    root = tmp_path / "p"
+    init_project(root, {"a.txt": b"a\n"}, policy="version: 1\n")
+    watcher = subprocess.Popen(guardian_argv("watch"), cwd=root, env=guardian_env(TMPDIR=str(temp)))
+    procs.append(watcher)
+    try:
+        deadline = time.monotonic() + 30
+        while stale.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=60)
+    assert not stale.exists(), "the starting watcher left a dead guardian's check directory"
+    assert wait_gone(child.pid, 5), "the starting watcher left a dead guardian's check running"
+    record("22", guardian_kills_during_check=0, check_copies_left=0)
