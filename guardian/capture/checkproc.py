@@ -10,9 +10,9 @@ guardian itself may die during a check (SIGKILL, an OOM kill).  On Linux the lea
 is then killed by the kernel (``PR_SET_PDEATHSIG``).  Its children cannot be told that
 way, so every check process carries ``GUARDIAN_CHECK_DIR=<its private directory>`` in
 its environment, the directory is named after guardian's pid, and the next guardian
-that runs a check sweeps directories whose guardian is gone: it kills the processes
-that still carry the marker and removes the directory with the copy of the user's
-file in it.
+that runs a check (or starts watching) sweeps directories whose guardian is gone: it
+kills the processes that still carry the marker and removes the directory with the
+copy of the user's file in it.
 """
 
 from __future__ import annotations
