@@ -36,7 +36,7 @@ from guardian.config import ProtectRule
 from guardian.gates.enforce_undo import Enforcement, Verdict, granted, record, undo_changes
 from guardian.paths import POLICY_FILENAME
 from guardian.policy import ChangeKind, Operation, Outcome, PathChange, PolicyEngine, stricter
-from guardian.query.rollbacks import NOT_EXPLAINED, Change, GitReason, explain, judge
+from guardian.query.rollbacks import NOT_EXPLAINED, Change, ContentAges, GitReason, classify, explain, judge
 from guardian.query.userrepo import InProgress, UserRepo
 from guardian.trust.grants import covering_grant
 
@@ -77,6 +77,7 @@ class Enforcer:
     _located: float | None = field(default=None, init=False)
     _deferred: dict[str, _Deferred] = field(default_factory=dict, init=False)
     _next_poll: float = field(default=0.0, init=False)
+    _busy_seen: tuple[float, str | None] | None = field(default=None, init=False)
     _merged: dict[str, set[str]] = field(default_factory=dict, init=False)  # contents a merge brought in
 
     def __post_init__(self) -> None:
@@ -144,7 +145,7 @@ class Enforcer:
             return []
         progress = git.in_progress()
         rebase = progress.rebase
-        busy = git.busy() if any(d.waits_for == "git" for d in self._deferred.values()) else None
+        busy = self._busy(git, fresh=True) if any(d.waits_for == "git" for d in self._deferred.values()) else None
         verdicts: list[Verdict] = []
         for rel, deferred in list(self._deferred.items()):
             if rel in pending or (deferred.waits_for == "rebase" and rebase):
@@ -159,6 +160,19 @@ class Enforcer:
             if verdict is not None:
                 verdicts.append(verdict)
         return self._act(verdicts, repo)
+
+    def _busy(self, git: UserRepo, fresh: bool = False) -> str | None:
+        """What git is doing in the work tree now (looked at once per batch, or afresh), or None."""
+        now = time.monotonic()
+        if fresh or self._busy_seen is None or now - self._busy_seen[0] > _POLL_EVERY:
+            self._busy_seen = (now, git.busy())
+        return self._busy_seen[1]
+
+    def _wait_for_git(self, rel: str, before: str | None, since: float, captured_at: float) -> None:
+        if rel not in self._deferred:
+            self._deferred[rel] = _Deferred(before, since, "git", captured_at)
+        self._next_poll = time.monotonic() + _POLL_EVERY
+        log.info("enforce: %s; judging %s once it is done", self._busy_seen[1] if self._busy_seen else "git", rel)
 
     def git(self) -> UserRepo | None:
         """The user's git repository around the root (looked for again now and then while there is none)."""
@@ -182,18 +196,37 @@ class Enforcer:
     ) -> Verdict | None:
         upto = versions[: index + 1]
         version = upto[index]
-        change = judge(upto, index, git, rel, deferred.before_blob if deferred is not None else None)
+        before = deferred.before_blob if deferred is not None else None
+        ages = ContentAges()
+        ages.add_versions(upto)
+        change = classify(upto, index, ages, before)  # by the snapshots alone: no git yet
         if change is None:
             return None
         if change.kind == "delete" and _transient(upto, index):
             log.debug("enforce: %s lived only moments (a tool's temporary file): its deletion stands", rel)
+            return None
+        plain_edit = change.kind == "edit" and self._rule(rel, change) is None
+        if plain_edit and (git is None or version.blob is None or not git.has_object(version.blob)):
+            return None  # new content, and git holds no older copy of it: an edit nobody judges
+        since = deferred.since if deferred is not None else (change.previous.ts if change.previous else None)
+        patient = deferred is None or (
+            deferred.waits_for == "git" and time.monotonic() - deferred.started < _BUSY_LIMIT
+        )
+        if git is not None and patient and self._busy(git):
+            # Never race git in its own work tree, nor ask it anything while it writes there: a guardian
+            # hook may be deciding about this very change, put it back itself and refuse the command.
+            if before is None and change.replaced is not None:
+                before = change.replaced.blob
+            self._wait_for_git(rel, before, since if since is not None else version.ts, captured_at)
+            return None
+        change = judge(upto, index, git, rel, before, ages=ages)  # git's history, when the snapshots say edit
+        if change is None:
             return None
         decided = self._rule(rel, change)
         if decided is None:
             return None
         operation, outcome, rule = decided
         reason = NOT_EXPLAINED
-        since = deferred.since if deferred is not None else (change.previous.ts if change.previous else None)
         if git is not None and since is not None:
             replaced = change.replaced.blob if change.replaced is not None else None
             if deferred is not None:
@@ -276,16 +309,6 @@ class Enforcer:
                 done.append(granted(v, grant))
             else:
                 undo.append(v)
-        git = self._repo
-        busy = git.busy() if undo and git is not None else None
-        if busy is not None:
-            # Never race git in its own work tree: judge these again once it is done (a guardian
-            # hook may put the content back itself, and refuse the command).
-            for v in undo:
-                self._deferred.setdefault(v.path, _Deferred(v.before_blob, v.since, "git", v.captured_at))
-            self._next_poll = time.monotonic() + _POLL_EVERY
-            log.info("enforce: %s; judging %s again once it is done", busy, ", ".join(v.path for v in undo))
-            undo = []
         if undo:
             done.extend(undo_changes(self.project, undo, repo))
         if done:
