@@ -51,6 +51,7 @@ def test_blocked_and_failed_operations_are_on_the_record(project: Path) -> None:
     (project / "core").mkdir()
     (project / "core" / "x.txt").write_text("x\n")
     assert run_cli("init", cwd=project).exit_code == 0
+    (project / "core" / "x.txt").write_text("changed\n")  # so that the restore would change something
     assert run_cli("restore", "core/x.txt", cwd=project).exit_code == 4
     assert run_cli("restore", "ghost.txt", cwd=project).exit_code == 1
     events = [json.loads(x) for x in ProjectPaths.for_root(project.resolve()).events.read_text().splitlines()]
