@@ -288,6 +288,10 @@ class EventLog:
         try:
             with open(self.path, "rb") as handle:
                 for line in handle:
+                    if not line.strip():
+                        # A blank line is no loss: two writers can each start a fresh line when one
+                        # finds the other's record still arriving at the end of the file.
+                        continue
                     try:
                         json.loads(line)
                     except (ValueError, UnicodeDecodeError):
