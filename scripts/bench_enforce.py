@@ -8,7 +8,9 @@ that capture (``Enforcer.enforce``) on its own, in the same process, -n times:
 
 - unprotected 1 / 100: ordinary edits of files no rule protects (the common case)
 - protected edit 1: an edit of a protected file whose rule sets no ``modify`` (recorded only)
-- mixed 100 (10 protected): a batch with ordinary edits of protected files in it
+- mixed 100 (10 protected): a batch with ordinary edits of protected files in it; each
+  protected file has --versions captured versions first (default 100), so the cost of a
+  long history shows
 - rollback, granted: a protected file back to its old content under a grant (classified,
   explained against the reflog, left standing)
 - rollback, undone: the same without a grant: the time to the undo written, snapshotted
@@ -16,7 +18,7 @@ that capture (``Enforcer.enforce``) on its own, in the same process, -n times:
 
 The goal (issue 11): enforcement adds at most 5 ms to a capture.
 
-Usage: python scripts/bench_enforce.py [-n 50] [--files 1000] [--commits 200]
+Usage: python scripts/bench_enforce.py [-n 50] [--files 1000] [--commits 200] [--versions 100]
 Everything lives in a temp directory under BENCH_TMP (default: the system's); GUARDIAN_HOME points into it.
 """
 
@@ -81,16 +83,17 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=50)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--commits", type=int, default=200)
+    parser.add_argument("--versions", type=int, default=100, help="captured versions of each protected file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         base = Path(tmp)
         os.environ["GUARDIAN_HOME"] = str(base / "home")
         started = time.monotonic()
         repo = setup(base, args.files, args.commits)
-        return bench(repo, args.n, started)
+        return bench(repo, args.n, started, args.versions)
 
 
-def bench(root: Path, n: int, started: float) -> int:
+def bench(root: Path, n: int, started: float, versions: int) -> int:
     from guardian.capture.engine import Capture, SnapshotResult
     from guardian.gates.enforce import Enforcer
     from guardian.ops.initialize import init_project
@@ -110,8 +113,15 @@ def bench(root: Path, n: int, started: float) -> int:
             return capture.run(paths, "watch")
 
     captured([RUN])
+    protected = [f"agents/a{i:02}.py" for i in range(10)]
+    for round_ in range(versions):
+        # A long captured history on each protected file: enforcement must not cost more for it.
+        for rel in protected:
+            (root / rel).write_text(f"history = {round_}\n")
+        captured(protected)
     print(
         f"setup {time.monotonic() - started:.1f}s: {len(list(catalog.paths()))} files tracked, "
+        f"{len(catalog.versions_of(protected[0]))} versions of each protected file, "
         f"{len((root / '.git' / 'logs' / 'HEAD').read_text().splitlines())} reflog entries, "
         f"load {os.getloadavg()[0]:.1f}"
     )
@@ -127,7 +137,6 @@ def bench(root: Path, n: int, started: float) -> int:
         return go
 
     plain = [f"src/d{i // 10:03}/f{i:04}.py" for i in range(100)]
-    protected = [f"agents/a{i:02}.py" for i in range(10)]
     mixed = plain[:90] + protected
 
     def rollback() -> list[str]:
