@@ -53,7 +53,7 @@ def init(
     from guardian.ops.initialize import init_project
 
     if from_url is not None:
-        return _init_from(ctx, from_url, ref, as_json)
+        return _init_from(ctx, from_url, ref, no_hooks, as_json)
     if ref is not None:
         from guardian.errors import UsageError
 
@@ -84,12 +84,15 @@ def init(
     return EXIT_OK
 
 
-def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
+def _init_from(ctx: Context, url: str, ref: str | None, no_hooks: bool, as_json: bool) -> int:
+    from guardian.cli.hooks import init_hooks
     from guardian.ops.remote import init_from
 
     report = init_from(ctx.cwd, url, ref=ref, cwd=ctx.cwd)
+    # A machine rebuilt from its mirror is guarded as one set up with plain 'guardian init': hooks too.
+    hooks_json, hooks_lines = init_hooks(report.root, no_hooks)
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "hooks": hooks_json})
         return EXIT_OK
     echo(f"fetched {report.ref} ({report.head[:12]}) from {report.url} into {report.store}")
     echo(f"restored {len(report.restored)} file(s) into {report.root}")
@@ -97,6 +100,8 @@ def _init_from(ctx: Context, url: str, ref: str | None, as_json: bool) -> int:
     kept = [f"  kept {p}: it already exists and differs (compare with 'guardian diff {p}')" for p in report.kept]
     skipped = [f"  skipped {path}: {reason}" for path, reason in report.skipped]
     file_lines(ctx, older + kept + skipped, [f"  refused {path}: {reason}" for path, reason in report.refused])
+    for line in hooks_lines:
+        echo(line)
     return EXIT_OK
 
 

@@ -191,7 +191,8 @@ def restore_from_remote(
     The mirror ref (this store's own unless --ref names another) is fetched into the
     store's objects; its chain is indexed in a temporary catalog to pick each file's
     latest valid version.  The policy is asked, the current state snapshotted
-    (pre-restore) and the files written as any restore does.
+    (pre-restore) and the files written as any restore does; each protected path moved
+    back to older content gets a rollback grant, as with ``restore --force``.
     """
     name, url = choose_remote(project, remote)
     repo = project.open_repo()
@@ -213,4 +214,6 @@ def restore_from_remote(
             finally:
                 remote_catalog.close()
         details = {"from_remote": name, "url": url, "ref": chosen}
-        return apply_restore(project, repo, targets, dry_run=dry_run, force=force, details=details)
+        # A version picked from a mirror is one the person chose, as with --at or --force: each
+        # protected path it moves back gets a grant, so the watcher does not undo it as a rollback.
+        return apply_restore(project, repo, targets, dry_run=dry_run, force=force, details=details, leave_grants=True)
