@@ -19,6 +19,7 @@ set and backoff), ``store_session`` (the open store) and ``heartbeat``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -35,7 +36,7 @@ from guardian.gates.enforce import Enforcer
 from guardian.paths import POLICY_FILENAME
 from guardian.policy import PolicyEngine
 from guardian.project import Project
-from guardian.trust.policy import trusted_policy
+from guardian.trust.policy import accepted_path, trusted_policy
 from guardian.watch.batching import Batch, PendingChanges
 from guardian.watch.heartbeat import Heartbeat, WatchStats, heartbeat_record
 from guardian.watch.maintenance import Maintenance
@@ -44,6 +45,7 @@ from guardian.watch.store_session import StoreSession
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from watchdog.events import FileSystemEvent
     from watchdog.observers.api import BaseObserver
@@ -68,6 +70,15 @@ def _env_float(name: str, default: float) -> float:
         log.warning("ignoring %s=%r: not a number", name, raw)
         return default
     return value if value >= 0 else default
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, None when it is missing: enough to notice a rewrite."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,7 @@ class Watcher:
         self.keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
         self.engine = PolicyEngine.from_policy(project.policy)
         self._enforcer = Enforcer(project)  # undoes what the policy does not let stand, after each capture
+        self._accepted_stamp = _file_stamp(accepted_path(project.paths.store))  # 'policy accept' changes it
         self._maintenance = Maintenance(project)  # gc, size cap and pushes, on their own thread
         self._changes = PendingChanges(self.options.quiet, self.options.max_delay)
         self.handler = ChangeHandler(
@@ -391,6 +403,9 @@ class Watcher:
             log.info("snapshot %s: %d file(s) (%s)", result.snapshot[:12], len(result.files), reason)
             if self.on_snapshot is not None:
                 self.on_snapshot(result)
+            if self._accepted_changed():
+                # 'guardian policy accept' (or a grant) put another policy in force: judge this capture by it.
+                self._reload_policy()
             self._enforce(result)
             if any(f.path == POLICY_FILENAME for f in result.files):
                 self._reload_policy()
@@ -401,17 +416,39 @@ class Watcher:
         if self._heartbeat.due():
             self.write_heartbeat()
 
+    def _accepted_changed(self) -> bool:
+        """Whether the store's accepted policy was rewritten since the watcher last read it (one stat)."""
+        return _file_stamp(accepted_path(self.project.paths.store)) != self._accepted_stamp
+
     def _reload_policy(self) -> None:
+        """Put the policy in force in charge of everything: filters, protected-path watching, guardrail, enforcement.
+
+        That is the trusted policy (``guardian.trust.policy``), never the file on disk as such:
+        a guardian.yaml emptied or weakened on disk changes nothing until 'guardian policy
+        accept' (the watcher logs that it waits), while a stricter edit is accepted on the spot
+        and takes effect at once.
+        """
+        paths = self.project.paths
+        self._accepted_stamp = _file_stamp(accepted_path(paths.store))
         try:
-            policy = load_policy(self.project.paths.policy_file)
+            trusted = trusted_policy(paths.policy_file, paths.store, load_policy)
+            policy = trusted.policy if trusted is not None else load_policy(paths.policy_file)
         except (GuardianError, OSError) as exc:
             log.error("keeping the previous policy: %s", exc)
             self._event("error", [POLICY_FILENAME], {"where": "policy reload", "error": str(exc)})
             return
-        self._enforce_trusted_policy()
-        if policy == self.project.policy:
+        pending = trusted.pending if trusted is not None else None
+        if trusted is not None and trusted.accepted_now:
+            self._accepted_stamp = _file_stamp(accepted_path(paths.store))  # our own write: not news
+            self._event("policy", [POLICY_FILENAME], {"action": "accept", "why": trusted.accepted_now})
+        if pending is not None and pending != self.project.policy_pending:
+            log.warning("%s", pending)
+            self._event("watcher", [POLICY_FILENAME], {"action": "policy pending", "pending": pending})
+        if dataclasses.replace(policy, source="") == dataclasses.replace(self.project.policy, source=""):
+            self.project.policy_pending = pending
             return
-        self.project = Project(self.project.paths, policy)
+        self.project = Project(paths, policy, pending)
+        self._enforcer.use(self.project)
         self._maintenance.use_project(self.project)
         self.keep = PathFilter(self.project.root, policy.watch, policy.protect_rules)
         self.handler.keep = self.keep
@@ -422,24 +459,6 @@ class Watcher:
         self.request_rescan("policy changed")
 
     # ------------------------------------------------------------------ enforcement
-
-    def _enforce_trusted_policy(self) -> None:
-        """Enforce the policy in force: an edit of guardian.yaml that would weaken it waits for 'policy accept'.
-
-        So a guardian.yaml emptied or rewritten on disk never switches enforcement off.
-        """
-        paths = self.project.paths
-        try:
-            trusted = trusted_policy(paths.policy_file, paths.store, load_policy)
-        except (GuardianError, OSError) as exc:
-            log.error("enforcing the previous policy: %s", exc)
-            return
-        if trusted is None:
-            self._enforcer.use(Project(paths, load_policy(paths.policy_file)))
-        elif trusted.policy != self._enforcer.project.policy:
-            if trusted.accepted_now:
-                self._event("policy", [POLICY_FILENAME], {"action": "accept", "why": trusted.accepted_now})
-            self._enforcer.use(Project(paths, trusted.policy, trusted.pending))
 
     def _enforce(self, result: SnapshotResult) -> None:
         try:

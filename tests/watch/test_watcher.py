@@ -50,6 +50,7 @@ from guardian.watch.observer import (
     inotify_watch_count,
 )
 from guardian.watch.watcher import Watcher, WatchOptions
+from tests.conftest import run_cli
 
 # watchdog warns from its reader thread when "mkdir -p a/b" makes it add the watch for a/b twice
 # (once walking a/, once for a/b's own IN_CREATE); harmless, but an error under filterwarnings=error.
@@ -672,6 +673,11 @@ def test_policy_change_is_reloaded(tmp_path: Path) -> None:
     assert "old.tmp" in tree(project)
     with running(project):
         policy.write_text(policy.read_text().replace('"scratch/"]', '"scratch/", "*.tmp"]'))
+        # A changed watch setting gives up protection: it waits for 'guardian policy accept'.
+        wait_until(lambda: any(e.details.get("action") == "policy pending" for e in events(project, "watcher")), "note")
+        assert "old.tmp" in tree(project)
+        assert run_cli("policy", "accept", cwd=project.root).exit_code == 0
+        (project.root / "a.txt").write_text("a, after the accept\n")  # the next capture notices it
         wait_until(lambda: any(e.details.get("action") == "reload" for e in events(project, "watcher")), "reload")
         # The rescan after the reload drops what the new policy no longer captures, as a full scan would.
         wait_until(lambda: "old.tmp" not in tree(project), "old.tmp to leave the snapshot")
