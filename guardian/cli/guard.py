@@ -24,6 +24,9 @@ def _print_check(report: GuardrailReport, repair: bool) -> None:
         return
     for d in report.drift:
         mark = " (protected)" if d.protected else ""
+        if d.problem == "rolled-back":  # the detail says it: "rolled back to the version of ..."
+            echo(f"{paint('drift:', 'drift')} {d.path}{mark}: {d.detail}")
+            continue
         echo(f"{paint('drift:', 'drift')} {d.path}{mark} is {paint(d.problem, d.problem)}: {d.detail}")
     if not repair:
         return
@@ -45,7 +48,7 @@ def _print_check(report: GuardrailReport, repair: bool) -> None:
 @json_option
 @pass_ctx
 def check(ctx: Context, paths: tuple[str, ...], repair: bool, as_json: bool) -> int:
-    """Report watched files that are missing, invalid or suspect (protected first); exit 1 on drift."""
+    """Report watched files that are missing, invalid, suspect or rolled back (protected first); exit 1 on drift."""
     from guardian.gates.guardrail import run_guardrail
     from guardian.paths import to_relative
 

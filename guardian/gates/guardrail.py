@@ -9,7 +9,8 @@ A file has *drifted* when
   a snapshot without anyone accepting it since (``guardian accept PATH`` writes
   an ``accept`` event; one newer than the deletion ends the drift).  A deleted
   file that is not protected stops drifting once the deletion is captured,
-  because a deliberate deletion looks exactly the same.
+  because a deliberate deletion looks exactly the same; or
+- it is protected and its content went back to an older version (``gates.rolled_back``).
 
 :func:`check` only reads.  :func:`run_guardrail` is what ``guardian check``, the
 watcher and the git hooks call: it logs a ``drift`` event per file whose drift is
@@ -46,6 +47,7 @@ from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, VersionRow
 from guardian.errors import GuardianError, LockHeld
 from guardian.events import Event, current_user, now_iso
+from guardian.gates.rolled_back import RollbackFinder
 from guardian.ops.restore import RestoreReport, restore
 from guardian.policy import ChangeKind, PathChange, PolicyEngine
 from guardian.project import Project
@@ -53,7 +55,7 @@ from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.util.fs import atomic_write_file, lstat_at
 from guardian.util.lock import FileLock
 
-PROBLEMS = ("missing", "invalid", "suspect", "error")  # error: a check broke on the captured content
+PROBLEMS = ("missing", "invalid", "suspect", "error", "rolled-back")  # error: a check broke on the captured content
 
 STATE_FILE = "guardrail.json"  # in the store: the drift already logged
 STATE_LOCK_FILE = "guardrail.lock"
@@ -65,7 +67,7 @@ class Drift:
     """One file that no longer matches its latest valid snapshot."""
 
     path: str
-    problem: str  # "missing" | "invalid" | "suspect" | "error"
+    problem: str  # one of PROBLEMS
     detail: str
     protected: bool
     last_valid_snapshot: str | None
@@ -146,6 +148,7 @@ class _Inspector:
         self.engine = PolicyEngine(project.policy.protect_rules)
         self.keep = PathFilter(project.root, project.policy.watch, project.policy.protect_rules)
         self.reader = FileReader(project)
+        self.rolled_back = RollbackFinder(project, catalog, self.engine)
         # On a whole-tree check, the paths that ever had a non-valid version are collected
         # once, so a file with only valid versions costs no history query.
         self._ever_bad: set[str] | None = None
@@ -216,7 +219,7 @@ class _Inspector:
             return self._drift(rel, "missing", "replaced by a directory or special file")
         captured = self._captured_verdict(rel) if stat_matches(row, st) else None
         if captured is not None and not is_in_progress(captured[1]):
-            verdict, reason = captured
+            (verdict, reason), blob = captured, row.blob
         else:
             kind, data, _ = self.reader.read(rel)
             if kind == "missing":
@@ -225,13 +228,15 @@ class _Inspector:
                 return self._drift(rel, "missing", "replaced by a directory or special file")
             if kind in ("toolarge", "busy", "error"):
                 return None  # too large, a database locked past the wait, or unreadable: not judged now
-            if hash_blob(data) == row.blob:
+            if (blob := hash_blob(data)) == row.blob:
                 verdict, reason = self._captured_verdict(rel)
                 if is_in_progress(reason):  # captured mid-write; its writer may be done by now
                     verdict, reason = self._verdict_now(rel, kind, data)
             else:
                 verdict, reason = self._verdict_now(rel, kind, data)
-        return None if verdict == "valid" else self._drift(rel, verdict, reason)
+        if verdict != "valid":
+            return self._drift(rel, verdict, reason)
+        return None if (found := self.rolled_back.find(rel, blob, st)) is None else Drift(rel, *found)
 
     def inspect_deleted(self, rel: str, deletion: VersionRow, accepted: set[str]) -> Drift | None:
         if self.catalog.latest_valid(rel) is None:
