@@ -1,7 +1,9 @@
 """The observer seam: watchdog events in, root-relative paths out, and the one observer that makes them.
 
 ``ChangeHandler`` is the filter: it turns each watchdog event into the paths worth capturing
-and hands them to a sink, and its ``tap`` lets tests script or drop events.  ``Observation``
+and hands them to a sink, telling apart the changes whose writer is done (a file closed after
+writing, a finished temp file renamed over its target), and its ``tap`` lets tests script or
+drop events.  ``Observation``
 holds the one observer watching the root: the native one (inotify on Linux) when it starts
 and covers the tree, otherwise a polling observer that lists only what could be captured.
 The inotify helpers count the watches held against the directories that need one, because
@@ -63,6 +65,10 @@ EXHAUSTED = (errno.ENOSPC, errno.EMFILE, errno.ENFILE, errno.ENOMEM)
 
 Report = Callable[[str, list[str], dict[str, Any]], None]  # (event kind, paths, details) for the event log
 
+# How long a file created in the tree counts as possibly a temp file: its close is then not a
+# complete change of its own, and a rename of it (once closed) completes its target.
+FRESH_SECONDS = 5.0
+
 
 # --------------------------------------------------------------------------- events -> paths
 
@@ -73,6 +79,15 @@ class ChangeHandler(FileSystemEventHandler):
     A move counts as a delete of its source and a change of its destination,
     which is how ``sed -i`` and editors' atomic saves reach the target.  Any
     exception is reported to ``on_error`` instead of killing the observer thread.
+
+    Paths go to ``sink``, except those of a *complete* change, which go to
+    ``sink_complete`` (when given) and may be captured at once: a close after writing
+    of a file that was not created a moment ago, or the rename of a file created and
+    closed a moment ago (a temp file: ``sed -i``, an atomic save) over its target.
+    A created file's own close is never complete, since it may be a temp file about to
+    be renamed; a delete or a rename of an older file never is, since it may be the first
+    half of a rename dance (vim renames the target away, then writes a new one).  Only
+    observers that report closes (inotify) ever produce a complete change.
 
     ``tap`` is a test seam: called with each raw event first; returning False
     drops the event, raising simulates a handler bug.
@@ -86,6 +101,7 @@ class ChangeHandler(FileSystemEventHandler):
         sink: Callable[[list[str]], None],
         on_error: Callable[[BaseException, FileSystemEvent], None],
         on_gitignore: Callable[[str], None] | None = None,
+        sink_complete: Callable[[list[str]], None] | None = None,
     ) -> None:
         super().__init__()
         self._root = str(root)
@@ -96,6 +112,9 @@ class ChangeHandler(FileSystemEventHandler):
         self._sink = sink
         self._on_error = on_error
         self._on_gitignore = on_gitignore
+        self._sink_complete = sink_complete
+        # Files created a moment ago (root-relative, creation order) -> (created at, closed since).
+        self._fresh: dict[str, tuple[float, bool]] = {}
         self.tap: Callable[[FileSystemEvent], bool] | None = None
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -103,11 +122,47 @@ class ChangeHandler(FileSystemEventHandler):
             tap = self.tap
             if tap is not None and not tap(event):
                 return
+            complete = self._sink_complete is not None and self._is_complete(event)
             paths = self.paths_for(event)
             if paths:
-                self._sink(paths)
+                if complete and self._sink_complete is not None:
+                    self._sink_complete(paths)
+                else:
+                    self._sink(paths)
         except Exception as exc:  # noqa: BLE001 - an escaping exception would silently kill the observer thread
             self._on_error(exc, event)
+
+    def _is_complete(self, event: FileSystemEvent) -> bool:
+        """Is this event a change whose writer is done with the file (see the class docstring)?"""
+        if event.is_directory:
+            return False
+        src = self.relative(event.src_path)
+        if src is None:
+            return False
+        now = time.monotonic()
+        fresh = self._fresh
+        while fresh:  # forget creations older than the window, oldest first
+            oldest = next(iter(fresh))
+            if now - fresh[oldest][0] < FRESH_SECONDS:
+                break
+            del fresh[oldest]
+        if isinstance(event, FileCreatedEvent):
+            fresh[src] = (now, False)
+            return False
+        if isinstance(event, FileClosedEvent):
+            created = fresh.get(src)
+            if created is None:
+                return True
+            fresh[src] = (created[0], True)
+            return False
+        if isinstance(event, FileMovedEvent):
+            moved = fresh.pop(src, None)
+            dest = self.relative(event.dest_path) if event.dest_path else None
+            if dest is None:
+                return False
+            fresh.pop(dest, None)  # whatever was created there is replaced by a finished file
+            return moved is not None and moved[1] and self.keep(dest)
+        return False
 
     def relative(self, raw: bytes | str) -> str | None:
         path = os.fsdecode(raw)

@@ -3,7 +3,7 @@
 Data flows one way::
 
     watchdog observer --(ChangeHandler: filter, map moves)--> pending set
-    pending set --(quiet window / max delay)--> Capture.run(paths, "watch")
+    pending set --(leading edge / quiet window / max delay)--> Capture.run(paths, "watch")
 
 Nothing may be lost, and watchdog is known to lose things silently, so a full
 rescan (``Capture.run(None)``: stat compare, unchanged files are not re-hashed)
@@ -130,6 +130,7 @@ class Watcher:
             self._changes.add,
             self._handler_failed,
             self._gitignore_changed,
+            sink_complete=self._changes.add_complete,
         )
         self.observation = Observation(project.root, self.handler, self.options.poll_interval, self._event)
         self.state = "starting"
@@ -333,7 +334,7 @@ class Watcher:
                 self._ensure_coverage()
             if reasons:
                 # A full rescan also covers whatever was pending.
-                changes.take()
+                changes.take_all()
                 self._rescan(reasons)
             elif batch:
                 self._capture_batch(batch)
@@ -349,7 +350,7 @@ class Watcher:
                 self.write_heartbeat()
 
     def _flush(self) -> None:
-        batch = self._changes.take()
+        batch = self._changes.take_all()
         if batch:
             log.info("flushing %d pending path(s) before exit", len(batch))
             self._capture_batch(batch, retry=False)
