@@ -118,6 +118,175 @@ if [ ! -x "$python" ]; then
     exit "$status"
 fi
 
+# The fast path: prove in the shell, with git, that nothing protected moved, and start no
+# Python.  It needs <store>/hooks/protected.pathspec, which guardian writes whenever a
+# policy is accepted: a stamp (the sha256 of the accepted policy), the clock tick, then
+# git pathspecs that match at least every protected path.  A missing, stale or unreadable
+# file, a failing command, or anything unusual runs the full check in Python instead.
+fast_trace() {
+    if [ "${GUARDIAN_HOOK_TRACE-}" = 1 ]; then echo "guardian hook trace: shim: $*" >&2; fi
+    return 0
+}
+
+is_zero() {
+    case $1 in '' | *[!0]*) return 1 ;; *) return 0 ;; esac
+}
+
+is_oid() {
+    case $1 in '' | *[!0-9a-f]*) return 1 ;; esac
+    [ ${#1} -eq 40 ] || [ ${#1} -eq 64 ]
+}
+
+# Do the other hooks still run guardian?  hook-impl warns on every ref update when another
+# tool wrote over them, so only intact shims may skip it.
+shims_intact() {
+    for other in pre-rebase post-checkout post-merge post-rewrite; do
+        [ -f "$dir/$other" ] && [ -r "$dir/$other" ] || return 1
+        second=
+        { IFS= read -r _first && IFS= read -r second; } <"$dir/$other" || return 1
+        case $second in "# guardian-hook-shim"*) ;; *) return 1 ;; esac
+    done
+}
+
+# Succeeds only when no protected path differs between commits $1 and $2, and no protected
+# file in the work tree was written since the git command that runs this hook started:
+# hook-impl, which looks for protected files with a newer ctime, would then find nothing.
+nothing_protected_moved() {
+    old=$1 new=$2
+    is_oid "$old" && is_oid "$new" || return 1
+    if [ -z "$store" ] || [ "$root" != "$top" ]; then
+        fast_trace "no fast path: the project root is not the top of the work tree, or its store is unknown"
+        return 1
+    fi
+    spec_file=$store/hooks/protected.pathspec
+    if [ ! -f "$spec_file" ] || [ ! -r "$spec_file" ]; then
+        fast_trace "no fast path: $spec_file is missing"
+        return 1
+    fi
+    # When this git process started, in clock ticks since boot (Linux only).
+    [ -r "/proc/$PPID/stat" ] && [ -r /proc/uptime ] || return 1
+    IFS= read -r proc_stat <"/proc/$PPID/stat" || return 1
+    case ${proc_stat#*" ("} in
+        "git) "*) ;;
+        *)
+            fast_trace "no fast path: the hook's parent is not git"
+            return 1
+            ;;
+    esac
+    read -r uptime _rest </proc/uptime || return 1
+    case $uptime in
+        *[!0-9.]* | .* | *.*.*) return 1 ;;
+        *.[0-9][0-9]) ;;
+        *) return 1 ;;
+    esac
+    set -f
+    # shellcheck disable=SC2086 # the fields after the command name, split on blanks
+    set -- ${proc_stat##*") "}
+    set +f
+    [ $# -ge 20 ] || return 1
+    started_ticks=${20}
+    case $started_ticks in '' | *[!0-9]*) return 1 ;; esac
+    {
+        IFS= read -r header && IFS= read -r stamp && IFS= read -r clk_tck && IFS= read -r _blank || return 1
+        set --
+        while IFS= read -r spec; do set -- "$@" "$spec"; done
+    } <"$spec_file"
+    if [ "$header" != "# guardian protected pathspec v1" ] || [ $# -eq 0 ]; then
+        fast_trace "no fast path: $spec_file is not a pathspec file this shim reads"
+        return 1
+    fi
+    stamp=${stamp#stamp } clk_tck=${clk_tck#clk_tck }
+    case $clk_tck in '' | 0* | *[!0-9]*) return 1 ;; esac
+    is_oid "$stamp" && [ ${#stamp} -eq 64 ] || return 1
+    # The policy in force is the accepted one, and guardian.yaml on disk is that same text.
+    cd "$top" || return 1
+    sums=$(sha256sum guardian.yaml "$store/policy.accepted.yaml" 2>/dev/null) || {
+        fast_trace "no fast path: guardian.yaml or the accepted policy is missing (or there is no sha256sum)"
+        return 1
+    }
+    matched=0
+    while IFS= read -r sum; do
+        sum=${sum#\\}
+        if [ "${sum%% *}" != "$stamp" ]; then
+            fast_trace "no fast path: guardian.yaml differs from the policy $spec_file was written for"
+            return 1
+        fi
+        matched=$((matched + 1))
+    done <<EOF
+$sums
+EOF
+    [ "$matched" -eq 2 ] || return 1
+    if ! git diff-tree --quiet -r --no-renames --ignore-submodules=none "$old" "$new" -- "$@"; then
+        fast_trace "no fast path: $old -> $new changes a protected path"
+        return 1
+    fi
+    # A protected file whose ctime is newer than the git process's start counts as written by
+    # it, with a second's margin for the clocks' resolution and the time since /proc/uptime
+    # was read.  A listed file that is missing makes find fail; so does a failing ls-files
+    # (it feeds find an empty name).
+    uptime_frac=${uptime#*.}
+    window=$((${uptime%.*} * 100 + ${uptime_frac#0} - started_ticks * 100 / clk_tck + 100))
+    [ "$window" -gt 0 ] || return 1
+    minutes=$((window / 6000)).$(printf %06d $((window % 6000 * 1000000 / 6000)))
+    written=$({ git ls-files -z -- "$@" || printf '\0\0'; } | find -files0-from - -cmin "-$minutes" -print -quit 2>/dev/null) || {
+        fast_trace "no fast path: a protected file listed in the index is missing from the work tree"
+        return 1
+    }
+    if [ -n "$written" ]; then
+        fast_trace "no fast path: this command may have written the protected file $written"
+        return 1
+    fi
+    fast_trace "fast path: nothing protected moved ($old -> $new); hook-impl not started"
+}
+
+# Succeeds when this hook has nothing to do for guardian, proven without Python.
+fast_path() {
+    case $hook in
+        post-checkout)
+            [ $# -ge 3 ] || return 1
+            if is_zero "$1"; then
+                fast_trace "fast path: a checkout from nothing (clone, new worktree); hook-impl not started"
+                return 0
+            fi
+            # A branch switch.  A file checkout (flag 0) keeps HEAD: only hook-impl knows what it wrote.
+            [ "$3" = 1 ] && [ "$1" != "$2" ] && nothing_protected_moved "$1" "$2"
+            ;;
+        reference-transaction)
+            shims_intact || return 1
+            branch=$(git symbolic-ref -q HEAD) || branch=
+            old= new= moves=
+            while read -r line_old line_new ref; do
+                if [ "$ref" = HEAD ] || { [ -n "$branch" ] && [ "$ref" = "$branch" ]; }; then
+                    moves=1
+                    [ -n "$new" ] || new=$line_new
+                    if [ -z "$old" ] && ! is_zero "$line_old"; then old=$line_old; fi
+                elif [ "$ref" = refs/stash ]; then
+                    is_zero "$line_new" && return 1 # dropping the stash: hook-impl looks at every entry
+                else
+                    case $ref in refs/heads/*) return 1 ;; esac # another branch moves or goes
+                fi
+            done <<EOF
+$input
+EOF
+            if [ -z "$moves" ]; then
+                fast_trace "fast path: a stash push; hook-impl not started"
+                return 0
+            fi
+            is_zero "$new" && return 1
+            if [ -z "$old" ]; then
+                old=$(git rev-parse -q --verify HEAD) || return 1
+            fi
+            # HEAD staying put (reset --hard): what it rewrote is only known to hook-impl.
+            [ "$old" != "$new" ] && nothing_protected_moved "$old" "$new"
+            ;;
+        *) return 1 ;;
+    esac
+}
+
+if fast_path "$@"; then
+    exit "$status"
+fi
+
 # guardian records the git command that ran this hook: this shell's parent.
 GUARDIAN_GIT_PID=$PPID
 GUARDIAN_HOOK_ROOT=${root:-/}

@@ -29,6 +29,7 @@ from pathlib import Path
 from guardian.config import Policy, ProtectRule, parse_policy
 from guardian.paths import POLICY_FILENAME
 from guardian.trust.grants import covering_grant
+from guardian.trust.hook_pathspec import write_pathspec_file
 from guardian.util.fs import atomic_write_file
 
 ACCEPTED_FILE = "policy.accepted.yaml"
@@ -57,6 +58,7 @@ def read_accepted(store: Path) -> str | None:
 
 def write_accepted(store: Path, text: str) -> None:
     atomic_write_file(accepted_path(store), text.encode("utf-8"), 0o600)
+    write_pathspec_file(store, text.encode("utf-8"))  # the git hooks' fast path follows the accepted policy
 
 
 def _action(rule: ProtectRule, operation: str) -> str:

@@ -45,6 +45,8 @@ from guardian.gates.githooks.shim import (
     shim_python,
 )
 from guardian.paths import find_project_root, store_dir_for
+from guardian.trust.hook_pathspec import refresh_pathspec_file
+from guardian.trust.policy import accepted_path
 from guardian.util.git import run_git
 
 
@@ -257,6 +259,9 @@ def install(cwd: Path, python: str | None = None) -> InstallReport:
         _link_chained(directory, plan.name)
         getattr(report, plan.kind.replace("-", "_")).append(plan.name)
         _write_shim(plan.target, render_shim(plan.name, interpreter, projects))
+    for _root, store in projects:
+        # A store whose policy was accepted before the shims had a fast path gets its pathspec file now.
+        refresh_pathspec_file(store, accepted_path(store))
     return report
 
 
