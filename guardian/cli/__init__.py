@@ -1,31 +1,18 @@
 """The click layer: parse arguments, call one plain function, print the result.
 
-``main`` is the single place that turns exceptions into exit codes.
+``main`` is the single place that turns exceptions into exit codes.  It imports click
+and the command modules (``guardian.cli.base``) only when click has to parse the command
+line: ``guardian history PATH`` and ``guardian restore PATH...`` with no option are
+answered by ``guardian.cli.fast`` without them.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from collections.abc import Sequence
 
-import click
-
-# Importing the command modules registers their commands on the group.
-from guardian.cli import agent as _agent  # noqa: F401
-from guardian.cli import completion as _completion  # noqa: F401
-from guardian.cli import core as _core  # noqa: F401
-from guardian.cli import forget as _forget  # noqa: F401
-from guardian.cli import guard as _guard  # noqa: F401
-from guardian.cli import hooks as _hooks  # noqa: F401
-from guardian.cli import past as _past  # noqa: F401
-from guardian.cli import protect as _protect  # noqa: F401
-from guardian.cli import recover as _recover  # noqa: F401
-from guardian.cli import store_cmds as _store_cmds  # noqa: F401
-from guardian.cli import watch as _watch  # noqa: F401
-from guardian.cli.base import cli
 from guardian.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, GuardianError
 
 
@@ -57,10 +44,10 @@ def _log_traceback() -> str | None:
 
 def _record_failure(exc: GuardianError) -> None:
     """Put operational failures on the project's record; usage mistakes are not events."""
-    from guardian.cli import base
+    from guardian.cli import state
     from guardian.errors import EXIT_BLOCKED, EXIT_NEEDS_FORCE
 
-    project = base.last_project
+    project = state.last_project
     if project is None or exc.exit_code == EXIT_USAGE or not project.paths.store.is_dir():
         return
     kind = "block" if exc.exit_code in (EXIT_BLOCKED, EXIT_NEEDS_FORCE) else "error"
@@ -75,9 +62,9 @@ WINDOWS_REFUSAL = "guardian needs Linux or macOS (it uses fcntl locks and POSIX 
 
 def _wants_json(args: Sequence[str]) -> bool:
     """--json given anywhere before '--' (read from argv too: a usage error stops click before it sees it)."""
-    from guardian.cli import base
+    from guardian.cli import state
 
-    if base.current is not None and base.current.as_json:
+    if state.current is not None and state.current.as_json:
         return True
     options = args[: list(args).index("--")] if "--" in args else args
     return "--json" in options
@@ -85,21 +72,28 @@ def _wants_json(args: Sequence[str]) -> bool:
 
 def _fail(args: Sequence[str], code: int, message: str, line: str | None = None) -> int:
     """The one-line message on stderr and, under --json, {"error", "exit_code"} on stdout."""
+    from guardian.cli.output import echo_plain
+
     if line is not None:
-        click.echo(line, err=True)
+        echo_plain(line, err=True)
     if _wants_json(args):
-        click.echo(json.dumps({"error": message, "exit_code": code}, indent=2))
+        import json
+
+        echo_plain(json.dumps({"error": message, "exit_code": code}, indent=2))
     return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.platform == "win32":
         # Refuse in one line, before any store module imports fcntl and dies with a traceback.
-        click.echo(f"guardian: error: {WINDOWS_REFUSAL}", err=True)
-        return EXIT_FAILED
-    from guardian.cli import base
+        from guardian.cli.output import echo_plain
 
-    base.reset()
+        echo_plain(f"guardian: error: {WINDOWS_REFUSAL}", err=True)
+        return EXIT_FAILED
+    from guardian.cli import state
+    from guardian.cli.fast import plain_command
+
+    state.reset()
     args = list(argv) if argv is not None else sys.argv[1:]
     debug = "--debug" in args
     for stream in (sys.stdout, sys.stderr):
@@ -107,20 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="surrogateescape")
     try:
-        result = cli.main(args=args, prog_name="guardian", standalone_mode=False)
-        return int(result or 0)
+        command = plain_command(args)
+        return command() if command is not None else _click_main(args)
     except GuardianError as exc:
         if debug:
             _print_traceback()
         _record_failure(exc)
         return _fail(args, exc.exit_code, str(exc), f"guardian: error: {exc}")
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.Abort:
-        return _fail(args, EXIT_INTERRUPTED, "interrupted", "guardian: interrupted")
-    except click.ClickException as exc:
-        exc.show()
-        return _fail(args, EXIT_USAGE if exc.exit_code == 2 else exc.exit_code, exc.format_message())
     except KeyboardInterrupt:
         return _fail(args, EXIT_INTERRUPTED, "interrupted", "guardian: interrupted")
     except BrokenPipeError:
@@ -144,3 +131,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f"; traceback saved to {where}" if where else ""
         message = f"internal error: {type(exc).__name__}: {exc}{hint}; rerun with --debug to see it"
         return _fail(args, EXIT_BUG, message, f"guardian: {message}")
+
+
+def _click_main(args: list[str]) -> int:
+    """Let click parse the command line and run the command; click's own exceptions become exit codes here.
+
+    None of them is a GuardianError, a KeyboardInterrupt or an OSError, so catching them first,
+    here, decides every exception as the handler in :func:`main` decided it before.
+    """
+    import click
+
+    from guardian.cli.base import cli
+
+    try:
+        result = cli.main(args=args, prog_name="guardian", standalone_mode=False)
+        return int(result or 0)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        return _fail(args, EXIT_INTERRUPTED, "interrupted", "guardian: interrupted")
+    except click.ClickException as exc:
+        exc.show()
+        return _fail(args, EXIT_USAGE if exc.exit_code == 2 else exc.exit_code, exc.format_message())

@@ -1,185 +1,25 @@
-"""The root command group and the options every command shares.
+"""The command group with every command on it: importing this module registers them all.
 
-``-C DIR``, ``--debug``, ``--json``, ``-q`` and ``-v`` are accepted before or after
-the command name (``guardian -C p status`` and ``guardian status -C p`` alike).
-Every command and group made through :data:`cli` gets them: :class:`GuardianCommand`
-adds the ones a command does not declare itself, and each stores its value in the
-one :class:`Context` of the invocation, which the error handler reads too.
+The group and the shared options are defined in ``guardian.cli.group``; each command module
+adds its commands to that group when imported.  ``guardian.cli.main`` imports this module
+only when click has to parse the command line (``guardian.cli.fast`` answers the hot
+commands without click).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+# Importing the command modules registers their commands on the group.
+from guardian.cli import agent as _agent  # noqa: F401
+from guardian.cli import completion as _completion  # noqa: F401
+from guardian.cli import core as _core  # noqa: F401
+from guardian.cli import forget as _forget  # noqa: F401
+from guardian.cli import guard as _guard  # noqa: F401
+from guardian.cli import hooks as _hooks  # noqa: F401
+from guardian.cli import past as _past  # noqa: F401
+from guardian.cli import protect as _protect  # noqa: F401
+from guardian.cli import recover as _recover  # noqa: F401
+from guardian.cli import store_cmds as _store_cmds  # noqa: F401
+from guardian.cli import watch as _watch  # noqa: F401
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx, shared
 
-import click
-
-from guardian import __version__
-from guardian.errors import UsageError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class Context:
-    directory: Path | None = None
-    debug: bool = False
-    as_json: bool = False
-    quiet: bool = False
-    verbose: bool = False
-
-    @property
-    def cwd(self) -> Path:
-        return self.directory if self.directory is not None else Path.cwd()
-
-    def project(self) -> Any:
-        from guardian.project import Project
-
-        global last_project
-        found = Project.find(self.cwd)
-        last_project = found
-        return found
-
-
-# The project the running command opened, so the error handler can put failures on its record.
-last_project: Any = None
-# The shared options of the running invocation, so the error handler knows whether --json was asked.
-current: Context | None = None
-
-
-def reset() -> None:
-    """Forget the previous invocation (tests run many in one process)."""
-    global last_project, current
-    last_project = None
-    current = None
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def shared(ctx: click.Context) -> Context:
-    """The invocation's Context, made on first use by whichever option is parsed first."""
-    global current
-    root = ctx.find_root()
-    if not isinstance(root.obj, Context):
-        root.obj = Context()
-    current = root.obj
-    return root.obj
-
-
-def _set_directory(ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
-    if value is None:
-        return shared(ctx).directory
-    path = Path(value).absolute()
-    if not path.is_dir():
-        raise UsageError(f"-C {value}: not a directory; give an existing project directory")
-    shared(ctx).directory = path
-    return path
-
-
-def _flag_setter(name: str) -> Callable[[click.Context, click.Parameter, bool], bool]:
-    def store(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-        state = shared(ctx)
-        if value:
-            setattr(state, name, True)
-        if state.quiet and state.verbose:
-            raise UsageError("-q and -v cannot be used together; pick one")
-        return bool(getattr(state, name))
-
-    return store
-
-
-def _shared_options() -> list[click.Option]:
-    """Fresh Option objects (click keeps per-command state on them), none passed to the function."""
-    return [
-        click.Option(
-            ["-C", "directory"],
-            metavar="DIR",
-            callback=_set_directory,
-            expose_value=False,
-            is_eager=True,
-            help="Run as if started in DIR (like git -C).",
-        ),
-        click.Option(
-            ["--debug"], is_flag=True, callback=_flag_setter("debug"), expose_value=False, help="Show tracebacks."
-        ),
-        click.Option(
-            ["--json", "as_json"],
-            is_flag=True,
-            callback=_flag_setter("as_json"),
-            expose_value=False,
-            help="Print machine-readable JSON (errors too).",
-        ),
-        click.Option(
-            ["-q", "--quiet"],
-            is_flag=True,
-            callback=_flag_setter("quiet"),
-            expose_value=False,
-            help="No per-file lines, except those reporting a problem.",
-        ),
-        click.Option(
-            ["-v", "--verbose"],
-            is_flag=True,
-            callback=_flag_setter("verbose"),
-            expose_value=False,
-            help="Every per-file line (by default long lists are cut short).",
-        ),
-    ]
-
-
-def _add_shared(params: list[click.Parameter]) -> list[click.Parameter]:
-    taken = {opt for p in params for opt in getattr(p, "opts", [])}
-    return [*params, *(opt for opt in _shared_options() if not taken.intersection(opt.opts))]
-
-
-class GuardianCommand(click.Command):
-    """A command that also accepts the shared options after its name."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not self.hidden:  # hook-impl: git's argument list is passed through untouched
-            self.params = _add_shared(self.params)
-
-
-class GuardianGroup(click.Group):
-    """A group whose commands and subgroups share the options (``guardian remote -C p list``)."""
-
-    command_class = GuardianCommand
-    group_class = type  # subgroups are GuardianGroups too
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.params = _add_shared(self.params)
-
-
-@click.group(
-    cls=GuardianGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
-)
-@click.version_option(__version__, prog_name="guardian")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """guardian: snapshots, validated restore and protected components for shared work trees."""
-    shared(ctx)
-
-
-def _json_value(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    state = shared(ctx)
-    if value:
-        state.as_json = True
-    return state.as_json
-
-
-# For commands that take ``as_json``: true when --json was given before or after the command name.
-json_option = click.option(
-    "--json", "as_json", is_flag=True, callback=_json_value, help="Print machine-readable JSON (errors too)."
-)
-
-
-def emit_json(data: Any) -> None:
-    """Print data as JSON; every epoch time in it gains an ISO 8601 sibling with its zone ('time_iso')."""
-    from guardian.util.times import with_iso_times
-
-    click.echo(json.dumps(with_iso_times(data), indent=2, sort_keys=False, default=str))
+__all__ = ["Context", "cli", "emit_json", "json_option", "pass_ctx", "shared"]

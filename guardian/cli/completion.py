@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 
-from guardian.cli.base import cli, emit_json, json_option, shared
+from guardian.cli.group import cli, emit_json, json_option, shared
 from guardian.errors import EXIT_OK
 
 COMPLETE_VAR = "_GUARDIAN_COMPLETE"

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths
-from guardian.cli.output import Progress, echo, file_lines, paint
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.output import Progress, echo, file_lines, paint, verdict_mark
 from guardian.errors import EXIT_FAILED, EXIT_OK, EXIT_STORE_DAMAGED
 from guardian.util.times import format_age, format_iso_text, format_size, format_time, with_iso_times
 
@@ -174,11 +174,6 @@ def _capture_line(capture: dict[str, object]) -> str:
     if isinstance(last, dict) and not failed:
         parts.append(f"last failure {format_time(float(last.get('ts', 0)))}, recovered since")
     return ", ".join(parts) or "ok"
-
-
-def verdict_mark(verdict: str, reason: str) -> str:
-    """'  INVALID: reason' in the verdict's colour; nothing for a valid file."""
-    return "" if verdict == "valid" else f"  {paint(verdict.upper(), verdict)}: {reason}"
 
 
 def print_snapshot(ctx: Context, result: SnapshotResult) -> None:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.output import echo, file_lines
 from guardian.errors import EXIT_OK
 from guardian.util.times import format_time

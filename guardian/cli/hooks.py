@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.errors import EXIT_OK
 
 if TYPE_CHECKING:

@@ -3,6 +3,9 @@
 Colour is on only when the stream is a terminal and ``NO_COLOR`` is unset (or
 empty); ``FORCE_COLOR`` turns it on anywhere.  The progress bar draws only on a
 terminal: redirected to a file or a CI log it prints nothing at all.
+
+Nothing here imports click at load time: ``guardian.cli.fast`` prints through this module
+without it.  ``paint`` and ``echo`` write what ``click.style`` and ``click.echo`` would.
 """
 
 from __future__ import annotations
@@ -11,11 +14,10 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from guardian.cli.base import Context
+if TYPE_CHECKING:
+    from guardian.cli.state import Context
 
 # Words that carry a judgement, and their colour.
 _COLOURS = {
@@ -34,6 +36,11 @@ _COLOURS = {
     "allow": "green",
     "valid": "green",
 }
+
+# ANSI foreground codes of the colours above, as click.style writes them.
+_FOREGROUND = {"red": 31, "green": 32, "yellow": 33}
+# click.echo strips these from text bound for a stream without colour.
+_ANSI_CODE = "\033["
 
 # Per-file lines a command prints by default before it says how many it left out (-v prints all).
 DEFAULT_FILE_LINES = 20
@@ -56,12 +63,44 @@ def paint(text: str, word: str | None = None, *, err: bool = False) -> str:
     colour = _COLOURS.get((word or text).strip().lower().rstrip(":"))
     if colour is None or not colour_on(err):
         return text
-    return click.style(text, fg=colour, bold=colour == "red")
+    # click.style(text, fg=colour, bold=colour == "red"): bold on, or explicitly off.
+    return f"\033[{_FOREGROUND[colour]}m\033[{1 if colour == 'red' else 22}m{text}\033[0m"
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
-    # color=True: paint() has already decided; click would otherwise strip codes off a terminal.
-    click.echo(text, err=err, nl=nl, color=colour_on(err))
+    """click.echo(text, err=err, nl=nl, color=colour_on(err)), without importing click.
+
+    paint() has already decided on colour; without it, escape codes are stripped as click does.
+    """
+    _write(text, err, nl, colour_on(err))
+
+
+def echo_plain(text: str, *, err: bool = False) -> None:
+    """click.echo(text, err=err): escape codes in text are kept on a terminal only."""
+    _write(text, err, True, _is_terminal(sys.stderr if err else sys.stdout))
+
+
+def _write(text: str, err: bool, nl: bool, colour: bool) -> None:
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:
+        return
+    out = text + "\n" if nl else text
+    if not colour and _ANSI_CODE in out:
+        out = strip_ansi(out)
+    if out:
+        stream.write(out)
+    stream.flush()
+
+
+def strip_ansi(text: str) -> str:
+    import re
+
+    return re.sub(r"\033\[[0-?]*[ -/]*[@-~]", "", text)  # click's own pattern
+
+
+def verdict_mark(verdict: str, reason: str) -> str:
+    """'  INVALID: reason' in the verdict's colour; nothing for a valid file."""
+    return "" if verdict == "valid" else f"  {paint(verdict.upper(), verdict)}: {reason}"
 
 
 def file_lines(ctx: Context, lines: Iterable[str], problems: Iterable[str] = (), what: str = "file(s)") -> None:
@@ -106,6 +145,8 @@ class Progress:
         if self._bar is None:
             if time.monotonic() - self.start < self.delay:
                 return
+            import click
+
             self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True)
             self._bar.__enter__()
         if total != self._bar.length:
@@ -121,7 +162,11 @@ class Progress:
 
 
 def _stderr_is_terminal() -> bool:
+    return _is_terminal(sys.stderr)
+
+
+def _is_terminal(stream: Any) -> bool:
     try:
-        return sys.stderr.isatty()
+        return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths, complete_snapshots
-from guardian.cli.core import verdict_mark
+from guardian.cli.fast import print_history
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.output import echo, paint
 from guardian.errors import EXIT_OK, UsageError
-from guardian.util.times import format_iso_text, format_size, format_time, parse_time
+from guardian.util.times import format_iso_text, format_time, parse_time
 
 if TYPE_CHECKING:
     from guardian.query.diff import VersionChoice
@@ -85,23 +85,13 @@ def log(
 @pass_ctx
 def history(ctx: Context, path: str, as_json: bool) -> int:
     """Show a file's timeline and a one-line diagnosis: never worked, or worked then broke."""
-    from guardian.query.history import _event_word, file_history
+    from guardian.query.history import file_history
 
     h = file_history(ctx.project(), path, ctx.cwd)
     if as_json:
         emit_json(h.to_json())
         return EXIT_OK
-    echo(f"{h.path}  {h.sparkline}")
-    for v in h.versions:
-        echo(
-            f"  {format_time(v.ts)}  {v.snapshot[:12]}  {_event_word(v):<8} {format_size(v.size):>9}  "
-            f"({v.trigger}){verdict_mark(v.verdict, v.reason)}"
-        )
-    if h.git_commits:
-        echo("git commits touching it:")
-        for line in h.git_commits:
-            echo(f"  {line}")
-    echo(f"diagnosis: {h.diagnosis}")
+    print_history(h)
     return EXIT_OK
 
 

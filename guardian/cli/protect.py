@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths, complete_snapshots
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.output import Progress, echo, file_lines, paint
 from guardian.util.times import parse_time
 

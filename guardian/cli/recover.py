@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.completion import complete_paths, complete_snapshots
-from guardian.cli.output import echo, file_lines
+from guardian.cli.fast import print_restore
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.output import echo
 from guardian.errors import EXIT_OK
-from guardian.util.times import format_iso_text, format_size, format_time, parse_time
+from guardian.util.times import format_iso_text, parse_time
 
 
 @cli.command()
@@ -66,25 +67,7 @@ def restore(
     if as_json:
         emit_json(report.to_json())
         return EXIT_OK
-    verb = "would restore" if dry_run else "restored"
-    file_lines(
-        ctx,
-        [
-            f"{verb} {f.path} from snapshot {f.snapshot[:12]} ({format_time(f.time)}): "
-            f"{format_size(f.size_before) if f.size_before is not None else 'missing'} -> {format_size(f.size_after)}"
-            for f in report.files
-        ]
-        + [
-            f"nothing to restore: {u.path} already has that content (snapshot {u.snapshot[:12]})"
-            for u in report.unchanged
-        ],
-    )
-    for line in report.notes:
-        echo(line)
-    for old, new in report.set_aside:
-        echo(f"moved {old} aside to {new} (kept, not deleted; also in the store)")
-    if report.pre_snapshot and not dry_run:
-        echo(f"the state before this restore is snapshot {report.pre_snapshot[:12]} (undo with 'guardian undo')")
+    print_restore(ctx, report, dry_run=dry_run)
     return EXIT_OK
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.output import Progress, echo, paint
 from guardian.errors import EXIT_OK
 from guardian.util.times import format_size, format_time

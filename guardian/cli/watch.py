@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from guardian.cli.base import Context, cli, emit_json, json_option, pass_ctx
+from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.output import echo
 from guardian.errors import EXIT_OK
 

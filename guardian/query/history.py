@@ -1,21 +1,26 @@
-"""Answers about the past: log, a file's timeline with a diagnosis, show and diff."""
+"""Answers about the past: log, a file's timeline with a diagnosis, show and diff.
+
+``guardian history PATH`` runs on every look at a file, so this module imports only what
+a timeline needs: the catalog (never pygit2), and the rollback story, the git runner and
+difflib only when a path is protected, the project is a git repository, or a diff is asked.
+"""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardian.catalog.db import Catalog, SnapshotRow, VersionRow
 from guardian.errors import OperationFailed
 from guardian.policy import PolicyEngine
 from guardian.project import Project
 from guardian.query.lookup import resolve_path, resolve_snapshot
-from guardian.query.rollbacks import Story, enforce_events, path_story
 from guardian.util.fs import read_state
-from guardian.util.git import GitError, run_git
 from guardian.util.times import format_time
+
+if TYPE_CHECKING:
+    from guardian.query.rollbacks import Story
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -166,6 +171,8 @@ def user_git_commits(root: Path, rel: str, limit: int = 20) -> list[str]:
 
     Best effort: the history is an extra, so a missing, slow or failing git gives no commits.
     """
+    from guardian.util.git import GitError, run_git
+
     try:
         result = run_git(
             ["log", f"-n{limit}", "--date=iso", "--format=%h %ad %an: %s", "--", rel], cwd=root, timeout=10
@@ -183,6 +190,8 @@ def file_history(project: Project, typed: str, cwd: Path | None = None) -> Histo
     commits = user_git_commits(project.root, rel) if (project.root / ".git").exists() else []
     history = History(rel, versions, diagnose(versions), sparkline(versions), commits, exists)
     if versions and PolicyEngine.from_policy(project.policy).is_protected(rel):
+        from guardian.query.rollbacks import path_story
+
         story = path_story(project, versions, rel)
         if story.rollback is not None:
             history.diagnosis, history.rollback = diagnose_rollback(project, rel, story)
@@ -191,6 +200,8 @@ def file_history(project: Project, typed: str, cwd: Path | None = None) -> Histo
 
 def diagnose_rollback(project: Project, rel: str, story: Story) -> tuple[str, dict[str, Any]]:
     """'rolled back at T to the version of T0 (snapshot X), by PROCESS; ...; the newest valid version is ...'."""
+    from guardian.query.rollbacks import enforce_events
+
     assert story.rollback is not None
     rolled = story.rollback.version
     origin = story.rollback.change.origin
@@ -255,6 +266,8 @@ def diff(project: Project, typed: str, at: str | None = None, cwd: Path | None =
     new = state.data if state.kind != "missing" else b""
     if b"\0" in old[:8000] or b"\0" in new[:8000]:
         return "" if old == new else f"Binary files {rel}@{snap[:12]} and {rel} differ\n"
+    import difflib
+
     lines = difflib.unified_diff(
         old.decode("utf-8", "replace").splitlines(keepends=True),
         new.decode("utf-8", "replace").splitlines(keepends=True),
