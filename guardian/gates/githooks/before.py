@@ -11,9 +11,14 @@ So a version counts as "before the command" by order, never by whole-second time
   their sequence number;
 - the newest of them was read from a file git had already written when the catalog's
   stat of that file (the last capture's) has a ctime at or after the git process's start
-  (``/proc``, 10 ms): git's write is what that capture saw;
+  (``/proc``, 10 ms): git's write is what that capture saw.  Both clocks are coarse, so
+  git's own write can look up to ``START_SLACK`` older than git; within that slack the
+  capture counts as git's when it read the very file on disk now (same inode, ctime and
+  size: git writes a new file), never when it read an edit git then replaced;
 - a deletion recorded in the second git started counts as git's when its snapshot event,
-  logged with millisecond times after the commit, was written after git started.
+  logged with millisecond times after the commit, was written after git started.  So
+  does an empty or deleted state captured just before git's result: git removes a file,
+  then creates and writes the new one, and a capture can land in between.
 
 Of what is left, guardian's latest snapshot is the best witness: it has uncommitted
 work.  It loses to the version committed in HEAD before the command when it is stale.
@@ -25,11 +30,11 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from guardian.gates.githooks.context import HookContext, short, trace
+from guardian.gates.githooks.context import START_SLACK, HookContext, short, trace
 from guardian.gates.githooks.source import Source, blob_sha1
 
 if TYPE_CHECKING:
-    from guardian.catalog.db import Catalog, VersionRow
+    from guardian.catalog.db import Catalog, FileRow, VersionRow
 
 # Snapshot events to look back through for the precise time of a deletion's snapshot.
 _RECENT_SNAPSHOT_EVENTS = 200
@@ -85,6 +90,10 @@ def versions_before(ctx: HookContext, catalog: Catalog, path: str, anchor: int |
     if versions and _captured_after_start(ctx, catalog, versions[-1]):
         trace(f"{path}: snapshot {short(versions[-1].snapshot)} captured what git wrote; not the state before it")
         versions.pop()
+        # git unlinks a file, then creates and writes the new one: a capture in between saw it gone or empty.
+        while versions and _between_git_writes(ctx, versions[-1]):
+            trace(f"{path}: snapshot {short(versions[-1].snapshot)} caught git halfway; not the state before it")
+            versions.pop()
     return versions
 
 
@@ -100,16 +109,38 @@ def _anchor_seq(ctx: HookContext, catalog: Catalog) -> int | None:
 def _captured_after_start(ctx: HookContext, catalog: Catalog, version: VersionRow) -> bool:
     """Did the capture that recorded ``version`` read what this git command wrote?"""
     if version.change == "delete":
-        if version.ts < int(ctx.started):
-            return False
-        logged = _snapshot_logged_at(ctx, version.snapshot)
-        return logged is None or logged >= ctx.started
+        return _logged_after_start(ctx, version)
     row = catalog.file(version.path)
     if row is None or row.blob != version.blob or row.ctime_ns is None:
         return False
-    # No slack here: git writes well after its process starts, and a person's edit a
-    # moment before git started must stay "before".
-    return row.ctime_ns / 1e9 >= ctx.started
+    ctime = row.ctime_ns / 1e9
+    if ctime >= ctx.started:
+        return True
+    # A person's edit a moment before git started must stay "before": within the slack, only
+    # a capture of the file on disk now is git's (git replaced an edited file with a new inode).
+    return ctime >= ctx.started - START_SLACK and _is_file_on_disk(ctx, row)
+
+
+def _is_file_on_disk(ctx: HookContext, row: FileRow) -> bool:
+    """Is the file the catalog's stat describes (the last capture's) the one at its path now?"""
+    try:
+        st = os.lstat(ctx.root / row.path)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_ctime_ns, st.st_size) == (row.ino, row.ctime_ns, row.size)
+
+
+def _between_git_writes(ctx: HookContext, version: VersionRow) -> bool:
+    """Is ``version`` git's file caught between its removal and its new content, captured after git started?"""
+    return (version.change == "delete" or version.size == 0) and _logged_after_start(ctx, version)
+
+
+def _logged_after_start(ctx: HookContext, version: VersionRow) -> bool:
+    """Was ``version``'s snapshot taken after git started?  Its event has the milliseconds its time lacks."""
+    if version.ts < int(ctx.started):
+        return False
+    logged = _snapshot_logged_at(ctx, version.snapshot)
+    return logged is None or logged >= ctx.started
 
 
 def _snapshot_logged_at(ctx: HookContext, snapshot: str) -> float | None:

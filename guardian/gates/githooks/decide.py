@@ -21,18 +21,13 @@ from pathlib import Path
 from guardian.errors import OperationFailed
 from guardian.gates.githooks.age import AgeBook
 from guardian.gates.githooks.before import pre_command_sources
-from guardian.gates.githooks.context import HookContext, trace
+from guardian.gates.githooks.context import START_SLACK, HookContext, trace
 from guardian.gates.githooks.source import Loss, Source, blob_sha1, current_content
-
-# A file whose ctime is this close before the git process started still counts as
-# written by it: the process start time is truncated to a clock tick (10 ms) and
-# file times use the kernel's coarse clock.
-_START_SLACK = 0.02
 
 
 def _rewritten(ctx: HookContext, extra: Iterable[str]) -> list[str]:
     """Work-tree paths (git's names) that this git command wrote or deleted."""
-    since = ctx.started - _START_SLACK
+    since = ctx.started - START_SLACK
     listed = set(ctx.git.names("ls-files", "-z", "--full-name"))
     listed.update(extra)
     found: list[str] = []
@@ -79,7 +74,7 @@ def _object_path(ctx: HookContext, oid: str) -> Path:
 def _written_since(ctx: HookContext, oid: str, since: float) -> bool:
     """Was object ``oid`` written (or freshened) since ``since``?  A packed object is old."""
     try:
-        return os.stat(_object_path(ctx, oid)).st_mtime >= since - _START_SLACK
+        return os.stat(_object_path(ctx, oid)).st_mtime >= since - START_SLACK
     except OSError:
         return False
 

@@ -59,12 +59,6 @@ def _watcher_sees_git_first(repo: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race, under investigation: with the watcher forced to capture git's result before the "
-    "hook reads the store, the hook sometimes lets the reset through (1 of 2 clean-clone CI runs); the "
-    "watcher's enforcement then puts the content back, which tests/gates/test_enforce_routes.py asserts",
-)
 def test_a_capture_of_what_git_wrote_is_recognised_by_the_file_ctime(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo")
     guard(root)
