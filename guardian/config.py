@@ -8,20 +8,22 @@ Unknown keys are errors with a "did you mean" hint, because a typo such as
 
 from __future__ import annotations
 
-import difflib
 import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import TYPE_CHECKING, Any, Literal
 
 from guardian.errors import ConfigError
 from guardian.paths import POLICY_FILENAME
 from guardian.util.bounds import at_least_one, bounded, check_timeout, guardrail_interval, mirror_interval
 from guardian.util.times import parse_duration
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = None  # PyYAML (~15 ms of imports): parse_policy imports it
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "policies"
 PACKAGED_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -214,7 +216,8 @@ def _mapping(
             raise ctx.fail(key_node, keypath, f"keys must be text, got {key!r}", "quote the key")
         sub = f"{keypath}.{key}" if keypath else key
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
+            from difflib import get_close_matches  # only on this error path
+            close = get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
             raise ctx.fail(key_node, sub, f"unknown key '{key}'", hint)
         if key in out:
@@ -256,12 +259,8 @@ def _check_pattern(ctx: _Ctx, node: yaml.Node, keypath: str, pattern: str) -> No
             node, keypath, f"not a valid pattern {pattern!r}: {exc.msg}", "fix the bracket expression, e.g. [a-z]"
         ) from None
     except ValueError as exc:  # a pattern that cannot be read, such as a lone "!"
-        raise ctx.fail(
-            node,
-            keypath,
-            f"not a valid pattern {pattern!r}: {exc}",
-            "write a gitignore-style pattern such as 'dir/' or '*.py'",
-        ) from None
+        fix = "write a gitignore-style pattern such as 'dir/' or '*.py'"
+        raise ctx.fail(node, keypath, f"not a valid pattern {pattern!r}: {exc}", fix) from None
 
 
 def _typed(ctx: _Ctx, node: yaml.Node, keypath: str, convert: Callable[[Any], Any], fix: str) -> Any:
@@ -339,7 +338,8 @@ def _check(ctx: _Ctx, node: yaml.Node, keypath: str) -> CheckSpec:
     if isinstance(node, yaml.ScalarNode):
         name = _scalar(ctx, node, keypath)
         if name not in BUILTIN_CHECKS:
-            close = difflib.get_close_matches(str(name), BUILTIN_CHECKS, n=1)
+            from difflib import get_close_matches
+            close = get_close_matches(str(name), BUILTIN_CHECKS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"built-in checks: {', '.join(BUILTIN_CHECKS)}"
             raise ctx.fail(node, keypath, f"unknown check {name!r}", hint)
         return CheckSpec(name=str(name))
@@ -413,7 +413,7 @@ def _protect(ctx: _Ctx, node: yaml.Node) -> tuple[ProtectRule, ...]:
     return tuple(rules)
 
 
-SectionReader = Callable[[_Ctx, yaml.Node], Any]
+SectionReader = Callable[[_Ctx, "yaml.Node"], Any]
 
 
 def _settings(name: str, cls: type[Any], fields: dict[str, tuple[Callable[[Any], Any], str]]) -> SectionReader:
@@ -517,6 +517,8 @@ def _yaml_syntax_error(ctx: _Ctx, exc: yaml.YAMLError, text: str = "") -> Config
 
 def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
     """Parse and validate policy text; every error names source:line:col and the key path."""
+    global yaml  # imported here, by the first parse: a policy reused already parsed never needs it
+    import yaml
     ctx = _Ctx(source)
     if len(text.encode("utf-8", "surrogateescape")) > MAX_POLICY_BYTES:
         raise ConfigError(

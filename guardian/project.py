@@ -15,11 +15,13 @@ Store layout (``$GUARDIAN_HOME/<dirname>-<hash>/``, mode 0700)::
     usage.json       the store's size, measured recently
     mirror.json      what was last pushed to each remote
     capture.json     captures failed in a row, the last failure, the paths not being captured
+    policy.parsed.json  guardian.yaml as last parsed, keyed by its sha256 (see load_policy_reusing)
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import stat
 import sys
@@ -29,11 +31,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from guardian.config import Policy, load_policy, parse_policy, preset_text
+from guardian.config import (
+    MAX_POLICY_BYTES,
+    CheckSpec,
+    GuardrailSettings,
+    MirrorSettings,
+    Policy,
+    ProtectRule,
+    RetentionSettings,
+    StoreSettings,
+    SuspectSettings,
+    ValidateRule,
+    WatchSettings,
+    load_policy,
+    parse_policy,
+    preset_text,
+)
 from guardian.errors import GuardianError, OperationFailed, StoreDamaged
 from guardian.events import EventLog
 from guardian.paths import ENV_HOME, POLICY_FILENAME, find_project_root, store_dir_for
 from guardian.trust.policy import trusted_policy, write_accepted
+from guardian.util.fs import atomic_write_file
 from guardian.util.identity import (
     identify,
     new_project_id,
@@ -121,7 +139,7 @@ class Project:
         follow_identity(paths)
         if not paths.repo.is_dir():
             return cls(paths, load_policy(paths.policy_file))
-        trusted = trusted_policy(paths.policy_file, paths.store, load_policy)
+        trusted = trusted_policy(paths.policy_file, paths.store, lambda path: load_policy_reusing(path, paths.store))
         if trusted is not None:
             project = cls(paths, trusted.policy, trusted.pending)
             if trusted.accepted_now:
@@ -251,6 +269,86 @@ class _LazyRepo:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+PARSED_POLICY_FILE = "policy.parsed.json"
+
+
+def load_policy_reusing(path: Path, store: Path) -> Policy:
+    """``config.load_policy(path)``, reusing the parse kept in the store when the file's bytes are the same.
+
+    Parsing guardian.yaml imports PyYAML and walks its nodes, a third of a ``guardian history``.
+    The store keeps the last parse (``policy.parsed.json``) under the sha256 of the bytes, the
+    file's path and a stamp of this guardian's schema; anything else, or a file that is not a
+    plain readable one, goes through ``load_policy`` and its errors as before.  A parse is kept
+    only if it reads back equal to itself.
+    """
+    import hashlib
+    import json
+
+    raw: bytes | None = None
+    try:
+        st = path.stat()
+        raw = path.read_bytes() if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_POLICY_BYTES else None
+        text = raw.decode("utf-8") if raw is not None else None
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if raw is None or text is None:
+        return load_policy(path)  # the error, or the odd file, exactly as it always was
+    key = f"{hashlib.sha256(raw).hexdigest()} {path} {_schema_stamp()}"
+    kept = store / PARSED_POLICY_FILE
+    try:
+        cached = json.loads(kept.read_text(encoding="utf-8"))
+        if isinstance(cached, dict) and cached.get("key") == key:
+            return policy_from_json(cached["policy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing, torn or from another schema: parse again
+    policy = parse_policy(text, str(path))
+    encoded = policy_to_json(policy)
+    try:
+        if policy_from_json(json.loads(json.dumps(encoded))) == policy:
+            atomic_write_file(kept, json.dumps({"key": key, "policy": encoded}).encode(), 0o600)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a read-only store: parse every time
+    return policy
+
+
+def _schema_stamp() -> str:
+    """Changes whenever this guardian's policy schema may have: its version and config.py's size and mtime."""
+    from guardian import __version__, config
+
+    try:
+        st = os.stat(config.__file__)
+    except OSError:
+        return f"{__version__} ?"
+    return f"{__version__} {st.st_size} {st.st_mtime_ns}"
+
+
+def policy_to_json(policy: Policy) -> dict[str, Any]:
+    return dataclasses.asdict(policy)
+
+
+def policy_from_json(data: dict[str, Any]) -> Policy:
+    """The Policy policy_to_json wrote (lists back to tuples); KeyError or TypeError when it is not one."""
+
+    def plain(cls: type[Any], fields: dict[str, Any]) -> Any:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+    return Policy(
+        version=data["version"],
+        watch=plain(WatchSettings, data["watch"]),
+        validate=tuple(
+            ValidateRule(tuple(rule["paths"]), tuple(plain(CheckSpec, check) for check in rule["checks"]))
+            for rule in data["validate"]
+        ),
+        suspect=plain(SuspectSettings, data["suspect"]),
+        protect=tuple(plain(ProtectRule, rule) for rule in data["protect"]),
+        guardrail=plain(GuardrailSettings, data["guardrail"]),
+        retention=plain(RetentionSettings, data["retention"]),
+        store=plain(StoreSettings, data["store"]),
+        mirror=plain(MirrorSettings, data["mirror"]),
+        source=data["source"],
+    )
 
 
 _POLICY_SEARCH_LIMIT = 1000  # snapshots to look back through for the last guardian.yaml
