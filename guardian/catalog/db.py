@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from guardian.errors import GuardianError, OperationFailed, PathRefused, StoreDamaged
 from guardian.paths import check_relative
@@ -37,16 +37,34 @@ CREATE TABLE IF NOT EXISTS versions(
     blob TEXT, mode INTEGER, size INTEGER, verdict TEXT NOT NULL, reason TEXT NOT NULL, perm INTEGER);
 CREATE INDEX IF NOT EXISTS versions_path ON versions(path, seq);
 CREATE INDEX IF NOT EXISTS versions_name ON versions(name);
+CREATE INDEX IF NOT EXISTS versions_blob ON versions(path, blob, seq);
 CREATE TABLE IF NOT EXISTS files(
     path TEXT PRIMARY KEY, blob TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, perm INTEGER);
 """
+# versions_blob (added later; CREATE ... IF NOT EXISTS builds it when an older catalog is opened)
+# finds a content's versions of one path, and a path's deletions, without reading its history.
 # Columns added since the first schema: (table, column, type).  Catalogs made before get them
 # by ALTER TABLE on open; the column stays last, so SELECT * keeps the dataclass field order.
 _ADDED_COLUMNS = (("versions", "perm", "INTEGER"), ("files", "perm", "INTEGER"))
 
-# --------------------------------------------------------------------------- commit messages
+VersionKind = Literal["any", "content", "restorable", "valid", "deletion"]
+# The versions each kind selects.  The unary + keeps SQLite on the (path, seq) index for a scan
+# from the newest, rather than sorting every version with content by seq.
+_KINDS: dict[VersionKind, str] = {
+    "any": "",
+    "content": " AND +v.blob IS NOT NULL",
+    "restorable": " AND +v.blob IS NOT NULL AND v.mode IS NOT NULL",
+    "valid": " AND +v.blob IS NOT NULL AND v.mode IS NOT NULL AND v.verdict = 'valid'",
+    "deletion": " AND v.blob IS NULL",
+}
 
+
+# A version row (VersionRow's fields, in order): a version joined with its snapshot.
+_SELECT_VERSIONS = (
+    "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason, v.perm "
+    "FROM versions v JOIN snapshots s ON s.seq = v.seq"
+)
 
 # Paths per `IN (...)` lookup: well under SQLite's oldest limit of 999 bound variables.
 _LOOKUP_CHUNK = 500
@@ -387,20 +405,62 @@ class Catalog:
     def versions_between(self, since: float | None, until: float | None) -> list[VersionRow]:
         return self._versions("s.ts >= ? AND s.ts <= ?", (since or 0.0, until or 1e18))
 
-    def _versions(self, where: str, args: Sequence[object]) -> list[VersionRow]:
-        rows = self._db.execute(
-            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason, "
-            f"v.perm FROM versions v JOIN snapshots s ON s.seq = v.seq WHERE {where} ORDER BY v.seq, v.path",
-            tuple(args),
-        ).fetchall()
+    # One version of a path at a time, each an index lookup: the cost does not grow with its history.
+
+    def newest_versions(self, path: str, count: int, upto: str | None = None) -> list[VersionRow]:
+        """The newest ``count`` versions of path, newest first, up to snapshot ``upto`` (its id) if given."""
+        where, args = "v.path = ?", [encode_path(path)]
+        if upto is not None:
+            where += " AND v.seq <= (SELECT seq FROM snapshots WHERE id = ?)"
+            args.append(upto)
+        return self._versions(where, args, f"v.seq DESC LIMIT {int(count)}")
+
+    def newest_version(self, path: str, before: int | None = None, kind: VersionKind = "any") -> VersionRow | None:
+        """The newest version of path of a kind (see ``_KINDS``), before snapshot sequence ``before`` if given."""
+        where = "v.path = ?" + _KINDS[kind]
+        args: list[object] = [encode_path(path)]
+        if before is not None:
+            where += " AND v.seq < ?"
+            args.append(before)
+        rows = self._versions(where, args, order="v.seq DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def first_version_between(self, path: str, after: int | None, before: int) -> VersionRow | None:
+        """The oldest version of path with a sequence number in (after, before); after None: from the first."""
+        rows = self._versions(
+            "v.path = ? AND v.seq > ? AND v.seq < ?", (encode_path(path), after or 0, before), "v.seq LIMIT 1"
+        )
+        return rows[0] if rows else None
+
+    def any_trigger_but(self, path: str, trigger: str, after: int | None, before: int) -> bool:
+        """Whether a snapshot with another trigger recorded path between sequence numbers (after, before)."""
+        where = "v.path = ? AND v.seq > ? AND v.seq < ? AND s.trigger != ?"
+        return bool(self._versions(where, (encode_path(path), after or 0, before, trigger), "v.seq LIMIT 1"))
+
+    def first_versions_with(self, path: str, blobs: Collection[str], upto: int) -> dict[str, VersionRow]:
+        """Per content (blob id), the version of path where it first appeared, up to snapshot sequence ``upto``.
+
+        First by whole-second time, then by sequence: the order ``guardian.query.rollbacks`` dates
+        contents in.  One query; it reads only these contents' versions of the path (index
+        ``versions_blob``).  A content path never had is left out.
+        """
+        key, wanted = encode_path(path), sorted(set(blobs))
+        if not wanted:
+            return {}
+        one = (
+            f"SELECT * FROM ({_SELECT_VERSIONS} WHERE v.path = ? AND v.blob = ? AND v.seq <= ? "
+            "ORDER BY CAST(s.ts AS INTEGER), v.seq LIMIT 1)"
+        )
+        args = [arg for blob in wanted for arg in (key, blob, upto)]
+        rows = self._db.execute(" UNION ALL ".join([one] * len(wanted)), args).fetchall()
+        return {version.blob: version for version in map(_version_row, rows) if version.blob is not None}
+
+    def _versions(self, where: str, args: Sequence[object], order: str = "v.seq, v.path") -> list[VersionRow]:
+        rows = self._db.execute(f"{_SELECT_VERSIONS} WHERE {where} ORDER BY {order}", tuple(args)).fetchall()
         return [_version_row(r) for r in rows]
 
     def latest_valid(self, path: str, before: float | None = None) -> VersionRow | None:
-        sql = (
-            "SELECT v.seq, s.id, s.ts, s.trigger, v.path, v.change, v.blob, v.mode, v.size, v.verdict, v.reason, "
-            "v.perm FROM versions v JOIN snapshots s ON s.seq = v.seq "
-            "WHERE v.path = ? AND v.verdict = 'valid' AND v.blob IS NOT NULL"
-        )
+        sql = f"{_SELECT_VERSIONS} WHERE v.path = ? AND v.verdict = 'valid' AND v.blob IS NOT NULL"
         args: list[object] = [encode_path(path)]
         if before is not None:
             sql += " AND s.ts < ?"

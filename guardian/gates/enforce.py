@@ -20,7 +20,8 @@ restore --at`` that snapshot undoes the undo.  While git (or a guardian hook) is
 writing the work tree, the undo waits for it, so it never races git.
 
 Cost: nothing but a policy match per captured file when no protected path changed; for
-a protected change, one catalog query and a look at git's object files, and git calls
+a protected change, a few indexed catalog lookups (never the path's whole history, so the
+cost does not grow with its versions) and a look at git's object files, and git calls
 only for a change that moves content back.
 """
 
@@ -36,7 +37,16 @@ from guardian.config import ProtectRule
 from guardian.gates.enforce_undo import Enforcement, Verdict, granted, record, undo_changes
 from guardian.paths import POLICY_FILENAME
 from guardian.policy import ChangeKind, Operation, Outcome, PathChange, PolicyEngine, stricter
-from guardian.query.rollbacks import NOT_EXPLAINED, Change, ContentAges, GitReason, classify, explain, judge
+from guardian.query.rollbacks import (
+    NOT_EXPLAINED,
+    Change,
+    ContentAges,
+    GitReason,
+    classify,
+    deciding_versions,
+    explain,
+    judge,
+)
 from guardian.query.userrepo import InProgress, UserRepo
 from guardian.trust.grants import covering_grant
 
@@ -112,20 +122,20 @@ class Enforcer:
         merging = progress is not None and bool(progress.merge_heads)
         verdicts: list[Verdict] = []
         for rel in changed:
-            versions = catalog.versions_of(rel)
-            index = _index_of(versions, result.snapshot)
-            if index is None:
+            deferred = self._deferred.get(rel)
+            before = deferred.before_blob if deferred is not None else None
+            upto = deciding_versions(catalog, rel, result.snapshot, before)  # not the whole history
+            if not upto:
                 continue
-            blob = versions[index].blob
+            blob = upto[-1].blob
             if merging and blob is not None:
                 # Captured while a merge is under way (its result, conflict markers, a resolution):
                 # `merge --abort` or a reset that takes it out again is not a rollback.
                 self._merged.setdefault(rel, set()).add(blob)
-            deferred = self._deferred.get(rel)
             rebasing = progress is not None and progress.rebase
             if deferred is not None and not (deferred.waits_for == "rebase" and rebasing):
                 del self._deferred[rel]
-            verdict = self._judge(rel, versions, index, git, progress, deferred, result.time)
+            verdict = self._judge(catalog, upto, git, progress, deferred, result.time)
             if verdict is not None:
                 verdicts.append(verdict)
         return self._act(verdicts, repo)
@@ -153,10 +163,10 @@ class Enforcer:
             if deferred.waits_for == "git" and busy is not None and now - deferred.started < _BUSY_LIMIT:
                 continue
             del self._deferred[rel]
-            versions = catalog.versions_of(rel)
-            if not versions:
+            upto = deciding_versions(catalog, rel, None, deferred.before_blob)
+            if not upto:
                 continue
-            verdict = self._judge(rel, versions, len(versions) - 1, git, progress, deferred, deferred.captured_at)
+            verdict = self._judge(catalog, upto, git, progress, deferred, deferred.captured_at)
             if verdict is not None:
                 verdicts.append(verdict)
         return self._act(verdicts, repo)
@@ -186,23 +196,24 @@ class Enforcer:
 
     def _judge(
         self,
-        rel: str,
-        versions: list[VersionRow],
-        index: int,
+        catalog: Catalog,
+        upto: list[VersionRow],
         git: UserRepo | None,
         progress: InProgress | None,
         deferred: _Deferred | None,
         captured_at: float,
     ) -> Verdict | None:
-        upto = versions[: index + 1]
+        """Judge the newest of ``upto``: the versions that decide its change (``deciding_versions``)."""
+        index = len(upto) - 1
         version = upto[index]
+        rel = version.path
         before = deferred.before_blob if deferred is not None else None
         ages = ContentAges()
         ages.add_versions(upto)
         change = classify(upto, index, ages, before)  # by the snapshots alone: no git yet
         if change is None:
             return None
-        if change.kind == "delete" and _transient(upto, index):
+        if change.kind == "delete" and _transient(catalog, version):
             log.debug("enforce: %s lived only moments (a tool's temporary file): its deletion stands", rel)
             return None
         plain_edit = change.kind == "edit" and self._rule(rel, change) is None
@@ -244,7 +255,7 @@ class Enforcer:
         if reason.explained:
             log.info("enforce: kept %s of %s: %s moved it there (nothing is lost)", change.kind, rel, reason.process)
             return None
-        target = _target(upto, index)
+        target = _target(catalog, version)
         if target is None or target.blob == version.blob:
             return None
         before = deferred.before_blob if deferred is not None else None
@@ -328,34 +339,23 @@ def enforce_capture(project: Project, result: SnapshotResult) -> list[Enforcemen
 # --------------------------------------------------------------------------- helpers
 
 
-def _index_of(versions: Sequence[VersionRow], snapshot: str) -> int | None:
-    for index in range(len(versions) - 1, -1, -1):
-        if versions[index].snapshot == snapshot:
-            return index
-    return None
-
-
-def _transient(versions: Sequence[VersionRow], index: int) -> bool:
-    """Whether the file deleted at ``index`` lived only moments, seen only by the watcher (rsync's temp files).
+def _transient(catalog: Catalog, deleted: VersionRow) -> bool:
+    """Whether the file ``deleted`` removed lived only moments, seen only by the watcher (rsync's temp files).
 
     Such a file was never part of a state anyone relied on; bringing it back would leave
     a stray copy next to the real one.  A file a snapshot, git hook or restore recorded is
-    established, however young.
+    established, however young.  Its life: the versions since the deletion before this one.
     """
-    life: list[VersionRow] = []
-    for earlier in reversed(versions[:index]):
-        if earlier.blob is None:
-            break
-        life.append(earlier)
-    if not life or any(v.trigger != "watch" for v in life):
+    path, seq = deleted.path, deleted.seq
+    last_deletion = catalog.newest_version(path, before=seq, kind="deletion")
+    after = last_deletion.seq if last_deletion is not None else None
+    first = catalog.first_version_between(path, after, seq)
+    if first is None or deleted.ts - first.ts >= _TRANSIENT_SECONDS:
         return False
-    return versions[index].ts - life[-1].ts < _TRANSIENT_SECONDS
+    return not catalog.any_trigger_but(path, "watch", after, seq)  # only then: a short life, a short scan
 
 
-def _target(versions: Sequence[VersionRow], index: int) -> VersionRow | None:
+def _target(catalog: Catalog, changed: VersionRow) -> VersionRow | None:
     """The version to put back: the newest valid one before the change, else the newest with content."""
-    earlier = [v for v in versions[:index] if v.blob is not None and v.mode is not None]
-    valid = [v for v in earlier if v.verdict == "valid"]
-    if valid:
-        return valid[-1]
-    return earlier[-1] if earlier else None
+    valid = catalog.newest_version(changed.path, before=changed.seq, kind="valid")
+    return valid if valid is not None else catalog.newest_version(changed.path, before=changed.seq, kind="restorable")

@@ -29,7 +29,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from guardian.catalog.db import VersionRow
+from guardian.catalog.db import Catalog, VersionRow
 from guardian.events import Event
 from guardian.project import Project
 from guardian.query.userrepo import InProgress, PathCommit, ReflogEntry, UserRepo
@@ -162,6 +162,35 @@ def classify(
     if old is not None and ages.older(version.blob, old):
         return Change("rollback", version, replaced, previous, ages.origin(version.blob))
     return Change("edit", version, replaced, previous)
+
+
+def deciding_versions(
+    catalog: Catalog, path: str, snapshot: str | None = None, replaced_blob: str | None = None
+) -> list[VersionRow]:
+    """The versions of ``path`` that decide how one version changed it, oldest first, that version last.
+
+    The version is the one ``snapshot`` recorded (none: the newest); the list is empty when
+    that snapshot recorded no version of ``path``.  With it: the version just before it, the
+    newest earlier one with content (what it replaced), and the first appearance (up to it)
+    of each content compared: its own, the replaced one and ``replaced_blob``.
+    :func:`classify` and :func:`judge` at the last index of this list give the same change as
+    over the path's whole history, since they read nothing else.  Two or three index
+    lookups, so the cost does not grow with the number of versions.
+    """
+    newest = catalog.newest_versions(path, 2, upto=snapshot)
+    if not newest or (snapshot is not None and newest[0].snapshot != snapshot):
+        return []
+    version = newest[0]
+    previous = newest[1] if len(newest) > 1 else None
+    replaced = previous
+    if previous is not None and previous.blob is None:
+        replaced = catalog.newest_version(path, before=version.seq, kind="content")
+    picked = {v.seq: v for v in (previous, replaced, version) if v is not None}
+    if version.blob is not None and version.change not in ("accept", "settle"):
+        blobs = {version.blob, replaced_blob, replaced.blob if replaced is not None else None}
+        firsts = catalog.first_versions_with(path, [b for b in blobs if b is not None], version.seq)
+        picked.update((first.seq, first) for first in firsts.values())
+    return [picked[seq] for seq in sorted(picked)]
 
 
 def judge(

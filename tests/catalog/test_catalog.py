@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from guardian.catalog.db import Catalog, FileRow, SnapshotRow, VersionRow
+from guardian.catalog.db import Catalog, FileRow, NewVersion, SnapshotRow, VersionKind, VersionRow
 from guardian.store.repo import ShadowRepo
 from guardian.store.trailers import format_message
 from guardian.store.tree import Entry
@@ -274,3 +274,83 @@ def test_an_old_catalog_gets_the_new_columns_on_open(tmp_path: Path) -> None:
     again = Catalog(path)  # a second open finds the columns and adds nothing
     again.close()
     assert _columns(path, "versions").count("perm") == 1
+
+
+def test_an_old_catalog_gets_the_blob_index_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SCHEMA)
+    db.close()
+    catalog = Catalog(path)
+    try:
+        first = catalog.first_versions_with("a.txt", ["bbbb" + "0" * 36], 1)
+        assert first["bbbb" + "0" * 36].snapshot == "aaaa" + "0" * 36
+    finally:
+        catalog.close()
+    db = sqlite3.connect(path)
+    try:
+        names = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        db.close()
+    assert "versions_blob" in names
+
+
+# --------------------------------------------------------------------------- one version at a time
+
+
+def _random_history(catalog: Catalog, path: str, count: int, seed: int) -> list[VersionRow]:
+    """``count`` snapshots of path (plus another path's noise): repeated contents, deletions, bad
+    versions, accepts, guardian's own writes, and a clock that sometimes steps back."""
+    import random
+
+    rng = random.Random(seed)
+    blobs = [f"{i:040x}" for i in range(1, 9)]
+    ts = T0
+    for n in range(count):
+        ts += rng.choice([0.3, 0.7, 1.0, 2.0, 30.0, -5.0])
+        roll = rng.random()
+        if roll < 0.12:
+            version = NewVersion(path, "delete", None, None, None, "valid", "")
+        elif roll < 0.18:
+            version = NewVersion(path, "accept", rng.choice(blobs), FILE, 3, "valid", "accepted by user")
+        else:
+            verdict = "invalid" if rng.random() < 0.2 else "valid"
+            version = NewVersion(path, "modify", rng.choice(blobs), FILE, 3, verdict, "")
+        noise = NewVersion("other.txt", "modify", rng.choice(blobs), FILE, 3, "valid", "")
+        trigger = rng.choice(["watch", "watch", "watch", "restore", "snapshot"])
+        catalog.record_snapshot(f"{n:040x}", ts, trigger, "s", [version, noise])
+    return catalog.versions_of(path)
+
+
+def test_single_version_queries_match_the_whole_history(catalog: Catalog) -> None:
+    versions = _random_history(catalog, "agents/run.py", 300, seed=11)
+    assert len(versions) == 300
+    for index, version in enumerate(versions):
+        earlier = versions[:index]
+        assert catalog.newest_versions(version.path, 2, upto=version.snapshot) == [version, *earlier[-1:]]
+        assert catalog.newest_version(version.path, before=version.seq) == (earlier[-1] if earlier else None)
+        kinds: dict[VersionKind, list[VersionRow]] = {
+            "content": [v for v in earlier if v.blob is not None],
+            "restorable": [v for v in earlier if v.blob is not None and v.mode is not None],
+            "valid": [v for v in earlier if v.blob is not None and v.mode is not None and v.verdict == "valid"],
+            "deletion": [v for v in earlier if v.blob is None],
+        }
+        for kind, chosen in kinds.items():
+            got = catalog.newest_version(version.path, before=version.seq, kind=kind)
+            assert got == (chosen[-1] if chosen else None), (index, kind)
+        contents = {v.blob for v in versions if v.blob is not None}
+        firsts = {
+            blob: min(same, key=lambda v: (int(v.ts), v.seq))
+            for blob in contents
+            if (same := [v for v in versions[: index + 1] if v.blob == blob])
+        }
+        assert catalog.first_versions_with(version.path, contents, version.seq) == firsts
+        after = kinds["deletion"][-1].seq if kinds["deletion"] else None
+        life = [v for v in earlier if after is None or v.seq > after]
+        assert catalog.first_version_between(version.path, after, version.seq) == (life[0] if life else None)
+        assert catalog.any_trigger_but(version.path, "watch", after, version.seq) == any(
+            v.trigger != "watch" for v in life
+        )
+    assert catalog.newest_versions("agents/run.py", 3) == versions[:-4:-1]
+    assert catalog.newest_versions("agents/run.py", 2, upto="f" * 40) == []
+    assert catalog.first_versions_with("agents/run.py", [], versions[-1].seq) == {}
