@@ -17,6 +17,7 @@ import pygit2
 
 from guardian.store.durability import write_failed
 from guardian.store.packs import install_pack
+from guardian.store.rawpack import write_raw_pack
 from guardian.util.crash import crash_point
 from guardian.util.fs import temp_name
 
@@ -124,15 +125,13 @@ class Staging:
 
     def _write_pack(self, oids: list[pygit2.Oid]) -> None:
         # The work directory sits in objects/ (same filesystem, so the pack moves in by rename);
-        # one left by a killed writer is removed by repair.clear_temp_objects.
+        # one left by a killed writer is removed by repair.clear_temp_objects.  The objects are
+        # written whole, as they are held (guardian.store.rawpack): no delta search, no read-back.
         work = self.git_dir / "objects" / temp_name()
         work.mkdir(mode=0o700)
+        objects = self.backend.objects
         try:
-            builder = pygit2.PackBuilder(self.repo)  # the staging repository: it reads the staged objects
-            builder.set_threads(0)
-            for oid in oids:
-                builder.add(oid)
-            builder.write(str(work))
+            write_raw_pack(((oid.raw, *objects[oid]) for oid in oids), len(oids), work)
             crash_point("pack-staged-written")
             install_pack(self.git_dir, work)
         finally:
