@@ -171,7 +171,7 @@ class _Inspector:
                     found[row.path] = row
                 found.update((r.path, r) for r in self.catalog.files_under(rel))
             rows = [found[p] for p in sorted(found)]
-        return [r for r in rows if self.keep(r.path)]
+        return self.rolled_back.note([r for r in rows if self.keep(r.path)])
 
     def deleted_protected(self, paths: list[str] | None, tracked: set[str]) -> dict[str, VersionRow]:
         """Protected paths whose latest captured change is a deletion: path -> that deletion."""
