@@ -134,6 +134,7 @@ class Watcher:
         )
         self.observation = Observation(project.root, self.handler, self.options.poll_interval, self._event)
         self.state = "starting"
+        self.catching_up = False  # the start rescan is running: offline changes not all captured yet
         self.stats = WatchStats()
         self.ready = threading.Event()
         self._cond = self._changes.cond
@@ -217,13 +218,17 @@ class Watcher:
             self._start_observer()
             self._event("watcher", [], {"action": "start", "mode": self.mode, "root": str(self.project.root)})
             log.info("watching %s (pid %d, %s)", self.project.root, os.getpid(), self.mode)
-            self.state = "scanning"
+            # The observer is up: from here no change is missed, it waits in the pending set.  The
+            # catch-up with what changed while no watcher ran (a full rescan: seconds on a large
+            # tree) comes after, and the batches that arrived meanwhile right after it.
+            self.state = "watching"
+            self.catching_up = True
             self.write_heartbeat()
             self.ready.set()
             if self.on_ready is not None:
                 self.on_ready(self)
             self._rescan(["start"])
-            self.state = "watching"
+            self.catching_up = False
             self.write_heartbeat()
             self._loop()
             self.state = "stopping"
@@ -505,9 +510,11 @@ class Watcher:
     # ------------------------------------------------------------------ health
 
     def heartbeat(self) -> dict[str, Any]:
-        return heartbeat_record(
+        record = heartbeat_record(
             pending=self.pending, mode=self.mode, state=self.state, root=self.project.root, stats=self.stats
         )
+        record["catching_up"] = self.catching_up
+        return record
 
     def write_heartbeat(self) -> None:
         self._heartbeat.write(self.heartbeat)

@@ -98,9 +98,7 @@ def settle(run: Running, sentinel: str) -> None:
     """
     path = run.project.root / sentinel
     path.write_text("sentinel\n")
-    wait_until(
-        lambda: sentinel in run.watcher._changes or bool(snapshots_with(run, sentinel)), f"{sentinel} to arrive"
-    )
+    wait_until(lambda: sentinel in run.watcher._changes or bool(snapshots_with(run, sentinel)), f"{sentinel} to arrive")
 
 
 def assert_one_change_of(run: Running, target: str, content: str, temps: tuple[str, ...]) -> None:

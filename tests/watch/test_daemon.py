@@ -49,9 +49,9 @@ def wait_watching(project: Project, proc: subprocess.Popen[str], timeout: float 
             out, err = proc.communicate()
             raise AssertionError(f"the watcher exited {proc.returncode}: {err}{out}")
         beat = heartbeat(project)
-        return beat.get("pid") == proc.pid and beat.get("state") == "watching"
+        return beat.get("pid") == proc.pid and beat.get("state") == "watching" and beat.get("catching_up") is False
 
-    wait_until(ready, "the watcher to be watching", timeout)
+    wait_until(ready, "the watcher to be watching, its start rescan done", timeout)
     return heartbeat(project)
 
 
@@ -85,11 +85,14 @@ def no_guardrail(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stop_signal_flushes_pending_changes_then_exits_0(
     tmp_path: Path, procs: list[subprocess.Popen[str]], sig: int
 ) -> None:
-    project = make_project(tmp_path / "p", {"a.txt": "a\n"})
+    project = make_project(tmp_path / "p", {"a.txt": "a\n", "first.txt": "1\n"})
     # A long quiet window keeps the change pending: only the flush on shutdown can capture it.
     proc = spawn_watch(project, {"GUARDIAN_WATCH_QUIET": "60", "GUARDIAN_WATCH_MAX_DELAY": "120"})
     procs.append(proc)
     wait_watching(project, proc)
+    # The first change after quiet is captured at once (the leading edge); what follows waits.
+    (project.root / "first.txt").write_text("leading edge\n")
+    wait_until(lambda: has(project, "first.txt", "leading edge\n"), "the leading edge", 20)
     (project.root / "a.txt").write_text("pending at shutdown\n")
     (project.root / "b.txt").write_text("new at shutdown\n")
     time.sleep(0.3)  # let the events reach the pending set; the long quiet window holds them there

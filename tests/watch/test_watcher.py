@@ -155,7 +155,11 @@ def running(project: Project, options: WatchOptions = FAST) -> Iterator[Running]
     run.thread = threading.Thread(target=target, name="guardian-watcher", daemon=True)
     run.thread.start()
     try:
-        wait_until(lambda: watcher.state == "watching" or bool(run.errors), "the watcher to be watching", 20)
+        wait_until(
+            lambda: (watcher.state == "watching" and not watcher.catching_up) or bool(run.errors),
+            "the watcher to be watching, its start rescan done",
+            20,
+        )
         if run.errors:
             raise run.errors[0]
         yield run
@@ -339,6 +343,41 @@ def test_reconciliation_at_start_captures_offline_changes_without_rehashing(
     assert has(project, "added.txt", "added offline\n")
     assert len(hashed) == 2  # only the modified and the added file were read and hashed
     assert sorted(f.path for f in run.snapshots[0].files) == ["added.txt", "f001.txt", "f002.txt"]
+
+
+def test_watching_comes_before_the_start_rescan_and_nothing_written_meanwhile_is_lost(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", {f"f{i:03}.txt": f"{i}\n" for i in range(200)})
+    root = project.root
+    (root / "f001.txt").write_text("changed offline\n")
+    beats: list[dict[str, Any]] = []
+
+    def on_ready(_watcher: Watcher) -> None:
+        # Said once the observer is up, before the catch-up: what is written now is an event.
+        beats.append(json.loads(project.paths.heartbeat.read_text()))
+        (root / "during.txt").write_text("during the catch-up\n")
+        (root / "f002.txt").write_text("edited during the catch-up\n")
+
+    watcher = Watcher(project, FAST, on_ready=on_ready)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(
+            lambda: all_captured(
+                project,
+                {
+                    "f001.txt": "changed offline\n",
+                    "during.txt": "during the catch-up\n",
+                    "f002.txt": "edited during the catch-up\n",
+                },
+            ),
+            "the offline change and the changes made during the catch-up",
+        )
+        wait_until(lambda: not watcher.catching_up, "the catch-up to end")
+    finally:
+        watcher.request_stop()
+        thread.join(30)
+    assert [(b["state"], b["catching_up"]) for b in beats] == [("watching", True)]
+    assert watcher.heartbeat()["catching_up"] is False
 
 
 def test_burst_of_5000_files_is_fully_captured(tmp_path: Path) -> None:
@@ -608,9 +647,7 @@ def test_stale_ref_lock_appearing_while_running_is_cleared_and_the_batch_retried
     )
 
 
-def test_failed_snapshots_are_logged_and_retried_with_backoff(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_snapshots_are_logged_and_retried_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make_project(tmp_path / "p", {"a.txt": "a\n"})
     (project.root / "offline.txt").write_text("made while no watcher ran\n")
     calls: list[float] = []
