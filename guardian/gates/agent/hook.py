@@ -28,14 +28,49 @@ if TYPE_CHECKING:
 _GOVERNED = frozenset({"Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"})
 
 
+class _Decoding:
+    """The settings ``json.JSONDecoder()`` hands its C scanner: plain dicts, floats and ints, NaN allowed."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # "NaN", "Infinity", "-Infinity": the values json's own table holds
+
+
+def _loads(data: bytes | str) -> object:
+    """``json.loads`` for UTF-8 input, without importing json (which brings re, enum and functools).
+
+    The same C scanner json uses, with json's default settings, so what it accepts it
+    reads the same way.  Anything else (a BOM, UTF-16, an error) raises ValueError and
+    goes to the full path, which reads it with json itself.
+    """
+    try:
+        from _json import make_scanner
+    except ImportError:  # an interpreter without the C accelerator
+        import json
+
+        return json.loads(data)
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    blank = " \t\n\r"
+    start = len(text) - len(text.lstrip(blank))
+    try:
+        # typeshed types the context as a scanner; json hands it its decoder, any object with these attributes.
+        value, end = make_scanner(_Decoding)(text, start)  # type: ignore[arg-type]
+    except StopIteration:
+        raise ValueError("no JSON value") from None
+    if text[end:].strip(blank):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def _quick(data: bytes | str, default_cwd: str) -> HookResult | None:
     """Answer without the full gate when the call certainly changes nothing; None when unsure."""
-    import json
-
     try:
-        raw = json.loads(data)
-    except ValueError:
-        return None  # the full path reports it
+        raw = _loads(data)
+    except Exception:  # noqa: BLE001 - whatever the quick reader cannot read, the full path reports
+        return None
     if not isinstance(raw, dict) or not isinstance(raw.get("tool_input"), dict):
         return None
     tool, event = raw.get("tool_name"), raw.get("hook_event_name")
