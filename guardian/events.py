@@ -16,7 +16,6 @@ that need the whole history (gc's references, the guardrail's accepted deletions
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -93,6 +92,8 @@ def now_iso() -> str:
 
 
 def current_user() -> str:
+    import getpass  # only when an event is written: readers of the log never need it
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
