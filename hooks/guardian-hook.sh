@@ -19,6 +19,12 @@ known_store() {
 # reference-transaction and post-rewrite get their data on stdin.  Keep it byte for
 # byte (the trailing "x" stops $(...) from eating trailing newlines) so it can be
 # replayed to the chained hook and then to guardian.
+# A ref update that is no longer "prepared" (committed, aborted) concerns guardian no more;
+# with no hook chained to see it either, it ends here, without reading stdin (git ignores
+# the broken pipe).
+if [ "$hook" = reference-transaction ] && [ "$1" != prepared ]; then
+    case $0 in */*) [ -e "${0%/*}/$hook.guardian-chained" ] || exit 0 ;; esac
+fi
 case $hook in
     reference-transaction | post-rewrite) input=$(cat; printf x); input=${input%x} ;;
     *) input= ;;
@@ -43,7 +49,14 @@ fi
 # known project root whose store exists.
 root= store=
 if [ -n "$guard" ]; then
-    top=$(git rev-parse --show-toplevel 2>/dev/null) || guard=
+    # git runs a hook in the top of the work tree, or in the git directory where there is
+    # none (a bare repository, a push received): there, and wherever .git is not at hand,
+    # ask git.
+    if [ -e .git ] && cd -P . 2>/dev/null; then
+        top=$PWD
+    else
+        top=$(git rev-parse --show-toplevel 2>/dev/null) || guard=
+    fi
 fi
 if [ -n "$guard" ]; then
     root=$top
@@ -199,8 +212,7 @@ nothing_protected_moved() {
     case $clk_tck in '' | 0* | *[!0-9]*) return 1 ;; esac
     is_oid "$stamp" && [ ${#stamp} -eq 64 ] || return 1
     # The policy in force is the accepted one, and guardian.yaml on disk is that same text.
-    cd "$top" || return 1
-    sums=$(sha256sum guardian.yaml "$store/policy.accepted.yaml" 2>/dev/null) || {
+    sums=$(sha256sum "$top/guardian.yaml" "$store/policy.accepted.yaml" 2>/dev/null) || {
         fast_trace "no fast path: guardian.yaml or the accepted policy is missing (or there is no sha256sum)"
         return 1
     }
@@ -223,11 +235,13 @@ EOF
     # A protected file whose ctime is newer than the git process's start counts as written by
     # it, with a second's margin for the clocks' resolution and the time since /proc/uptime
     # was read.  A listed file that is missing makes find fail; so does a failing ls-files
-    # (it feeds find an empty name).
+    # (it feeds find an empty name), and so does a find without -files0-from (before 4.9).
+    # Both run in git's directory for hooks, the top of the work tree.
     uptime_frac=${uptime#*.}
     window=$((${uptime%.*} * 100 + ${uptime_frac#0} - started_ticks * 100 / clk_tck + 100))
     [ "$window" -gt 0 ] || return 1
-    minutes=$((window / 6000)).$(printf %06d $((window % 6000 * 1000000 / 6000)))
+    fraction=$((1000000 + window % 6000 * 1000000 / 6000)) # six digits after a leading 1, no printf
+    minutes=$((window / 6000)).${fraction#1}
     written=$({ git ls-files -z -- "$@" || printf '\0\0'; } | find -files0-from - -cmin "-$minutes" -print -quit 2>/dev/null) || {
         fast_trace "no fast path: a protected file listed in the index is missing from the work tree"
         return 1
@@ -253,7 +267,16 @@ fast_path() {
             ;;
         reference-transaction)
             shims_intact || return 1
-            branch=$(git symbolic-ref -q HEAD) || branch=
+            # The checked-out branch: read from HEAD where the git directory is plain to see.
+            head_file=${GIT_DIR:-.git}/HEAD head_ref=
+            if [ -f "$head_file" ] && IFS= read -r head_ref <"$head_file" && is_oid "$head_ref"; then
+                branch= # detached
+            else
+                case $head_ref in
+                    "ref: refs/heads/"*) branch=${head_ref#ref: } ;;
+                    *) branch=$(git symbolic-ref -q HEAD) || branch= ;;
+                esac
+            fi
             old= new= moves=
             while read -r line_old line_new ref; do
                 if [ "$ref" = HEAD ] || { [ -n "$branch" ] && [ "$ref" = "$branch" ]; }; then

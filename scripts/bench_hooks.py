@@ -5,9 +5,13 @@ a protect rule) under four hook setups and prints the median wall time:
 
 - none:        no hooks at all
 - no-op shell: each hook is `#!/bin/sh` that reads its stdin and exits 0 (the floor any hook pays)
-- guardian:    the installed shims, which run `python -m guardian hook-impl`
+- guardian:    the installed shims: their fast path decides in the shell when it can, else they run
+               `python -m guardian hook-impl`
 - direct:      the same shims calling `python -m guardian.gates.githooks.hook`, i.e. hook-impl without
                importing the click CLI (what a dispatcher in guardian/__main__.py would give)
+
+The branch switch and the commit touch nothing protected, so the shims' fast path answers them
+without Python; the file checkouts and the reset keep HEAD, which only hook-impl can judge.
 
 Usage: python scripts/bench_hooks.py [-n 15]
 Everything lives in a temp directory; GUARDIAN_HOME points into it.
@@ -133,7 +137,20 @@ def main() -> int:
         def nothing() -> None:
             pass
 
+        # A side branch that differs from main in 100 unprotected files; each run switches to the other one.
+        git(repo, env, "checkout", "-q", "-b", "side")
+        for i in range(100, 200):
+            (repo / f"file{i:03}.txt").write_text(f"side {i}\n")
+        git(repo, env, "commit", "-q", "-am", "side")
+        git(repo, env, "checkout", "-q", "main")
+        branches = ["side", "main"]
+
+        def switch() -> None:
+            branches.reverse()
+            git(repo, env, "checkout", "-q", branches[0])
+
         ops: list[tuple[str, Callable[[], None], Callable[[], None]]] = [
+            ("git checkout BRANCH (100 unprotected files differ)", switch, nothing),
             ("git commit --allow-empty", lambda: git(repo, env, "commit", "-q", "--allow-empty", "-m", "x"), nothing),
             ("git checkout -- file000.txt", lambda: git(repo, env, "checkout", "-q", "--", "file000.txt"), dirty),
             ("git restore file000.txt", lambda: git(repo, env, "restore", "file000.txt"), dirty),

@@ -238,3 +238,11 @@ def test_a_protected_path_with_spaces_is_seen_by_the_shim(tmp_path: Path) -> Non
     ok(r)
     assert "changes a protected path" in r.stderr, r.stderr
     assert rev(repo) == rev(repo, "other")
+
+
+def test_a_shim_another_tool_wrote_over_sends_ref_updates_to_hook_impl_which_warns(tmp_path: Path) -> None:
+    repo = two_branches(tmp_path / "r")
+    (repo / ".git" / "hooks" / "post-merge").write_text("#!/bin/sh\nexit 0\n")  # as husky's prepare step does
+    r = g(repo, "commit", "-q", "--allow-empty", "-m", "empty", extra=TRACE)
+    ok(r)
+    assert FAST not in r.stderr and "no longer run guardian" in r.stderr, r.stderr
