@@ -10,8 +10,10 @@ never for guardian.yaml itself (the trusted policy keeps a weakening edit out of
 so enforcement never fights a person editing a file.
 
 Git can explain a move back without anything being lost (a branch switch, a merge, a
-pull, ``git stash``): such a change is recorded, never undone.  A rebase under way is
-judged once it has ended, against what the path held before it began.
+pull, ``git stash``, a ``merge --abort`` of what a merge brought in): such a change is
+recorded, never undone.  What a merge under way brought in is kept in the store
+(:class:`MergeMemory`), so a watcher restarted mid-merge still knows it.  A rebase under
+way is judged once it has ended, against what the path held before it began.
 
 This module judges; ``guardian.gates.enforce_undo`` acts (the grant check's event, the
 undo through the restore path, the ``enforce`` event and the watcher log line).  The
@@ -27,10 +29,12 @@ only for a change that moves content back.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from guardian.config import ProtectRule
@@ -49,6 +53,7 @@ from guardian.query.rollbacks import (
 )
 from guardian.query.userrepo import InProgress, UserRepo
 from guardian.trust.grants import covering_grant
+from guardian.util.fs import atomic_write_file
 
 if TYPE_CHECKING:
     from guardian.capture.engine import SnapshotResult
@@ -88,10 +93,11 @@ class Enforcer:
     _deferred: dict[str, _Deferred] = field(default_factory=dict, init=False)
     _next_poll: float = field(default=0.0, init=False)
     _busy_seen: tuple[float, str | None] | None = field(default=None, init=False)
-    _merged: dict[str, set[str]] = field(default_factory=dict, init=False)  # contents a merge brought in
+    _merged: MergeMemory = field(init=False)  # contents a merge brought in
 
     def __post_init__(self) -> None:
         self.engine = PolicyEngine.from_policy(self.project.policy)
+        self._merged = MergeMemory(self.project.paths.store)
 
     def use(self, project: Project) -> None:
         """The policy in force changed: judge with it from now on."""
@@ -131,7 +137,7 @@ class Enforcer:
             if merging and blob is not None:
                 # Captured while a merge is under way (its result, conflict markers, a resolution):
                 # `merge --abort` or a reset that takes it out again is not a rollback.
-                self._merged.setdefault(rel, set()).add(blob)
+                self._merged.add(rel, blob)
             rebasing = progress is not None and progress.rebase
             if deferred is not None and not (deferred.waits_for == "rebase" and rebasing):
                 del self._deferred[rel]
@@ -301,11 +307,11 @@ class Enforcer:
     ) -> GitReason:
         """A merge under way brought content in; an abort (or a reset) that takes it out again loses nothing."""
         merging = progress is not None and bool(progress.merge_heads)
-        if not reason.explained and not merging and replaced is not None and replaced in self._merged.get(rel, ()):
-            self._merged.pop(rel, None)
+        if not reason.explained and not merging and replaced is not None and self._merged.holds(rel, replaced):
+            self._merged.forget(rel)
             return GitReason(True, "git merge --abort (or a reset of the merge)")
         if not merging:
-            self._merged.pop(rel, None)
+            self._merged.forget(rel)
         return reason
 
     # ------------------------------------------------------------------ acting
@@ -334,6 +340,63 @@ def enforce_capture(project: Project, result: SnapshotResult) -> list[Enforcemen
         return Enforcer(project).enforce(result, catalog)
     finally:
         catalog.close()
+
+
+# --------------------------------------------------------------------------- what a merge brought in
+
+MERGE_MEMORY_FILE = "enforce-merge.json"
+
+
+class MergeMemory:
+    """The contents captured at protected paths while a merge was under way, kept in the store.
+
+    ``git merge --abort`` (or a reset) that takes them out again loses nothing, so it is
+    not a rollback.  They must outlive the watcher: the conflict markers and resolutions a
+    merge leaves were never git objects, so git's state cannot name them to a watcher
+    restarted mid-merge, and one that was stopped while the merge was aborted finds no
+    merge at all.  ``<store>/enforce-merge.json`` holds them, rewritten atomically on each
+    change; a path is forgotten once a change to it is judged with no merge under way, and
+    the file is removed when nothing is left.
+    """
+
+    def __init__(self, store: Path) -> None:
+        self.path = store / MERGE_MEMORY_FILE
+        self._blobs = self._load()
+
+    def _load(self) -> dict[str, set[str]]:
+        try:
+            raw = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("enforce: cannot read %s (%s): starting without what a merge brought in", self.path, exc)
+            return {}
+        paths = raw.get("paths") if isinstance(raw, dict) else None
+        if not isinstance(paths, dict):
+            return {}
+        return {str(rel): {str(b) for b in blobs} for rel, blobs in paths.items() if isinstance(blobs, list)}
+
+    def add(self, rel: str, blob: str) -> None:
+        if blob not in self._blobs.get(rel, ()):
+            self._blobs.setdefault(rel, set()).add(blob)
+            self._save()
+
+    def holds(self, rel: str, blob: str) -> bool:
+        return blob in self._blobs.get(rel, ())
+
+    def forget(self, rel: str) -> None:
+        if self._blobs.pop(rel, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        try:
+            if not self._blobs:
+                self.path.unlink(missing_ok=True)
+                return
+            paths = {rel: sorted(blobs) for rel, blobs in sorted(self._blobs.items())}
+            atomic_write_file(self.path, (json.dumps({"version": 1, "paths": paths}, indent=1) + "\n").encode())
+        except OSError as exc:  # the watcher still knows them until it stops
+            log.warning("enforce: cannot keep what the merge brought in at %s: %s", self.path, exc)
 
 
 # --------------------------------------------------------------------------- helpers

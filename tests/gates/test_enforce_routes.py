@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from guardian.gates.enforce import MERGE_MEMORY_FILE
 from guardian.trust.grants import add_grant
 from tests.conftest import run_cli
 from tests.gates.enforce_repo import (
@@ -391,6 +392,58 @@ def test_merge_abort_of_a_conflicted_protected_file_is_not_undone(repo: Repo) ->
         wait_stands(repo, after, markers)
         repo.git("merge", "--abort")
         wait_stands(repo, after, mine)
+
+
+def _conflicted_merge(repo: Repo, after: int) -> str:
+    """On a feature branch with its own change of A, a merge of main that conflicts on A, resolved by hand.
+
+    The resolution is valid content captured mid-merge: without the merge's memory, the
+    abort that takes it out again would be a rollback to undo (conflict markers alone do
+    not parse, so the undo would have nothing valid to put back).
+    """
+    mine = "v = 'feature'\n"
+    repo.git("switch", "-q", "-c", "feature", repo.base)
+    _edit(repo, mine)
+    repo.git("commit", "-q", "-am", "feature's own change of the protected file")
+    repo.git("merge", "main", check=False)  # conflicts on agents/run.py
+    markers = repo.read()
+    assert markers is not None and "<<<<<<<" in markers
+    wait_stands(repo, after, markers)
+    _edit(repo, "v = 'feature and fix'\n")
+    return mine
+
+
+def test_merge_abort_after_the_watcher_restarted_mid_merge_is_not_undone(repo: Repo) -> None:
+    memory = repo.project.paths.store / MERGE_MEMORY_FILE
+    with running(repo.project, FAST):
+        after = repo.mark()
+        mine = _conflicted_merge(repo, after)
+    assert memory.is_file()  # what the merge brought in outlives the watcher
+    with running(repo.project, FAST):
+        repo.git("merge", "--abort")
+        wait_stands(repo, after, mine)
+    assert not memory.exists()  # the merge has ended: nothing left to remember
+
+
+def test_merge_aborted_while_the_watcher_was_stopped_is_not_undone(repo: Repo) -> None:
+    with running(repo.project, FAST):
+        after = repo.mark()
+        mine = _conflicted_merge(repo, after)
+    repo.git("merge", "--abort")
+    with running(repo.project, FAST):  # its first scan captures the abort: no merge under way any more
+        wait_stands(repo, after, mine)
+
+
+def test_a_rollback_after_a_merge_was_aborted_is_still_undone(repo: Repo) -> None:
+    """What a merge brought in excuses only its own abort: a rewind after it is judged as ever."""
+    with running(repo.project, FAST):
+        after = repo.mark()
+        mine = _conflicted_merge(repo, after)
+    with running(repo.project, FAST):
+        repo.git("merge", "--abort")
+        wait_stands(repo, after, mine)
+        repo.git("reset", "-q", "--hard", "HEAD~1")  # the feature's own change of A, rewound
+        wait_undone(repo, after, mine, route="reset --hard after a merge --abort")
 
 
 def test_git_rm_of_a_protected_file_is_undone(repo: Repo) -> None:
