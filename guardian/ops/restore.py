@@ -11,7 +11,6 @@ from guardian.capture.sqlite import is_sqlite_bytes
 from guardian.catalog.db import Catalog, VersionRow
 from guardian.catalog.sync import sync_catalog
 from guardian.errors import Blocked, NeedsForce, OperationFailed
-from guardian.ops.grant import grant_forced
 from guardian.ops.restore_dir import directory_targets, is_directory, reattach_hints
 from guardian.ops.session import write_session
 from guardian.ops.sqlite_restore import plan_sqlite_restore, put_back, set_aside_sidecars
@@ -20,7 +19,6 @@ from guardian.policy import Decision, PathChange, PolicyEngine
 from guardian.project import Project
 from guardian.query.dirmodes import RecordedDirModes
 from guardian.query.lookup import latest_valid_before, require_known, resolve_path, resolve_snapshot
-from guardian.query.rollbacks import ContentAges, path_story
 from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
 from guardian.util.fs import DirMode, lstat_at, read_state, remove_user_file, write_user_file, write_user_symlink
@@ -143,6 +141,8 @@ def newest_valid_version(project: Project, catalog: Catalog, rel: str) -> Versio
     versions = catalog.versions_of(rel)
     if not versions:
         return None
+    from guardian.query.rollbacks import path_story  # protected paths only: it reads the user's git history
+
     return path_story(project, versions, rel).newest_valid
 
 
@@ -150,6 +150,8 @@ def moved_back(catalog: Catalog, rel: str, new_blob: str, old_blob: str | None) 
     """Whether content ``new_blob`` first appeared in rel's snapshots before ``old_blob`` did."""
     if old_blob is None or old_blob == new_blob:
         return False
+    from guardian.query.rollbacks import ContentAges
+
     ages = ContentAges()
     ages.add_versions(catalog.versions_of(rel))
     return ages.older(new_blob, old_blob)
@@ -384,6 +386,8 @@ def apply_restore(
         },
     )
     if moved:
+        from guardian.ops.grant import grant_forced
+
         grant_forced(project, "rollback", moved, "guardian restore")
     return report
 
