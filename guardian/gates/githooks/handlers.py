@@ -157,10 +157,24 @@ def _head_move(ctx: HookContext, updates: Sequence[RefUpdate]) -> int:
     if old != new and created_now(ctx, old, new):
         trace(f"HEAD {old[:12]} -> {new[:12]}: this command wrote the commit (commit, merge, cherry-pick)")
         return EXIT_OK
+    if _detached_checkout(ctx, updates):
+        # Only HEAD moves (checkout COMMIT, switch --detach, a bisect step): no branch rewinds, so
+        # what was committed stays where it was, like a branch switch; only uncommitted content counts.
+        trace(f"HEAD {old[:12]} -> {new[:12]}: a detached checkout; no branch moves")
+        return _undo_rewind(ctx, old, new, head=old, aborting=True, committed_is_safe=True)
     code = _undo_rewind(ctx, old, new, head=old, aborting=True)
     if code == EXIT_OK and old != new:
         _witness_before_rewind(ctx, old, new)
     return code
+
+
+def _detached_checkout(ctx: HookContext, updates: Sequence[RefUpdate]) -> bool:
+    """Is this ``checkout``/``switch`` moving a detached HEAD alone?  (``bisect`` runs ``git checkout``.)
+
+    ``reset`` stays a rewind even on a detached HEAD: it is how work is thrown away.
+    """
+    commands = ctx.commands()
+    return all(u.ref == "HEAD" for u in updates) and bool(commands) and commands[0][0] in ("checkout", "switch")
 
 
 def _witness_before_rewind(ctx: HookContext, old: str, new: str) -> None:

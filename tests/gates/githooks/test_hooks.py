@@ -313,24 +313,56 @@ def test_force_does_not_override_a_block_rule(repo: Path) -> None:
     assert read(repo, B) == "y = 1\n"
 
 
-def test_checkout_of_an_older_commit_is_undone_and_head_stays(repo: Path) -> None:
+def test_a_detached_checkout_of_an_older_commit_passes_and_checkout_minus_brings_it_back(repo: Path) -> None:
     before = rev(repo)
-    r = g(repo, "checkout", "HEAD~1")
-    assert r.returncode == 128, r.stderr
-    assert ok(g(repo, "symbolic-ref", "HEAD")).strip() == "refs/heads/main"
-    assert rev(repo) == before
-    assert (read(repo, A), read(repo, B)) == ("x = 2\n", "y = 1\n")
-    assert last(repo, "block").details["git_command"] == "git checkout 'HEAD~1'"
-
-
-def test_force_lets_a_detaching_checkout_through(repo: Path) -> None:
-    write(repo, A, "x = 3\n")
-    commit_all(repo, "c3")
-    r = g(repo, "checkout", "-q", "HEAD~1", force=True)
+    r = g(repo, "checkout", "-q", "HEAD~1")  # HEAD moves; no branch rewinds; git keeps uncommitted work
     assert r.returncode == 0, r.stderr
     assert g(repo, "symbolic-ref", "-q", "HEAD").returncode != 0  # detached
+    assert rev(repo, "main") == before
+    assert read(repo, A) == "x = 1\n" and not (repo / B).exists()
+    event = last(repo, "hook")
+    assert event.details["git_command"] == "git checkout -q 'HEAD~1'" and event.details["old"] == before
+    assert events(repo, "block") == []
+    ok(g(repo, "checkout", "-q", "-"))
+    assert ok(g(repo, "symbolic-ref", "HEAD")).strip() == "refs/heads/main" and rev(repo) == before
+    assert (read(repo, A), read(repo, B)) == ("x = 2\n", "y = 1\n")
+
+
+def test_switch_detach_and_bisect_steps_pass(repo: Path) -> None:
+    for text in ("x = 3\n", "x = 4\n"):
+        write(repo, A, text)
+        commit_all(repo, text.strip())
+    tip = rev(repo)
+    ok(g(repo, "switch", "-q", "--detach", "HEAD~2"))
     assert read(repo, A) == "x = 2\n"
-    assert last(repo, "force").details["hook"] == "reference-transaction"
+    ok(g(repo, "switch", "-q", "main"))
+    r = g(repo, "bisect", "start", "main", "main~3")  # git bisect checks out a commit in between
+    assert r.returncode == 0, r.stderr
+    assert read(repo, A) in ("x = 2\n", "x = 3\n") and rev(repo) != tip
+    r = g(repo, "bisect", "good")
+    assert r.returncode == 0, r.stderr
+    ok(g(repo, "bisect", "reset"))
+    assert rev(repo) == tip and read(repo, A) == "x = 4\n"
+    assert events(repo, "block") == []
+
+
+def test_a_forced_detached_checkout_over_a_protected_edit_is_undone(repo: Path) -> None:
+    write(repo, A, "x = 3\n")
+    snapshot(repo)
+    before = rev(repo)
+    r = g(repo, "checkout", "-f", "HEAD~1")  # git discards the uncommitted edit when forced
+    assert r.returncode == 128, r.stderr
+    assert f"{A}  modified -> restored from snapshot" in r.stderr
+    assert ok(g(repo, "symbolic-ref", "HEAD")).strip() == "refs/heads/main" and rev(repo) == before
+    assert read(repo, A) == "x = 3\n"
+
+
+def test_a_reset_of_a_detached_head_to_an_older_commit_is_still_undone(repo: Path) -> None:
+    ok(g(repo, "checkout", "-q", "--detach"))
+    r = g(repo, "reset", "--hard", "HEAD~1")  # reset is how work is thrown away, detached or not
+    assert r.returncode == 128, r.stderr
+    assert (read(repo, A), read(repo, B)) == ("x = 2\n", "y = 1\n")
+    assert last(repo, "block").details["git_command"] == "git reset --hard 'HEAD~1'"
 
 
 # --------------------------------------------------------------------------- file checkouts (post-checkout)
