@@ -16,9 +16,21 @@ import time
 from pathlib import Path
 
 import pytest
+from watchdog.events import (
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+)
 
 from guardian.capture.engine import SnapshotResult
+from guardian.capture.filters import PathFilter
+from guardian.config import WatchSettings
 from guardian.watch.batching import PendingChanges
+from guardian.watch.observer import ChangeHandler
 from guardian.watch.watcher import WatchOptions
 from tests.watch.test_watcher import (  # noqa: F401 - no_guardrail is an autouse fixture
     FAST,
@@ -81,6 +93,44 @@ def test_a_failed_leading_batch_is_requeued_behind_the_backoff() -> None:
     changes.requeue(changes.take())
     assert "a.txt" in changes and changes.due() is not None
     assert not changes.ready(changes.retry_at - 0.5)
+
+
+def test_handler_tells_complete_changes_from_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    waiting: list[list[str]] = []
+    complete: list[list[str]] = []
+    handler = ChangeHandler(
+        root,
+        tmp_path / "store",
+        PathFilter(root, WatchSettings()),
+        waiting.append,
+        lambda exc, event: None,
+        sink_complete=complete.append,
+    )
+    r = str(root)
+    script: list[tuple[FileSystemEvent, bool]] = [
+        (FileModifiedEvent(f"{r}/a.txt"), False),  # an in-place write: truncated...
+        (FileClosedEvent(f"{r}/a.txt"), True),  # ...and closed: done
+        (FileCreatedEvent(f"{r}/sedAbC123"), False),  # sed -i's temp file
+        (FileClosedEvent(f"{r}/sedAbC123"), False),  # a new file's close: may be a temp
+        (FileMovedEvent(f"{r}/sedAbC123", f"{r}/conf.ini"), True),  # the closed temp over its target
+        (FileCreatedEvent(f"{r}/half.tmp"), False),
+        (FileMovedEvent(f"{r}/half.tmp", f"{r}/other.ini"), False),  # renamed before it was closed
+        (FileMovedEvent(f"{r}/notes.txt", f"{r}/notes.bak"), False),  # an older file renamed away
+        (FileCreatedEvent(f"{r}/notes.txt"), False),
+        (FileClosedEvent(f"{r}/notes.txt"), False),  # the new target of a rename dance
+        (FileDeletedEvent(f"{r}/notes.bak"), False),
+        (DirMovedEvent(f"{r}/d1", f"{r}/d2"), False),
+    ]
+    for event, is_complete in script:
+        waiting.clear()
+        complete.clear()
+        handler.dispatch(event)
+        assert (bool(complete), bool(waiting)) == (is_complete, not is_complete), event
+    waiting.clear()
+    handler.dispatch(FileMovedEvent(f"{r}/sedAbC123", f"{r}/conf.ini"))  # forgotten once moved
+    assert complete == [] and waiting == [["sedAbC123", "conf.ini"]]
 
 
 # --------------------------------------------------------------------------- a real watcher
