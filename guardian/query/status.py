@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardian.capture.budget import CaptureBudget, StoreUsage, disk_full_message, measure_usage
+from guardian.capture.budget import CaptureBudget, StoreUsage, disk_free, disk_full_message, measure_usage
 from guardian.capture.filters import hidden_protected_notes
 from guardian.capture.health import CaptureHealth, read_health
 from guardian.capture.secret_record import SecretFile, secret_files
@@ -22,14 +22,37 @@ from guardian.util.times import format_size
 
 
 def dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total
+    """Bytes of every file under path, as their sizes add up (``Status.store_size``)."""
+    return walk_sizes(path)[0]
+
+
+def walk_sizes(top: Path) -> tuple[int, int]:
+    """(apparent bytes, allocated bytes as du counts) of the files under top, in one walk.
+
+    A store of 10k snapshots holds tens of thousands of loose objects: status used to walk
+    it twice (once here, once in capture.budget.measure_usage) and join every path.  This
+    visits what ``os.walk`` visits: a symlink is counted as a link, never followed.
+    """
+    apparent = allocated = 0
+    pending = [os.fspath(top)]
+    while pending:
+        try:
+            listing = os.scandir(pending.pop())
+        except OSError:
+            continue
+        with listing:
+            for entry in listing:
+                try:
+                    if entry.is_dir():
+                        if not entry.is_symlink():
+                            pending.append(entry.path)
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                apparent += st.st_size
+                allocated += st.st_blocks * 512
+    return apparent, allocated
 
 
 @dataclass
@@ -104,9 +127,10 @@ def status(project: Project) -> Status:
             snapshots=catalog.snapshot_count(),
             last_snapshot=last.ts if last else None,
             last_snapshot_id=last.id if last else repo.head(),
-            store_size=dir_size(project.paths.store),
+            store_size=0,
             files=catalog.file_count(),
         )
+        result.store_size, allocated = walk_sizes(project.paths.store)
         held = secret_files(project.paths.store, lambda rel: {v.blob for v in catalog.versions_of(rel) if v.blob})
     result.watcher = watcher_state(project)
     health = read_health(project.paths.store)
@@ -124,7 +148,7 @@ def status(project: Project) -> Status:
         {"ts": e.ts, "paths": e.paths, "snapshot": e.snapshot, **e.details} for e in project.events.recent(["enforce"])
     ]
 
-    lifecycle = store_report(project)
+    lifecycle = store_report(project, allocated)
     result.lifecycle = lifecycle.to_json()
     result.warnings.extend(lifecycle.warnings)
     if not result.watcher["running"]:
@@ -231,9 +255,17 @@ class StoreReport:
         }
 
 
-def store_report(project: Project) -> StoreReport:
-    """What `guardian status` shows about the store: size, limits, last gc, last push, warnings."""
-    usage = measure_usage(project)
+def store_report(project: Project, allocated: int | None = None) -> StoreReport:
+    """What `guardian status` shows about the store: size, limits, last gc, last push, warnings.
+
+    ``allocated``: the store's size as ``capture.budget.store_size`` counts it, when the caller
+    has just walked the store (``walk_sizes``); otherwise it is measured here.
+    """
+    if allocated is None:
+        usage = measure_usage(project)
+    else:
+        limits = project.policy.store
+        usage = StoreUsage(allocated, disk_free(project.paths.store), limits.max_size, limits.min_free)
     report = StoreReport(usage, read_gc_state(project), read_push_state(project).get("last") or {})
     state = usage.state
     if state == "full":
