@@ -20,8 +20,8 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 GIT_TIMEOUT = 60.0
 SAFE_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
@@ -46,8 +46,7 @@ class GitTimeout(GitError):
     """git gave no answer within the time allowed."""
 
 
-@dataclass(frozen=True)
-class GitResult:
+class GitResult(NamedTuple):  # not a dataclass: the hooks and the agent hook import this; dataclasses costs ~10 ms
     returncode: int
     stdout: bytes
     stderr: bytes
@@ -143,8 +142,7 @@ def split_z(output: bytes) -> list[str]:
     return [os.fsdecode(p) for p in output.split(b"\0") if p]
 
 
-@dataclass(frozen=True)
-class NameStatus:
+class NameStatus(NamedTuple):
     """One record of ``--name-status -z``: A, D, M, T, U, X, B, or R/C with the old path."""
 
     status: str

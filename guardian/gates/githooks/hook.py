@@ -20,7 +20,6 @@ from guardian.errors import EXIT_BUG, EXIT_OK, GuardianError, UsageError
 from guardian.gates.githooks.context import ENV_HOOKS_DIR, HOOK_NAMES, STDIN_HOOKS, NoStore, make_context, say
 from guardian.gates.githooks.handlers import post_checkout, post_merge, post_rewrite, reference_transaction
 from guardian.gates.githooks.rebase import pre_rebase
-from guardian.gates.githooks.shim import unguarded
 
 
 def run_hook(name: str, args: Sequence[str], stdin: bytes, cwd: Path) -> int:
@@ -57,6 +56,8 @@ def _warn_if_shims_replaced() -> None:
     directory = os.environ.get(ENV_HOOKS_DIR)
     if not directory:
         return
+    from guardian.gates.githooks.shim import unguarded  # only here: its import costs a few ms on every hook
+
     lost = unguarded(Path(directory), [n for n in HOOK_NAMES if n != "reference-transaction"])
     if lost:
         say(

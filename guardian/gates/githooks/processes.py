@@ -13,8 +13,8 @@ import shlex
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guardian.util.proc import process_argv
 
@@ -68,8 +68,7 @@ def _is_git(argv: Sequence[str] | None) -> bool:
     return argv is not None and len(argv) > 0 and os.path.basename(argv[0]) in ("git", "git.exe")
 
 
-@dataclass(frozen=True)
-class GitProcess:
+class GitProcess(NamedTuple):
     """A git process: the one that ran the hook, or the git command that ran that one."""
 
     pid: int

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guardian.gates.githooks.context import short
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """Content to put back: a blob in guardian's store, or in the git repository."""
 
     where: str  # "snapshot" or "git"
@@ -33,8 +32,7 @@ class Source:
         return f"commit {short(self.commit)}"
 
 
-@dataclass(frozen=True)
-class Loss:
+class Loss(NamedTuple):
     path: str  # project-relative
     git_path: str  # work-tree-relative
     present: bool  # the file is there (with other content) rather than deleted
