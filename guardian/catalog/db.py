@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS versions(
 CREATE INDEX IF NOT EXISTS versions_path ON versions(path, seq);
 CREATE INDEX IF NOT EXISTS versions_name ON versions(name);
 CREATE INDEX IF NOT EXISTS versions_blob ON versions(path, blob, seq);
+CREATE INDEX IF NOT EXISTS versions_seq ON versions(seq);  -- versions_in: log's rows by snapshot
 CREATE TABLE IF NOT EXISTS files(
     path TEXT PRIMARY KEY, blob TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, perm INTEGER);
