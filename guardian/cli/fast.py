@@ -1,10 +1,10 @@
-"""The hot commands, answered without click: ``guardian history PATH`` and ``guardian restore PATH...``.
+"""The hot commands, answered without click: ``guardian history PATH``, ``log [PATH]``, ``restore PATH...``.
 
 Importing click and every command module costs more than answering these from the catalog,
 so ``guardian.cli.main`` hands a plain invocation (the command, then paths, no option) to
 :func:`plain_command` first.  Anything else, an option, ``--``, ``-C``, a shell asking for
 completions, goes to click as before.  The click commands print through the same functions
-(:func:`print_history`, :func:`print_restore`), so both ways print the same lines.
+(:func:`print_history`, :func:`print_log`, :func:`print_restore`), so both ways print the same lines.
 """
 
 from __future__ import annotations
@@ -14,24 +14,27 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from guardian.cli import state
-from guardian.cli.output import echo, file_lines, verdict_mark
+from guardian.cli.output import echo, file_lines, paint, verdict_mark
 from guardian.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from guardian.ops.restore import RestoreReport
     from guardian.query.history import History
+    from guardian.query.log import LogResult
 
 COMPLETE_VAR = "_GUARDIAN_COMPLETE"  # guardian.cli.completion: set, the shell asks click for candidates
 
 
 def plain_command(args: Sequence[str]) -> Callable[[], int] | None:
-    """The command to run for ``history PATH`` or ``restore PATH...``; None when click must parse args."""
-    if len(args) < 2 or os.environ.get(COMPLETE_VAR) or any(not a or a.startswith("-") for a in args[1:]):
+    """The command to run for ``history PATH``, ``log [PATH]`` or ``restore PATH...``; None: click parses args."""
+    if not args or os.environ.get(COMPLETE_VAR) or any(not a or a.startswith("-") for a in args[1:]):
         return None
     name, paths = args[0], list(args[1:])
     if name == "history" and len(paths) == 1:
         return lambda: history(paths[0])
-    if name == "restore":
+    if name == "log" and len(paths) <= 1:
+        return lambda: log(paths[0] if paths else None)
+    if name == "restore" and paths:
         return lambda: restore(paths)
     return None
 
@@ -59,6 +62,40 @@ def print_history(h: History) -> None:
         for line in h.git_commits:
             echo(f"  {line}")
     echo(f"diagnosis: {h.diagnosis}")
+
+
+def log(path: str | None) -> int:
+    from guardian.query.log import DEFAULT_LOG_LIMIT, read_log
+
+    ctx = state.current = state.Context()
+    print_log(read_log(ctx.project(), path, cwd=ctx.cwd, limit=DEFAULT_LOG_LIMIT, since=None, until=None))
+    return EXIT_OK
+
+
+def print_log(result: LogResult) -> None:
+    from guardian.util.times import format_time
+
+    for line in result.lines:
+        s, bad = line.entry.snapshot, line.entry.bad
+        mark = f"  {paint(f'!{len(bad)} not valid', 'invalid')}" if bad else ""
+        echo(f"{s.id[:12]}  {format_time(s.ts)}  {s.trigger:<11} {s.nchanged:>5} file(s){mark}  {line.paths_text()}")
+        if line.note:
+            echo(f"    note: {line.note}")
+        for v in bad:
+            echo(f"    {paint(v.verdict, v.verdict)}: {v.path}: {v.reason}")
+    if result.more:
+        # On stderr: stdout stays one line per snapshot (and its notes), for scripts that count them.
+        echo("guardian: older snapshots not shown; -n N shows N, --all shows every one", err=True)
+    window = result.window
+    if window is not None:
+        echo(
+            f"\nin this window: {len(window.changed)} changed, {len(window.deleted)} deleted, "
+            f"{len(window.became_bad)} not valid"
+        )
+        for p in window.deleted:
+            echo(f"  deleted  {p}")
+        for p, verdict, reason in window.became_bad:
+            echo(f"  {paint(f'{verdict:<8}', verdict)} {p}: {reason}")
 
 
 def restore(paths: Sequence[str]) -> int:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from guardian.cli.completion import complete_paths, complete_snapshots
-from guardian.cli.fast import print_history
+from guardian.cli.fast import print_history, print_log
 from guardian.cli.group import Context, cli, emit_json, json_option, pass_ctx
 from guardian.cli.output import echo, paint
 from guardian.errors import EXIT_OK, UsageError
-from guardian.util.times import format_iso_text, format_time, parse_time
+from guardian.util.times import format_iso_text, parse_time
 
 if TYPE_CHECKING:
     from guardian.query.diff import VersionChoice
@@ -55,27 +55,7 @@ def log(
     if as_json:
         emit_json(result.to_json())
         return EXIT_OK
-    for line in result.lines:
-        s, bad = line.entry.snapshot, line.entry.bad
-        mark = f"  {paint(f'!{len(bad)} not valid', 'invalid')}" if bad else ""
-        echo(f"{s.id[:12]}  {format_time(s.ts)}  {s.trigger:<11} {s.nchanged:>5} file(s){mark}  {line.paths_text()}")
-        if line.note:
-            echo(f"    note: {line.note}")
-        for v in bad:
-            echo(f"    {paint(v.verdict, v.verdict)}: {v.path}: {v.reason}")
-    if result.more:
-        # On stderr: stdout stays one line per snapshot (and its notes), for scripts that count them.
-        echo("guardian: older snapshots not shown; -n N shows N, --all shows every one", err=True)
-    window = result.window
-    if window is not None:
-        echo(
-            f"\nin this window: {len(window.changed)} changed, {len(window.deleted)} deleted, "
-            f"{len(window.became_bad)} not valid"
-        )
-        for p in window.deleted:
-            echo(f"  deleted  {p}")
-        for p, verdict, reason in window.became_bad:
-            echo(f"  {paint(f'{verdict:<8}', verdict)} {p}: {reason}")
+    print_log(result)
     return EXIT_OK
 
 

@@ -25,11 +25,15 @@ from tests.conftest import guardian_subprocess, run_cli
         (["-C", "p", "history", "a.py"], False),
         (["restore", "a.py", "--at", "abcd"], False),
         (["restore", ""], False),
-        (["log", "a.py"], False),
+        (["log"], True),
+        (["log", "a.py"], True),
+        (["log", "a.py", "b.py"], False),
+        (["log", "-n", "3"], False),
+        (["restore"], False),  # click says the path is missing
         (["status"], False),
     ],
 )
-def test_only_plain_history_and_restore_skip_click(args: list[str], fast: bool) -> None:
+def test_only_plain_history_log_and_restore_skip_click(args: list[str], fast: bool) -> None:
     assert (plain_command(args) is not None) is fast
 
 
@@ -48,6 +52,12 @@ def test_history_and_restore_print_what_click_prints(project: Path) -> None:
     assert fast.exit_code == slow.exit_code == 0
     assert "INVALID" in fast.stdout
     assert (fast.stdout, fast.stderr) == (slow.stdout, slow.stderr)
+    for args in ((), ("a.py",)):
+        fast_log = run_cli("log", *args, cwd=project)
+        click_log = run_cli("log", "-n", "20", *args, cwd=project)
+        assert fast_log.exit_code == click_log.exit_code == 0
+        assert (fast_log.stdout, fast_log.stderr) == (click_log.stdout, click_log.stderr)
+        assert "a.py" in fast_log.stdout
     missing = run_cli("restore", "nope.py", cwd=project)
     missing_click = run_cli("restore", "nope.py", "-v", cwd=project)
     assert missing.exit_code == missing_click.exit_code != 0
