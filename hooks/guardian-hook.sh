@@ -161,6 +161,20 @@ shims_intact() {
     done
 }
 
+# The checked-out branch (refs/heads/...) in $branch, empty when HEAD is detached: read from
+# HEAD where the git directory is plain to see, else asked of git.
+current_branch() {
+    head_file=${GIT_DIR:-.git}/HEAD head_ref=
+    if [ -f "$head_file" ] && IFS= read -r head_ref <"$head_file" && is_oid "$head_ref"; then
+        branch=
+        return 0
+    fi
+    case $head_ref in
+        "ref: refs/heads/"*) branch=${head_ref#ref: } ;;
+        *) branch=$(git symbolic-ref -q HEAD) || branch= ;;
+    esac
+}
+
 # Succeeds only when no protected path differs between commits $1 and $2, and no protected
 # file in the work tree was written since the git command that runs this hook started:
 # hook-impl, which looks for protected files with a newer ctime, would then find nothing.
@@ -228,9 +242,18 @@ nothing_protected_moved() {
 $sums
 EOF
     [ "$matched" -eq 2 ] || return 1
-    if ! git diff-tree --quiet -r --no-renames --ignore-submodules=none "$old" "$new" -- "$@"; then
-        fast_trace "no fast path: $old -> $new changes a protected path"
-        return 1
+    with_tree=
+    if [ "$old" != "$new" ]; then
+        if ! git diff-tree --quiet -r --no-renames --ignore-submodules=none "$old" "$new" -- "$@"; then
+            fast_trace "no fast path: $old -> $new changes a protected path"
+            return 1
+        fi
+    else
+        # HEAD stays (reset --hard, checkout -- PATH, restore, checkout -b).  hook-impl then also
+        # counts the files HEAD's tree holds, and those where the tips HEAD and its branch had
+        # before differ (a reset --soft just before): those are checked below too.
+        with_tree=--with-tree=$old
+        current_branch
     fi
     # A protected file whose ctime is newer than the git process's start counts as written by
     # it, with a second's margin for the clocks' resolution and the time since /proc/uptime
@@ -242,8 +265,17 @@ EOF
     [ "$window" -gt 0 ] || return 1
     fraction=$((1000000 + window % 6000 * 1000000 / 6000)) # six digits after a leading 1, no printf
     minutes=$((window / 6000)).${fraction#1}
-    written=$({ git ls-files -z -- "$@" || printf '\0\0'; } | find -files0-from - -cmin "-$minutes" -print -quit 2>/dev/null) || {
-        fast_trace "no fast path: a protected file listed in the index is missing from the work tree"
+    written=$({
+        git ls-files -z ${with_tree:+"$with_tree"} -- "$@" || printf '\0\0'
+        if [ -n "$with_tree" ]; then
+            for previous in HEAD ${branch:+"$branch"}; do
+                # No such reflog entry yet is fine; any other failure is not.
+                git diff-tree -r -z --name-only --no-renames --ignore-submodules=none "$old" "$previous@{1}" -- "$@" \
+                    2>/dev/null || { ! git rev-parse -q --verify "$previous@{1}^{commit}" >/dev/null 2>&1 || printf '\0\0'; }
+            done
+        fi
+    } | find -files0-from - -cmin "-$minutes" -print -quit 2>/dev/null) || {
+        fast_trace "no fast path: a protected file git knows of is missing from the work tree"
         return 1
     }
     if [ -n "$written" ]; then
@@ -262,21 +294,12 @@ fast_path() {
                 fast_trace "fast path: a checkout from nothing (clone, new worktree); hook-impl not started"
                 return 0
             fi
-            # A branch switch.  A file checkout (flag 0) keeps HEAD: only hook-impl knows what it wrote.
-            [ "$3" = 1 ] && [ "$1" != "$2" ] && nothing_protected_moved "$1" "$2"
+            # A branch switch (flag 1), or a file checkout or restore (flag 0, HEAD stays).
+            nothing_protected_moved "$1" "$2"
             ;;
         reference-transaction)
             shims_intact || return 1
-            # The checked-out branch: read from HEAD where the git directory is plain to see.
-            head_file=${GIT_DIR:-.git}/HEAD head_ref=
-            if [ -f "$head_file" ] && IFS= read -r head_ref <"$head_file" && is_oid "$head_ref"; then
-                branch= # detached
-            else
-                case $head_ref in
-                    "ref: refs/heads/"*) branch=${head_ref#ref: } ;;
-                    *) branch=$(git symbolic-ref -q HEAD) || branch= ;;
-                esac
-            fi
+            current_branch
             old= new= moves=
             while read -r line_old line_new ref; do
                 if [ "$ref" = HEAD ] || { [ -n "$branch" ] && [ "$ref" = "$branch" ]; }; then
@@ -299,8 +322,7 @@ EOF
             if [ -z "$old" ]; then
                 old=$(git rev-parse -q --verify HEAD) || return 1
             fi
-            # HEAD staying put (reset --hard): what it rewrote is only known to hook-impl.
-            [ "$old" != "$new" ] && nothing_protected_moved "$old" "$new"
+            nothing_protected_moved "$old" "$new"
             ;;
         *) return 1 ;;
     esac

@@ -246,3 +246,61 @@ def test_a_shim_another_tool_wrote_over_sends_ref_updates_to_hook_impl_which_war
     r = g(repo, "commit", "-q", "--allow-empty", "-m", "empty", extra=TRACE)
     ok(r)
     assert FAST not in r.stderr and "no longer run guardian" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [("checkout", "--", "plain/f1.txt"), ("restore", "plain/f1.txt"), ("reset", "-q", "--hard")]
+)
+def test_a_command_that_keeps_head_and_rewrites_only_unprotected_files_starts_no_python(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    repo = two_branches(tmp_path / "r")
+    ok(g(repo, "checkout", "-q", "other"))
+    write(repo, "plain/f1.txt", "edited\n")
+    r = g(repo, *command, extra=TRACE)
+    ok(r)
+    assert FAST in r.stderr and PYTHON_RAN not in r.stderr, r.stderr
+    assert read(repo, "plain/f1.txt") == "other 1\n"
+
+
+def test_a_file_checkout_that_discards_a_protected_edit_runs_python(tmp_path: Path) -> None:
+    repo = two_branches(tmp_path / "r")
+    write(repo, A, "x = 99\n")
+    assert run_cli("snapshot", cwd=repo).exit_code == 0
+    settle()
+    r = g(repo, "checkout", "--", A, extra=TRACE)
+    assert "may have written the protected file agents/" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
+    assert r.returncode == 1 and read(repo, A) == "x = 99\n", r.stderr
+
+
+def test_a_reset_after_a_soft_rewind_of_protected_commits_runs_python(tmp_path: Path) -> None:
+    """hook-impl counts what HEAD's previous tip held; the shim must not skip it."""
+    repo = two_branches(tmp_path / "r")
+    write(repo, A, "x = 3\n")
+    commit_all(repo, "c3")
+    ok(g(repo, "reset", "-q", "--soft", "HEAD~1"))
+    settle()
+    r = g(repo, "reset", "-q", "--hard", extra=TRACE)
+    assert "may have written the protected file agents/" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
+
+
+def test_a_file_checkout_right_after_a_protected_commit_starts_no_python(tmp_path: Path) -> None:
+    """The branch's previous tip differs in a protected path, but nothing protected is rewritten."""
+    repo = two_branches(tmp_path / "r")
+    write(repo, A, "x = 3\n")
+    commit_all(repo, "c3")
+    settle()
+    write(repo, "other.txt", "edited\n")
+    r = g(repo, "checkout", "--", "other.txt", extra=TRACE)
+    ok(r)
+    assert FAST in r.stderr and PYTHON_RAN not in r.stderr, r.stderr
+
+
+def test_a_protected_file_missing_from_the_work_tree_runs_python(tmp_path: Path) -> None:
+    repo = two_branches(tmp_path / "r")
+    (repo / A).unlink()
+    settle()  # deleted well before the command: hook-impl does not take it for the command's
+    write(repo, "other.txt", "edited\n")
+    r = g(repo, "checkout", "--", "other.txt", extra=TRACE)
+    ok(r)
+    assert "is missing from the work tree" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
