@@ -131,6 +131,8 @@ class _Detector:
             return cls._made
 
     def __init__(self) -> None:
+        import configparser
+
         from detect_secrets.core import scan as ds_scan
         from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
         from detect_secrets.filters.heuristic import is_indirect_reference
@@ -138,7 +140,9 @@ class _Detector:
         from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
         from detect_secrets.plugins.keyword import DENYLIST, KeywordDetector
         from detect_secrets.settings import get_filters, get_plugins, get_settings
-        from detect_secrets.transformers import get_transformed_file
+        from detect_secrets.transformers import get_transformers
+        from detect_secrets.transformers.config import ConfigFileTransformer
+        from detect_secrets.transformers.exceptions import ParsingError
         from detect_secrets.util.code_snippet import get_code_snippet
 
         settings = get_settings()
@@ -156,7 +160,10 @@ class _Detector:
         self._indirect: Callable[[str], bool] = is_indirect_reference
         self._specific = RegexBasedDetector
         self._labels = {word.replace("_?", "").lower() for word in DENYLIST}
-        self._transformed: Callable[..., list[str] | None] = get_transformed_file
+        self._transformers: list[Any] = list(get_transformers())
+        self._ini = ConfigFileTransformer
+        self._section_header: re.Pattern[str] = configparser.ConfigParser.SECTCRE
+        self._parsing_error: type[Exception] = ParsingError
         self._snippet: Callable[..., Any] = get_code_snippet
         self.plugins: list[Any] = list(get_plugins())
         # Per plugin, how to find the lines where it could match (see _candidates).
@@ -184,15 +191,36 @@ class _Detector:
             if self._filtered(required_filter_parameters=["filename"], filename=rel):
                 return []  # lockfiles, swagger files, non-text extensions: detect-secrets' own rules
             handle = _NamedText(text, rel)
-            lines = self._transformed(handle) or text.splitlines()
+            lines = self._transformed(handle, text) or text.splitlines()
             found = self._scan_lines(rel, lines)
             if not found:
                 # As 'detect-secrets scan' does: config formats read a second, more eager way.
                 handle.seek(0)
-                eager = self._transformed(handle, use_eager_transformers=True)
+                eager = self._transformed(handle, text, eager=True)
                 if eager:
                     found = self._scan_lines(rel, eager)
         return sorted(set(found), key=lambda f: (f.line, f.kind))
+
+    def _transformed(self, handle: _NamedText, text: str, eager: bool = False) -> list[str] | None:
+        """detect-secrets' get_transformed_file, minus the .ini reading that must fail.
+
+        Its plain config transformer is tried on every file, and builds a ConfigParser (about
+        0.5 ms) only to fail on the first line of nearly every one: content whose first line
+        that is neither blank nor a comment is not a ``[section]`` header raises
+        MissingSectionHeaderError there.  That line is checked first, as configparser checks it.
+        """
+        for transformer in self._transformers:
+            if not transformer.should_parse_file(handle.name) or transformer.is_eager != eager:
+                continue
+            if type(transformer) is self._ini and not _opens_with_section(text, self._section_header):
+                continue
+            try:
+                return list(transformer.parse_file(handle))
+            except self._parsing_error:
+                pass
+            finally:
+                handle.seek(0)
+        return None
 
     def _candidates(self, lines: list[str]) -> list[int]:
         """Line numbers (1-based) where some plugin could find something: a superset, never fewer.
@@ -261,6 +289,22 @@ class _Detector:
             return False
         quoted = any(f"{quote}{value}{quote}" in line for quote in "\"'`")
         return quoted or not self._indirect(line)
+
+
+def _opens_with_section(text: str, header: re.Pattern[str]) -> bool:
+    """Whether configparser's default reading of text gets past its first significant line.
+
+    As ``ConfigParser._read`` reads it: lines split at \\n only (a StringIO), a line whose
+    stripped form starts with ``#`` or ``;`` is a comment, a blank one is skipped, and the
+    first other line must match ``header`` (configparser's ``SECTCRE``), or MissingSectionHeaderError is raised.  Text
+    with no such line has no section, which the transformer's reader rejects as well.
+    """
+    for line in io.StringIO(text):
+        value = line.strip()
+        if not value or value.startswith(("#", ";")):
+            continue
+        return header.match(value) is not None
+    return False
 
 
 def _is_gated(plugin: Any, pattern: re.Pattern[str]) -> bool:

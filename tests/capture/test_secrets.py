@@ -136,6 +136,38 @@ def test_the_line_prefilter_finds_what_detect_secrets_scan_file_finds(tmp_path: 
     assert amended >= 2  # the fixture set's integrity digest and password label at least
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n\n",
+        "# only a comment\n; and another\n",
+        "[server]\npassword = hunter2hunter2\n",
+        "\n  # comment\n\n   [indented]\nkey = value\n",
+        "; comment\r\n[crlf]\r\ntoken = abcdef0123456789\r\n",
+        "\u00a0\n\x0c\n[after odd blanks]\nk = v\n",
+        "[a]b\nk = v\n",
+        "[]\nk = v\n",
+        "key = value before any section\n[late]\nk = v\n",
+        "import os\n\nAPI_KEY = 'x'\n",
+        '{\n  "password": "hunter2hunter2"\n}\n',
+        "[dup]\n[dup]\n",
+        "[unterminated\nk = v\n",
+    ],
+)
+@pytest.mark.parametrize("name", ["settings.ini", "notes.md", "app.py", "conf.yaml"])
+def test_the_config_reader_shortcut_matches_detect_secrets(text: str, name: str) -> None:
+    """_Detector._transformed skips only a config reading that detect-secrets' own would reject."""
+    from detect_secrets.transformers import get_transformed_file
+
+    find_secrets("warm.py", b"x = 1\n")
+    detector = secrets._Detector.instance()
+    for eager in (False, True):
+        ours = detector._transformed(secrets._NamedText(text, name), text, eager=eager)
+        theirs = get_transformed_file(secrets._NamedText(text, name), use_eager_transformers=eager)
+        assert ours == theirs, (name, eager)
+
+
 # --------------------------------------------------------------------------- secret file names
 
 
