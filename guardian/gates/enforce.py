@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from guardian.query.rollbacks import (
     explain,
     judge,
 )
-from guardian.query.userrepo import InProgress, UserRepo
+from guardian.query.userrepo import InProgress, UserRepo, parse_reflog_line
 from guardian.trust.grants import covering_grant
 from guardian.util.fs import atomic_write_file
 
@@ -134,10 +135,10 @@ class Enforcer:
             if not upto:
                 continue
             blob = upto[-1].blob
-            if merging and blob is not None:
+            if merging and blob is not None and git is not None:
                 # Captured while a merge is under way (its result, conflict markers, a resolution):
                 # `merge --abort` or a reset that takes it out again is not a rollback.
-                self._merged.add(rel, blob)
+                self._merged.add(rel, blob, git)
             rebasing = progress is not None and progress.rebase
             if deferred is not None and not (deferred.waits_for == "rebase" and rebasing):
                 del self._deferred[rel]
@@ -249,7 +250,7 @@ class Enforcer:
             if deferred is not None:
                 replaced = deferred.before_blob
             reason = explain(git, rel, version.blob, replaced, since, in_progress=progress)
-            reason = self._merge_memory(rel, reason, replaced, progress)
+            reason = self._merge_memory(rel, reason, replaced, progress, git)
         if reason.deferred:
             if rel not in self._deferred:
                 before = change.replaced.blob if change.replaced is not None else None
@@ -303,11 +304,17 @@ class Enforcer:
         return operation, decided.outcome, deciding
 
     def _merge_memory(
-        self, rel: str, reason: GitReason, replaced: str | None, progress: InProgress | None
+        self, rel: str, reason: GitReason, replaced: str | None, progress: InProgress | None, git: UserRepo
     ) -> GitReason:
         """A merge under way brought content in; an abort (or a reset) that takes it out again loses nothing."""
         merging = progress is not None and bool(progress.merge_heads)
-        if not reason.explained and not merging and replaced is not None and self._merged.holds(rel, replaced):
+        if (
+            not reason.explained
+            and not merging
+            and replaced is not None
+            and self._merged.holds(rel, replaced)
+            and self._merged.head_stayed(git)
+        ):
             self._merged.forget(rel)
             return GitReason(True, "git merge --abort (or a reset of the merge)")
         if not merging:
@@ -357,10 +364,17 @@ class MergeMemory:
     merge at all.  ``<store>/enforce-merge.json`` holds them, rewritten atomically on each
     change; a path is forgotten once a change to it is judged with no merge under way, and
     the file is removed when nothing is left.
+
+    The memory excuses only the merge's own end.  A merge that was committed and then
+    reset away is a rewind like any other, so the memory also keeps where HEAD stood and
+    how long HEAD's reflog was when the merge began: once HEAD's reflog records a move
+    anywhere else (the merge commit), the memory no longer excuses anything.
     """
 
     def __init__(self, store: Path) -> None:
         self.path = store / MERGE_MEMORY_FILE
+        self._head: str | None = None  # HEAD when the merge began
+        self._reflog_size = 0  # bytes in HEAD's reflog then
         self._blobs = self._load()
 
     def _load(self) -> dict[str, set[str]]:
@@ -374,12 +388,36 @@ class MergeMemory:
         paths = raw.get("paths") if isinstance(raw, dict) else None
         if not isinstance(paths, dict):
             return {}
+        head, size = raw.get("head"), raw.get("reflog_size")
+        if not isinstance(head, str) or not isinstance(size, int):
+            return {}  # written before HEAD was kept: it cannot tell its merge's end from a later reset
+        self._head, self._reflog_size = head, size
         return {str(rel): {str(b) for b in blobs} for rel, blobs in paths.items() if isinstance(blobs, list)}
 
-    def add(self, rel: str, blob: str) -> None:
+    def add(self, rel: str, blob: str, git: UserRepo) -> None:
+        if not self._blobs:
+            self._head, self._reflog_size = _head_and_reflog_size(git)
         if blob not in self._blobs.get(rel, ()):
             self._blobs.setdefault(rel, set()).add(blob)
             self._save()
+
+    def head_stayed(self, git: UserRepo) -> bool:
+        """Whether HEAD has moved nowhere but where the merge began since it began (an abort, not a commit)."""
+        if self._head is None:
+            return False
+        try:
+            with open(_head_reflog(git), "rb") as handle:
+                if handle.seek(0, os.SEEK_END) < self._reflog_size:
+                    return False  # the reflog was expired or rewritten: no way to tell
+                handle.seek(self._reflog_size)
+                since = handle.read()
+        except OSError:
+            return False
+        for line in os.fsdecode(since).splitlines():
+            entry = parse_reflog_line(line)
+            if entry is not None and entry.new != self._head:
+                return False
+        return True
 
     def holds(self, rel: str, blob: str) -> bool:
         return blob in self._blobs.get(rel, ())
@@ -394,9 +432,24 @@ class MergeMemory:
                 self.path.unlink(missing_ok=True)
                 return
             paths = {rel: sorted(blobs) for rel, blobs in sorted(self._blobs.items())}
-            atomic_write_file(self.path, (json.dumps({"version": 1, "paths": paths}, indent=1) + "\n").encode())
+            record = {"version": 2, "head": self._head, "reflog_size": self._reflog_size, "paths": paths}
+            atomic_write_file(self.path, (json.dumps(record, indent=1) + "\n").encode())
         except OSError as exc:  # the watcher still knows them until it stops
             log.warning("enforce: cannot keep what the merge brought in at %s: %s", self.path, exc)
+
+
+def _head_reflog(git: UserRepo) -> Path:
+    return git.git_dir / "logs" / "HEAD"
+
+
+def _head_and_reflog_size(git: UserRepo) -> tuple[str | None, int]:
+    """HEAD now (its reflog's last entry) and the reflog's size in bytes."""
+    try:
+        size = os.path.getsize(_head_reflog(git))
+    except OSError:
+        return None, 0
+    entries = git.reflog("HEAD")
+    return (entries[-1].new if entries else None), size
 
 
 # --------------------------------------------------------------------------- helpers

@@ -446,6 +446,20 @@ def test_a_rollback_after_a_merge_was_aborted_is_still_undone(repo: Repo) -> Non
         wait_undone(repo, after, mine, route="reset --hard after a merge --abort")
 
 
+def test_a_committed_merge_reset_away_is_undone(repo: Repo) -> None:
+    """The merge's memory excuses its abort, not a reset that rewinds the merge commit once made."""
+    memory = repo.project.paths.store / MERGE_MEMORY_FILE
+    with running(repo.project, FAST):
+        after = repo.mark()
+        _conflicted_merge(repo, after)
+        resolved = "v = 'feature and fix'\n"
+        wait_stands(repo, after, resolved)
+        repo.git("commit", "-q", "-am", "merge main, resolved by hand")
+        assert memory.is_file()  # no capture since: the commit wrote no file
+        repo.git("reset", "-q", "--hard", "HEAD~1")  # the merge commit, rewound
+        wait_undone(repo, after, resolved, route="reset --hard of a committed merge")
+
+
 def test_git_rm_of_a_protected_file_is_undone(repo: Repo) -> None:
     with running(repo.project, FAST):
         after = repo.mark()
