@@ -161,6 +161,18 @@ shims_intact() {
     done
 }
 
+# The time since boot, in hundredths of a second, in $cs.
+uptime_cs() {
+    read -r up _rest </proc/uptime || return 1
+    case $up in
+        *[!0-9.]* | .* | *.*.*) return 1 ;;
+        *.[0-9][0-9]) ;;
+        *) return 1 ;;
+    esac
+    up_frac=${up#*.}
+    cs=$((${up%.*} * 100 + ${up_frac#0}))
+}
+
 # The checked-out branch (refs/heads/...) in $branch, empty when HEAD is detached: read from
 # HEAD where the git directory is plain to see, else asked of git.
 current_branch() {
@@ -199,12 +211,6 @@ nothing_protected_moved() {
             fast_trace "no fast path: the hook's parent is not git"
             return 1
             ;;
-    esac
-    read -r uptime _rest </proc/uptime || return 1
-    case $uptime in
-        *[!0-9.]* | .* | *.*.*) return 1 ;;
-        *.[0-9][0-9]) ;;
-        *) return 1 ;;
     esac
     set -f
     # shellcheck disable=SC2086 # the fields after the command name, split on blanks
@@ -256,12 +262,14 @@ EOF
         current_branch
     fi
     # A protected file whose ctime is newer than the git process's start counts as written by
-    # it, with a second's margin for the clocks' resolution and the time since /proc/uptime
-    # was read.  A listed file that is missing makes find fail; so does a failing ls-files
-    # (it feeds find an empty name), and so does a find without -files0-from (before 4.9).
-    # Both run in git's directory for hooks, the top of the work tree.
-    uptime_frac=${uptime#*.}
-    window=$((${uptime%.*} * 100 + ${uptime_frac#0} - started_ticks * 100 / clk_tck + 100))
+    # it.  find measures "-cmin" back from its own start, so the window gets a second more
+    # than the git process's age now, and the check is void if find started later than that
+    # (a machine too busy to tell).  A listed file that is missing makes find fail; so does a
+    # failing ls-files (it feeds find an empty name), and a find without -files0-from (before
+    # 4.9).  Both run in git's directory for hooks, the top of the work tree.
+    uptime_cs || return 1
+    before=$cs
+    window=$((before - started_ticks * 100 / clk_tck + 100))
     [ "$window" -gt 0 ] || return 1
     fraction=$((1000000 + window % 6000 * 1000000 / 6000)) # six digits after a leading 1, no printf
     minutes=$((window / 6000)).${fraction#1}
@@ -280,6 +288,11 @@ EOF
     }
     if [ -n "$written" ]; then
         fast_trace "no fast path: this command may have written the protected file $written"
+        return 1
+    fi
+    uptime_cs || return 1
+    if [ $((cs - before)) -ge 90 ]; then
+        fast_trace "no fast path: the check took too long to be sure of the time window"
         return 1
     fi
     fast_trace "fast path: nothing protected moved ($old -> $new); hook-impl not started"

@@ -20,7 +20,7 @@ from guardian.policy import PolicyEngine
 from guardian.project import Project
 from guardian.trust.hook_pathspec import EVERYTHING, pathspec_path, pattern_pathspecs, protected_pathspecs
 from tests.conftest import run_cli
-from tests.gates.githooks.gitrepo import A, commit_all, g, guard, make_repo, ok, read, rev, write
+from tests.gates.githooks.gitrepo import A, chain_hook, commit_all, g, guard, make_repo, ok, read, rev, write
 
 TRACE = {"GUARDIAN_HOOK_TRACE": "1"}
 FAST = "guardian hook trace: shim: fast path"
@@ -304,3 +304,12 @@ def test_a_protected_file_missing_from_the_work_tree_runs_python(tmp_path: Path)
     r = g(repo, "checkout", "--", "other.txt", extra=TRACE)
     ok(r)
     assert "is missing from the work tree" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
+
+
+def test_a_protected_file_touched_while_the_command_runs_sends_it_to_python(tmp_path: Path) -> None:
+    """The ctime window starts when the git process did: a write after that is the command's, as far as anyone knows."""
+    repo = two_branches(tmp_path / "r")
+    chain_hook(repo, "post-checkout", f'touch "{A}"')  # runs after git wrote the files, before guardian's part
+    r = g(repo, "checkout", "other", extra=TRACE)
+    ok(r)
+    assert f"may have written the protected file {A}" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
