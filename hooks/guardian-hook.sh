@@ -222,9 +222,14 @@ nothing_protected_moved() {
     {
         IFS= read -r header && IFS= read -r stamp && IFS= read -r clk_tck && IFS= read -r _blank || return 1
         set --
-        while IFS= read -r spec; do set -- "$@" "$spec"; done
+        ended=
+        while IFS= read -r spec; do
+            case $spec in "# end "*) ended=${spec#"# end "} && break ;; esac
+            set -- "$@" "$spec"
+        done
     } <"$spec_file"
-    if [ "$header" != "# guardian protected pathspec v1" ] || [ $# -eq 0 ]; then
+    # The last line counts the pathspecs: a file cut short is not read as a shorter list.
+    if [ "$header" != "# guardian protected pathspec v1" ] || [ $# -eq 0 ] || [ "$ended" != "$#" ]; then
         fast_trace "no fast path: $spec_file is not a pathspec file this shim reads"
         return 1
     fi

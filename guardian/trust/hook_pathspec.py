@@ -3,7 +3,7 @@
 A git hook runs on every commit and checkout; starting Python there costs 100 ms or
 more even when nothing protected moves.  So whenever a policy is accepted, guardian
 writes ``<store>/hooks/protected.pathspec``: a stamp (the sha256 of the accepted
-text), then one ``:(top,glob)`` pathspec a line.  The shim (hooks/guardian-hook.sh)
+text), then one ``:(top,glob)`` pathspec a line, then their count.  The shim (hooks/guardian-hook.sh)
 asks git with it whether any protected path changed, and starts Python only if one
 did, or if it cannot tell.
 
@@ -140,7 +140,8 @@ def render_pathspec_file(accepted: bytes) -> str | None:
         return None
     specs = protected_pathspecs(p for rule in policy.protect_rules for p in rule.paths)
     lines = [HEADER, f"stamp {policy_stamp(accepted)}", f"clk_tck {os.sysconf('SC_CLK_TCK')}", ""]
-    return "\n".join(lines + specs) + "\n"
+    # The count at the end lets the shim tell a whole file from one cut short.
+    return "\n".join([*lines, *specs, f"# end {len(specs)}"]) + "\n"
 
 
 def write_pathspec_file(store: Path, accepted: bytes) -> None:

@@ -100,7 +100,9 @@ def test_an_uncommitted_protected_edit_carried_over_by_a_switch_takes_the_fast_p
     assert read(repo, A) == "x = 99\n"
 
 
-@pytest.mark.parametrize("damage", ["missing", "stale stamp", "bad header", "empty", "policy on disk differs"])
+@pytest.mark.parametrize(
+    "damage", ["missing", "stale stamp", "bad header", "empty", "cut short", "policy on disk differs"]
+)
 def test_a_missing_stale_or_corrupt_pathspec_file_runs_python(tmp_path: Path, damage: str) -> None:
     repo = two_branches(tmp_path / "r")
     path = spec_file(repo)
@@ -115,6 +117,8 @@ def test_a_missing_stale_or_corrupt_pathspec_file_runs_python(tmp_path: Path, da
         path.write_text("# something else\n" + text.split("\n", 1)[1])
     elif damage == "empty":
         path.write_text("")
+    elif damage == "cut short":
+        path.write_text(text.rsplit("\n", 3)[0] + "\n")  # the last pathspec and the count are gone
     else:
         ok(g(repo, "checkout", "-q", "other"))
         # A laxer policy on disk (not in force, so not accepted): the shim cannot know which applies.
