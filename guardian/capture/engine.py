@@ -528,6 +528,8 @@ class Capture:
             for path, kind, why in fresh
             if path not in result.deferred  # logged already, once per wait
         ]
+        # Versions a watcher or hook capture queued for the secret scan wait for no new snapshot.
+        records.extend(secret_events(self.project, self.repo, result, base))
         if records:
             self.project.events.append_many(records, durable=False)
 

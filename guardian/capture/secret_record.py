@@ -9,7 +9,9 @@ Only what a snapshot added or changed is scanned (guardian.capture.secrets).  Th
 in a process loads detect-secrets (about 0.2 s of imports): a manual capture waits for it, but
 the watcher's never does.  For a ``watch`` capture made before the library is loaded, the
 versions to scan go to ``<store>/secrets-pending.json``, the library loads on a thread of
-its own, and the next capture scans them first (with their own snapshot and trigger).
+its own, and the next capture scans them first (with their own snapshot and trigger), even
+one that finds nothing changed.  A git hook's capture queues its versions the same way but
+loads nothing: the hook's process ends right after, and would pay the whole load for it.
 A push never relies on this record: it scans again what it sends.
 """
 
@@ -73,8 +75,11 @@ log = logging.getLogger("guardian.capture.secret_record")
 
 INDEX_NAME = "secrets.json"
 PENDING_NAME = "secrets-pending.json"
-# Captures that must never wait for the library to load: the watcher's.
-DEFERRED_TRIGGERS = frozenset({"watch"})
+# Captures that must never wait for the library to load: the watcher's, and a git hook's (a
+# short process that would pay the whole load for one scan: the next capture scans them).
+DEFERRED_TRIGGERS = frozenset({"watch", "hook"})
+# Of those, the ones whose process lives on to scan the queue: it loads the library meanwhile.
+WARMED_TRIGGERS = frozenset({"watch"})
 
 
 def index_path(store: Path) -> Path:
@@ -124,7 +129,8 @@ def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: d
         return []
     pending = _read_json(pending_path).get("versions", []) if waiting else []
     if result.trigger in DEFERRED_TRIGGERS and not detector_ready():
-        warm_up()
+        if result.trigger in WARMED_TRIGGERS:
+            warm_up()
         if todo:
             _write_pending(pending_path, [*pending, *todo])
         return []
@@ -200,6 +206,6 @@ def secret_files(store: Path, stored: Callable[[str], set[str]] | None = None) -
 
 
 def pending_scans(store: Path) -> int:
-    """Versions captured but not scanned yet (a watcher capture made while the library loaded)."""
+    """Versions captured but not scanned yet (by a watcher capture made while the library loaded, or a hook's)."""
     versions = _read_json(store / PENDING_NAME).get("versions", [])
     return len(versions) if isinstance(versions, list) else 0
