@@ -253,18 +253,22 @@ nothing_protected_moved() {
 $sums
 EOF
     [ "$matched" -eq 2 ] || return 1
-    with_tree=
-    if [ "$old" != "$new" ]; then
+    # The files git knows of: the index, and the old HEAD's tree (what a switch deleted).
+    with_tree=--with-tree=$old stays=
+    if [ "$old" = "$new" ]; then
+        # HEAD stays (reset --hard, checkout -- PATH, restore, checkout -b).  hook-impl then also
+        # counts where the tips HEAD and its branch had before differ (a reset --soft just
+        # before): those names are checked below too.
+        stays=1
+        current_branch
+    elif [ "$hook" != post-checkout ]; then
+        # A ref update that moves HEAD may rewind it without touching a file (reset --soft,
+        # update-ref); hook-impl then snapshots the protected paths the move changes.  A branch
+        # switch writes or deletes every path that differs, which the ctime check below sees.
         if ! git diff-tree --quiet -r --no-renames --ignore-submodules=none "$old" "$new" -- "$@"; then
             fast_trace "no fast path: $old -> $new changes a protected path"
             return 1
         fi
-    else
-        # HEAD stays (reset --hard, checkout -- PATH, restore, checkout -b).  hook-impl then also
-        # counts the files HEAD's tree holds, and those where the tips HEAD and its branch had
-        # before differ (a reset --soft just before): those are checked below too.
-        with_tree=--with-tree=$old
-        current_branch
     fi
     # A protected file whose ctime is newer than the git process's start counts as written by
     # it.  find measures "-cmin" back from its own start, so the window gets a second more
@@ -279,8 +283,8 @@ EOF
     fraction=$((1000000 + window % 6000 * 1000000 / 6000)) # six digits after a leading 1, no printf
     minutes=$((window / 6000)).${fraction#1}
     written=$({
-        git ls-files -z ${with_tree:+"$with_tree"} -- "$@" || printf '\0\0'
-        if [ -n "$with_tree" ]; then
+        git ls-files -z "$with_tree" -- "$@" || printf '\0\0'
+        if [ -n "$stays" ]; then
             for previous in HEAD ${branch:+"$branch"}; do
                 # No such reflog entry yet is fine; any other failure is not.
                 git diff-tree -r -z --name-only --no-renames --ignore-submodules=none "$old" "$previous@{1}" -- "$@" \

@@ -20,7 +20,7 @@ from guardian.policy import PolicyEngine
 from guardian.project import Project
 from guardian.trust.hook_pathspec import EVERYTHING, pathspec_path, pattern_pathspecs, protected_pathspecs
 from tests.conftest import run_cli
-from tests.gates.githooks.gitrepo import A, chain_hook, commit_all, g, guard, make_repo, ok, read, rev, write
+from tests.gates.githooks.gitrepo import A, B, chain_hook, commit_all, g, guard, make_repo, ok, read, rev, write
 
 TRACE = {"GUARDIAN_HOOK_TRACE": "1"}
 FAST = "guardian hook trace: shim: fast path"
@@ -76,7 +76,7 @@ def test_a_switch_across_a_protected_difference_runs_python(tmp_path: Path) -> N
     settle()
     r = g(repo, "checkout", "other", extra=TRACE)
     ok(r)
-    assert "changes a protected path" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
+    assert f"may have written the protected file {A}" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
 
 
 def test_a_forced_switch_that_discards_a_protected_edit_runs_python(tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_a_protected_path_with_spaces_is_seen_by_the_shim(tmp_path: Path) -> Non
     assert FAST in r.stderr and PYTHON_RAN not in r.stderr, r.stderr
     r = g(repo, "checkout", "other", extra=TRACE)
     ok(r)
-    assert "changes a protected path" in r.stderr, r.stderr
+    assert "may have written the protected file my dir/a b.txt" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
     assert rev(repo) == rev(repo, "other")
 
 
@@ -317,3 +317,22 @@ def test_a_protected_file_touched_while_the_command_runs_sends_it_to_python(tmp_
     r = g(repo, "checkout", "other", extra=TRACE)
     ok(r)
     assert f"may have written the protected file {A}" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
+
+
+def test_a_soft_rewind_across_a_protected_change_runs_python(tmp_path: Path) -> None:
+    """No file is written, but hook-impl snapshots what the rewound commits held."""
+    repo = two_branches(tmp_path / "r")
+    r = g(repo, "reset", "-q", "--soft", "HEAD~1", extra=TRACE)
+    ok(r)
+    assert "changes a protected path" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
+
+
+def test_a_switch_that_deletes_a_protected_file_runs_python(tmp_path: Path) -> None:
+    repo = two_branches(tmp_path / "r")
+    ok(g(repo, "checkout", "-q", "other"))
+    ok(g(repo, "rm", "-q", B))
+    commit_all(repo, "drop b.py")
+    ok(g(repo, "checkout", "-q", "main"))
+    settle()
+    r = g(repo, "checkout", "other", extra=TRACE)
+    assert "is missing from the work tree" in r.stderr and PYTHON_RAN in r.stderr, r.stderr
