@@ -12,7 +12,7 @@ from typing import Any
 from guardian.capture.budget import CaptureBudget, StoreUsage, disk_free, disk_full_message, measure_usage
 from guardian.capture.filters import hidden_protected_notes
 from guardian.capture.health import CaptureHealth, read_health
-from guardian.capture.secret_record import SecretFile, secret_files
+from guardian.capture.secret_record import SecretFile, pending_scans, secret_files
 from guardian.lifecycle.gc import read_gc_state
 from guardian.lifecycle.mirror import read_push_state
 from guardian.paths import guardian_home
@@ -140,6 +140,11 @@ def status(project: Project) -> Status:
         result.secrets = [f.to_json() for f in held]
         result.warnings.append(secrets_line(held))
     result.notes = hidden_protected_notes(project.root, project.policy)
+    waiting = pending_scans(project.paths.store)  # queued by a git hook, or by the watcher while it loaded
+    if waiting:
+        result.notes.append(
+            f"{waiting} captured version(s) wait for the secret scan: the next capture scans them ('guardian snapshot')"
+        )
     result.policy_pending = project.policy_pending
     if project.policy_pending:
         result.warnings.append(project.policy_pending)

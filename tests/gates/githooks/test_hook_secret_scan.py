@@ -49,6 +49,10 @@ def test_a_hook_snapshot_queues_its_secret_scan_and_a_manual_snapshot_reports_it
     assert secret_record.pending_scans(proj.paths.store) == 1
     assert not [e for e in proj.events.read() if e.event == "secret"]
     taken = _hook_snapshot_of_a(repo)
+    r = run_cli("status", cwd=repo)
+    assert r.exit_code == 0, r.stderr
+    expected = "note: 1 captured version(s) wait for the secret scan: the next capture scans them ('guardian snapshot')"
+    assert expected in r.stdout.splitlines()
 
     r = run_cli("snapshot", cwd=repo)  # nothing changed since the hook's snapshot: the queue is scanned all the same
     assert r.exit_code == 0, r.stderr
@@ -56,6 +60,7 @@ def test_a_hook_snapshot_queues_its_secret_scan_and_a_manual_snapshot_reports_it
     assert found.paths == [A] and found.snapshot == taken and found.trigger == "hook"
     assert secret_record.pending_scans(proj.paths.store) == 0
     assert A in read_index(proj.paths.store)
+    assert "wait for the secret scan" not in run_cli("status", cwd=repo).stdout
 
 
 def test_the_watchers_next_capture_scans_what_a_hook_queued(tmp_path: Path) -> None:
