@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from guardian.capture.budget import capture_budget
 from guardian.capture.engine import ProgressFn, SnapshotResult
 from guardian.errors import OperationFailed
-from guardian.lifecycle.gc import capture_budget_with_room
 from guardian.ops.session import write_session
 from guardian.project import Project
 
@@ -23,7 +23,13 @@ def take_snapshot(
 ) -> SnapshotResult:
     """Lock the store, make the catalog agree with git, and capture."""
     project.require_store()
-    budget = capture_budget_with_room(project)  # near a size limit: gc first, then skip the largest files
+    budget = capture_budget(project)
+    if budget.usage.state != "ok":
+        # Near a size limit: gc first, then skip the largest files.  Only then does the lifecycle
+        # layer load (about 10 ms of imports, on every git hook's snapshot otherwise).
+        from guardian.lifecycle.gc import capture_budget_with_room
+
+        budget = capture_budget_with_room(project)
     with write_session(project, trigger, lock_timeout=lock_timeout, budget=budget) as session:
         try:
             return session.capture.run(paths, trigger, progress=progress, **kwargs)
