@@ -70,5 +70,8 @@ def sync_store(git_dir: Path) -> None:
 
 
 def write_failed(git_dir: Path, exc: Exception) -> OperationFailed:
-    # libgit2 often loses the errno of a failed write (ENOSPC, EIO, EFBIG): name the store instead.
-    return OperationFailed(f"cannot write to the store {git_dir}: {exc}; check free space and permissions")
+    # libgit2 often loses the errno of a failed write (ENOSPC, EIO, EFBIG), and then says
+    # "no error": name the store instead, and the cause only when there is one.
+    cause = str(exc).strip()
+    said = f": {cause}" if cause and cause.lower() != "no error" else ""
+    return OperationFailed(f"cannot write to the store {git_dir}{said}; check free space and permissions")

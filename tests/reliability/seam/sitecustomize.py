@@ -61,6 +61,9 @@ def _from_guardian(frame: Any) -> str | None:
     if frame is None:
         return None
     name = frame.f_code.co_filename
+    # guardian.cli.output writes only stdout and stderr, which a full disk does not fail.
+    if name.endswith(os.path.join("cli", "output.py")):
+        return None
     if _GUARDIAN_DIR in name and (os.sep + "tests" + os.sep) not in name:
         return f"{os.path.basename(name)}:{frame.f_lineno}"
     return None
@@ -131,7 +134,10 @@ def _install_fiu(seam: str) -> None:
         return
 
     def decide(_name: bytes, failnum: Any, failinfo: Any, _flags: Any) -> int:
-        if not _should_fail(sys._getframe(1)):
+        # A write on a thread with no Python frame under this callback (a C library's own
+        # thread) has no guardian caller to blame: sys._getframe(1) raises there.
+        caller = sys._getframe(0).f_back
+        if not _should_fail(caller):
             return 0
         failnum[0] = 1
         failinfo[0] = _State.code  # the POSIX preload uses failinfo as errno
