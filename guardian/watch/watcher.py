@@ -350,6 +350,10 @@ class Watcher:
                 problem = self.observation.problem()
                 if problem is not None and self._restart_reason is None:
                     self.request_restart(problem)
+                if self._accepted_changed():
+                    # 'guardian policy accept' with nothing changing in the tree: filters,
+                    # protected-path watching and the guardrail follow it within a tick.
+                    self._reload_policy()
             self._maintenance.poll()
             if self._heartbeat.due():
                 self.write_heartbeat()

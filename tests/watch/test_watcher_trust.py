@@ -85,3 +85,16 @@ def test_a_stricter_guardian_yaml_takes_effect_in_the_watcher_at_once(tmp_path: 
         assert _watcher_events(repo, after, "policy pending") == []
         (repo.root / "tools" / "deploy.sh").unlink()
         _wait_put_back(repo, after, "tools/deploy.sh", "echo deploy\n")
+
+
+def test_a_policy_accept_reaches_the_watcher_with_nothing_else_changing(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    with running(repo.project, FAST):
+        after = repo.mark()
+        repo.write("guardian.yaml", "version: 1\n")
+        wait_until(lambda: bool(_watcher_events(repo, after, "policy pending")), "the watcher to note the edit", WAIT)
+        step = repo.mark()
+        assert run_cli("policy", "accept", cwd=repo.root).exit_code == 0
+        # No file in the tree changes: the supervise tick notices the accepted copy.
+        reloaded = lambda: bool(_watcher_events(repo, step, "reload"))  # noqa: E731
+        wait_until(reloaded, "the watcher to reload the accepted policy", WAIT)
