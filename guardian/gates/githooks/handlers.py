@@ -373,7 +373,9 @@ def _snapshot_and_check(ctx: HookContext, facts: dict[str, Any]) -> int:
     for d in report.drift:
         mark = " (protected)" if d.protected else ""
         fixed = " - repaired" if d.path in report.repaired else ""
-        say(f"guardian: after {ctx.name}: {d.path}{mark} is {d.problem}: {d.detail}{fixed}")
+        # A rollback's detail already says what happened ("rolled back to the version of ...").
+        what = d.detail if d.problem == "rolled-back" else f"is {d.problem}: {d.detail}"
+        say(f"guardian: after {ctx.name}: {d.path}{mark} {what}{fixed}")
     if report.drift and not report.all_repaired:
         say("guardian: run 'guardian check' for details and 'guardian check --repair' to restore")
     changed = [f.path for f in result.files]
