@@ -86,6 +86,8 @@ def _print_status(result: HooksStatus) -> None:
     click.echo(f"project:   {result.project_root or 'none (no guardian.yaml here or above; the hooks do nothing)'}")
     for h in result.hooks:
         broken = "" if h.python_ok else f"  BROKEN: {h.python} is not runnable; rerun 'guardian hooks install'"
+        if h.outdated and h.python_ok:
+            broken = "  (written by another guardian version: rerun 'guardian hooks install' to update it)"
         if h.state == "guardian":
             chained = f", runs {h.chained.name} first" if h.chained else ""
             click.echo(f"  {h.name:<22} guardian{chained}{broken}")

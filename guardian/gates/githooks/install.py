@@ -66,6 +66,9 @@ class HookFile:
     python: str | None  # the interpreter a guardian shim calls
     python_ok: bool
     manager: str | None = None  # "husky" or "pre-commit", when the hook file is theirs
+    # The shim is not what this guardian writes (an older template, without the shell's fast
+    # path for instance): it still guards, and 'guardian hooks install' rewrites it.
+    outdated: bool = False
 
     @property
     def guarded(self) -> bool:
@@ -80,6 +83,7 @@ class HookFile:
             "manager": self.manager,
             "python": self.python,
             "python_ok": self.python_ok,
+            "outdated": self.outdated,
         }
 
 
@@ -348,15 +352,28 @@ def _hook_file(directory: Path, name: str) -> HookFile:
     if is_guardian_shim(path):
         chained = chained_path if exists(chained_path) else legacy if exists(legacy) else None
         python = shim_python(path)
-        return HookFile(name, path, "guardian", chained, python, _runnable(python))
+        return HookFile(name, path, "guardian", chained, python, _runnable(python), outdated=_outdated(name, path))
     if manager == "pre-commit" and is_guardian_shim(legacy):
         python = shim_python(legacy)
         chained = chained_path if exists(chained_path) else None
-        return HookFile(name, path, "via-pre-commit", chained, python, _runnable(python), manager)
+        outdated = _outdated(name, legacy)
+        return HookFile(name, path, "via-pre-commit", chained, python, _runnable(python), manager, outdated)
     if exists(path):
         state = "replaced" if exists(chained_path) else "other"
         return HookFile(name, path, state, chained_path if state == "replaced" else None, None, False, manager)
     return HookFile(name, path, "absent", None, None, False)
+
+
+def _outdated(name: str, shim_path: Path) -> bool:
+    """Whether the shim differs from the one this guardian would write with the same interpreter and projects."""
+    python = shim_python(shim_path)
+    if python is None:
+        return True
+    try:
+        text = shim_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True
+    return text != render_shim(name, python, shim_projects(shim_path))
 
 
 def _runnable(python: str | None) -> bool:

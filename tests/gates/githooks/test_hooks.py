@@ -146,6 +146,22 @@ def test_install_writes_marked_shims_that_call_an_absolute_interpreter(repo: Pat
     assert r.stdout.count(" guardian\n") == len(context.HOOK_NAMES)
 
 
+def test_status_names_a_shim_an_older_guardian_wrote(repo: Path) -> None:
+    hooks_dir = repo / ".git" / "hooks"
+    r = run_cli("hooks", "status", cwd=repo)
+    assert "another guardian version" not in r.stdout  # just installed: current
+    old = hooks_dir / "post-checkout"
+    text = old.read_text()
+    old.write_text(text.replace("# Does guardian have anything to do?", "# (an older template)"))
+    r = run_cli("hooks", "status", cwd=repo)
+    assert r.exit_code == 0
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("post-checkout"))
+    assert "guardian" in line and "written by another guardian version: rerun 'guardian hooks install'" in line
+    assert '"outdated": true' in run_cli("hooks", "status", "--json", cwd=repo).stdout
+    assert run_cli("hooks", "install", cwd=repo).exit_code == 0
+    assert "another guardian version" not in run_cli("hooks", "status", cwd=repo).stdout
+
+
 def test_status_reports_core_hooks_path(repo: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared-hooks"
     ok(g(repo, "config", "core.hooksPath", str(shared)))
