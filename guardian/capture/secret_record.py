@@ -5,20 +5,25 @@ kinds, line numbers, snapshot and time: never the secret itself.  ``guardian sta
 it; ``guardian forget`` keeps it true.  The capture engine calls :func:`secret_events` once
 a snapshot is committed, under the writer lock, and logs what it returns with the snapshot.
 
-Only what a snapshot added or changed is scanned (guardian.capture.secrets).  The first scan
-in a process loads detect-secrets (about 0.2 s of imports): a manual capture waits for it, but
-the watcher's never does.  For a ``watch`` capture made before the library is loaded, the
-versions to scan go to ``<store>/secrets-pending.json``, the library loads on a thread of
-its own, and the next capture scans them first (with their own snapshot and trigger), even
-one that finds nothing changed.  A git hook's capture queues its versions the same way but
-loads nothing: the hook's process ends right after, and would pay the whole load for it.
-A push never relies on this record: it scans again what it sends.
+Only what a snapshot added or changed is scanned (guardian.capture.secrets), and only an
+explicit ``guardian snapshot`` (trigger ``manual``) scans at once: it also scans everything
+queued before.  Every other capture (``guardian init``, a restore, a git hook's, an agent's)
+puts its versions in ``<store>/secrets-pending.json`` and loads nothing: the scan is most of
+a short command's CPU (about 0.2 s of imports, then 1-3 ms a file: minutes on a large first
+snapshot).  The watcher loads the library on a thread of its own; once it is loaded, each of
+its captures, and a thread of its store session between them (:func:`scan_queued`), scans
+the queue oldest first for at most :data:`WATCH_SCAN_BUDGET` seconds at a time, so a change
+is never held up behind a long scan.
+A queued version's ``secret`` event carries its own snapshot and trigger.  Nothing is ever
+dropped from the queue unscanned.  A push never relies on this record: it scans again what
+it sends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,11 +80,12 @@ log = logging.getLogger("guardian.capture.secret_record")
 
 INDEX_NAME = "secrets.json"
 PENDING_NAME = "secrets-pending.json"
-# Captures that must never wait for the library to load: the watcher's, and a git hook's (a
-# short process that would pay the whole load for one scan: the next capture scans them).
-DEFERRED_TRIGGERS = frozenset({"watch", "hook"})
-# Of those, the ones whose process lives on to scan the queue: it loads the library meanwhile.
-WARMED_TRIGGERS = frozenset({"watch"})
+# An explicit `guardian snapshot`: scans its versions and the whole queue at once.
+SCAN_NOW_TRIGGERS = frozenset({"manual"})
+# The watcher's captures: scan the queue once the library is loaded, a bounded slice at a time.
+WATCH_TRIGGER = "watch"
+# Seconds of scanning per watcher capture or queue slice (the version being scanned finishes).
+WATCH_SCAN_BUDGET = 0.05
 
 
 def index_path(store: Path) -> Path:
@@ -111,7 +117,6 @@ def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: d
 
     A failure to scan is logged, never raised: the snapshot already exists and must stand.
     """
-    from guardian.events import Event, now_iso
 
     todo = [
         {"path": f.path, "blob": f.blob, "snapshot": result.snapshot, "ts": result.time, "trigger": result.trigger}
@@ -127,15 +132,53 @@ def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: d
     waiting = pending_path.exists()
     if not todo and not waiting:
         return []
-    pending = _read_json(pending_path).get("versions", []) if waiting else []
-    if result.trigger in DEFERRED_TRIGGERS and not detector_ready():
-        if result.trigger in WARMED_TRIGGERS:
+    if result.trigger in SCAN_NOW_TRIGGERS:
+        budget: float | None = None
+    elif result.trigger == WATCH_TRIGGER and detector_ready():
+        budget = WATCH_SCAN_BUDGET
+    else:
+        if result.trigger == WATCH_TRIGGER:
             warm_up()
         if todo:
-            _write_pending(pending_path, [*pending, *todo])
+            _write_pending(pending_path, [*_read_pending(pending_path), *todo])
         return []
-    found = _scan(repo, [v for v in [*pending, *todo] if isinstance(v, dict)], store)
-    if waiting:
+    queued = _read_pending(pending_path) if waiting else []
+    return _scan_and_record(store, repo, [*queued, *todo], base, budget, rewrite=waiting)
+
+
+def scan_queued(project: Project, repo: ShadowRepo, budget: float = WATCH_SCAN_BUDGET) -> list[Event]:
+    """One slice of the watcher's queue scan: the oldest queued versions, for about ``budget`` seconds.
+
+    Nothing happens until the library is loaded (by the watcher's warm-up thread); at least one
+    version is scanned per call.  The caller holds the writer lock and logs the events returned.
+    """
+    pending_path = project.paths.store / PENDING_NAME
+    if not detector_ready() or not pending_path.exists():
+        return []
+    from guardian.events import current_user
+
+    base = {"user": current_user(), "pid": os.getpid()}
+    return _scan_and_record(project.paths.store, repo, _read_pending(pending_path), base, budget, rewrite=True)
+
+
+def _scan_and_record(
+    store: Path,
+    repo: ShadowRepo,
+    versions: list[dict[str, Any]],
+    base: dict[str, Any],
+    budget: float | None,
+    *,
+    rewrite: bool,
+) -> list[Event]:
+    """Scan versions oldest first (within budget seconds), queue the rest, record what was found."""
+    from guardian.events import Event, now_iso
+
+    scanned, found = _scan(repo, versions, budget)
+    rest = versions[scanned:]
+    pending_path = store / PENDING_NAME
+    if rest:
+        _write_pending(pending_path, rest)
+    elif rewrite:
         pending_path.unlink(missing_ok=True)
     if not found:
         return []
@@ -159,10 +202,18 @@ def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: d
     return events
 
 
-def _scan(repo: ShadowRepo, versions: list[dict[str, Any]], store: Path) -> list[tuple[dict[str, Any], list[Finding]]]:
+def _scan(
+    repo: ShadowRepo, versions: list[dict[str, Any]], budget: float | None
+) -> tuple[int, list[tuple[dict[str, Any], list[Finding]]]]:
+    """How many versions were scanned (all, or as many as budget seconds allowed), and what they hold."""
     found: list[tuple[dict[str, Any], list[Finding]]] = []
     started = time.perf_counter()
+    deadline = None if budget is None else started + budget
+    scanned = 0
     for version in versions:
+        if deadline is not None and scanned and time.perf_counter() >= deadline:
+            break
+        scanned += 1
         try:
             findings = findings_for(str(version["path"]), repo.read_blob(str(version["blob"])))
         except Exception as exc:  # noqa: BLE001 - a library bug (or a pruned blob) must not fail a capture
@@ -170,15 +221,45 @@ def _scan(repo: ShadowRepo, versions: list[dict[str, Any]], store: Path) -> list
             continue
         if findings:
             found.append((version, findings))
-    log.debug("scanned %d version(s) for secrets in %.1f ms", len(versions), (time.perf_counter() - started) * 1000)
-    return found
+    log.debug("scanned %d version(s) for secrets in %.1f ms", scanned, (time.perf_counter() - started) * 1000)
+    return scanned, found
 
 
-def _write_pending(path: Path, versions: list[Any]) -> None:
+# The last queue this process wrote or read, by the file's (inode, size, mtime): the watcher
+# takes a long queue a slice at a time and need not parse the whole file for each slice.
+_queue_seen: tuple[tuple[int, int, int], list[dict[str, Any]]] | None = None
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
-        atomic_write_file(path, (json.dumps({"versions": versions[-10_000:]}) + "\n").encode())
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_pending(path: Path) -> list[dict[str, Any]]:
+    global _queue_seen
+    stamp = _stamp(path)
+    if stamp is None:
+        return []
+    if _queue_seen is not None and _queue_seen[0] == stamp:
+        return list(_queue_seen[1])
+    versions = _read_json(path).get("versions", [])
+    queue = [v for v in versions if isinstance(v, dict)] if isinstance(versions, list) else []
+    _queue_seen = (stamp, queue)
+    return list(queue)
+
+
+def _write_pending(path: Path, versions: list[dict[str, Any]]) -> None:
+    global _queue_seen
+    try:
+        atomic_write_file(path, (json.dumps({"versions": versions}, separators=(",", ":")) + "\n").encode())
     except OSError as exc:
         log.warning("could not queue versions for the secret scan in %s: %s", path, exc)
+        return
+    stamp = _stamp(path)
+    _queue_seen = None if stamp is None else (stamp, list(versions))
 
 
 @dataclass(frozen=True)
@@ -206,6 +287,5 @@ def secret_files(store: Path, stored: Callable[[str], set[str]] | None = None) -
 
 
 def pending_scans(store: Path) -> int:
-    """Versions captured but not scanned yet (by a watcher capture made while the library loaded, or a hook's)."""
-    versions = _read_json(store / PENDING_NAME).get("versions", [])
-    return len(versions) if isinstance(versions, list) else 0
+    """Versions captured but not scanned for secrets yet (queued for the watcher or ``guardian snapshot``)."""
+    return len(_read_pending(store / PENDING_NAME))

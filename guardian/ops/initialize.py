@@ -10,6 +10,7 @@ from typing import Any
 
 from guardian.capture.engine import ProgressFn, SnapshotResult
 from guardian.capture.filters import hidden_protected_notes
+from guardian.capture.secret_record import pending_scans
 from guardian.config import parse_policy, preset_text
 from guardian.errors import NotAProject, OperationFailed, UsageError
 from guardian.events import now_iso
@@ -116,6 +117,9 @@ def init_project(
     project = Project.find(root)
     # A large first snapshot reaches the store as packs, not loose objects (ShadowRepo.staged_writes).
     snapshot = take_snapshot(project, None, "init", progress=progress)
+    queued = pending_scans(paths.store)  # most of a first snapshot's CPU: left to the watcher
+    if queued:
+        notes.append(f"the secret scan of {queued} file(s) is queued for the watcher (or 'guardian snapshot')")
     notes.extend(hidden_protected_notes(root, project.policy))  # protected paths .gitignore would have hidden
     if created_store:
         project.events.append(

@@ -140,10 +140,10 @@ def status(project: Project) -> Status:
         result.secrets = [f.to_json() for f in held]
         result.warnings.append(secrets_line(held))
     result.notes = hidden_protected_notes(project.root, project.policy)
-    waiting = pending_scans(project.paths.store)  # queued by a git hook, or by the watcher while it loaded
+    waiting = pending_scans(project.paths.store)  # queued by init, a restore, a git hook, the watcher while it loaded
     if waiting:
         result.notes.append(
-            f"{waiting} captured version(s) wait for the secret scan: the next capture scans them ('guardian snapshot')"
+            f"{waiting} captured version(s) wait for the secret scan: the watcher scans them, or 'guardian snapshot'"
         )
     result.policy_pending = project.policy_pending
     if project.policy_pending:

@@ -3,11 +3,14 @@
 Opening them for every batch would cost more than most batches do.  Keeping them open is
 safe because each capture still takes the project's writer lock, and first brings the
 catalog up to date when another writer (a manual snapshot, a restore) committed since.
+A thread of its own scans, a slice at a time, the versions short commands queued for the
+secret scan (guardian.capture.secret_record).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -24,6 +27,11 @@ if TYPE_CHECKING:
 
 # The watcher's log file names the logger on every line; these lines have always been the watcher's.
 log = logging.getLogger("guardian.watch.watcher")
+
+# The secret-scan queue's thread: how often it looks for a queue, and its pause between slices
+# (about half its time, so a capture or a restore gets the writer lock between two slices).
+QUEUE_IDLE_PAUSE = 1.0
+QUEUE_BUSY_PAUSE = 0.05
 
 Budget = Callable[[str, int], str | None]  # (path, size) -> why it is over the disk budget, or None
 
@@ -42,6 +50,8 @@ class StoreSession:
         self._repo: ShadowRepo | None = None
         self._catalog: Catalog | None = None
         self._capture: Capture | None = None
+        self._stop_scanning = threading.Event()
+        self._scanner: threading.Thread | None = None
 
     def open(self) -> None:
         from guardian.catalog.sync import sync_catalog
@@ -66,6 +76,9 @@ class StoreSession:
         self._repo = repo
         self._catalog = catalog
         self._capture = self._new_capture()
+        self._stop_scanning.clear()
+        self._scanner = threading.Thread(target=self._scan_queue, name="guardian-secret-queue", daemon=True)
+        self._scanner.start()
 
     def use(self, project: Project, keep: PathFilter) -> None:
         """The policy was reloaded: capture with its rules and the new filter from now on."""
@@ -92,6 +105,47 @@ class StoreSession:
                     raise
                 return self._capture.run(paths, "watch", progress=progress, details={"reason": reason})
 
+    def _scan_queue(self) -> None:
+        """The secret-scan queue's thread: slices of at most ``WATCH_SCAN_BUDGET`` seconds, oldest first.
+
+        init, restores and git hooks queue their versions in secrets-pending.json.  Each slice
+        holds the writer lock (a flock of its own: captures wait for it, the ~50 ms at most)
+        and never waits for it: a writer holding it (a capture, a restore) goes first.  Nothing
+        is scanned before the warm-up thread has loaded detect-secrets (a queue starts it).
+        """
+        from guardian.capture.secret_record import PENDING_NAME, scan_queued
+        from guardian.capture.secrets import detector_ready, warm_up
+
+        repo: ShadowRepo | None = None
+        pause = QUEUE_IDLE_PAUSE
+        while not self._stop_scanning.wait(pause):
+            pause = QUEUE_IDLE_PAUSE
+            project = self.project  # a policy reload swaps it
+            if not (project.paths.store / PENDING_NAME).exists():
+                continue
+            if not detector_ready():
+                warm_up()  # once per process, on a thread of its own
+                continue
+            lock = project.writer_lock(timeout=0.0)
+            try:
+                if repo is None:
+                    repo = project.open_repo()  # its own: a pygit2 repository is not shared across threads
+                if not lock.try_acquire():
+                    pause = QUEUE_BUSY_PAUSE
+                    continue
+                try:
+                    found = scan_queued(project, repo)
+                    if found:
+                        project.events.append_many(found, durable=False)
+                        log.info("secret scan of the queue: %d version(s) hold a secret", len(found))
+                finally:
+                    lock.release()
+                pause = QUEUE_BUSY_PAUSE
+            except (GuardianError, OSError) as exc:  # a full disk: the queue stays, try again later
+                log.warning("could not scan the queued versions for secrets: %s", exc)
+            except Exception:
+                log.exception("secret scan of the queue failed")
+
     @property
     def catalog(self) -> Catalog:
         assert self._catalog is not None, "the store session is not open"
@@ -103,6 +157,10 @@ class StoreSession:
         return self._repo
 
     def close(self) -> None:
+        self._stop_scanning.set()
+        if self._scanner is not None:
+            self._scanner.join(10)  # one slice: about WATCH_SCAN_BUDGET seconds
+            self._scanner = None
         if self._catalog is not None:
             self._catalog.close()
         self._catalog = None

@@ -217,6 +217,9 @@ def _bot_project(root: Path) -> Project:
     (root / "app.py").write_text("print('hi')\n")
     r = run_cli("init", cwd=root)
     assert r.exit_code == 0, r.stderr
+    assert "file(s) is queued for the watcher (or 'guardian snapshot')" in r.stderr
+    r = run_cli("snapshot", cwd=root)  # nothing changed: it scans what init queued
+    assert r.exit_code == 0, r.stderr
     return Project.find(root)
 
 
@@ -387,6 +390,7 @@ def test_an_explicitly_included_env_file_is_captured_and_never_pushed(project: P
     (project / ".env").write_text("DB_PASSWORD=correct-horse-battery\n")
     (project / "a.py").write_text("x = 1\n")
     assert run_cli("init", cwd=project).exit_code == 0
+    assert run_cli("snapshot", cwd=project).exit_code == 0  # scans what init queued
     proj = Project.find(project)
     assert proj.open_repo().entry_at(proj.open_repo().head() or "", ".env") is not None
     [event] = [e for e in proj.events.read() if e.event == "secret"]

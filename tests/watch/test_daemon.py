@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture.secret_record import pending_scans
 from guardian.project import Project
 from guardian.util.lock import is_locked
 from guardian.watch.observer import count_watchable_dirs
@@ -386,6 +387,8 @@ def test_idle_watcher_uses_almost_no_cpu(tmp_path: Path, procs: list[subprocess.
     proc = spawn_watch(project)
     procs.append(proc)
     wait_watching(project, proc)
+    # First the secret scan init queued (a slice at a time, on a thread): then the watcher is idle.
+    wait_until(lambda: pending_scans(project.paths.store) == 0, "the queued secret scan to be done", 60)
     before = _cpu_seconds(proc.pid)
     time.sleep(3.0)  # measuring idleness takes wall time
     used = _cpu_seconds(proc.pid) - before

@@ -52,7 +52,7 @@ def test_a_hook_snapshot_queues_its_secret_scan_and_a_manual_snapshot_reports_it
     taken = _hook_snapshot_of_a(repo)
     r = run_cli("status", cwd=repo)
     assert r.exit_code == 0, r.stderr
-    expected = "note: 1 captured version(s) wait for the secret scan: the next capture scans them ('guardian snapshot')"
+    expected = "note: 1 captured version(s) wait for the secret scan: the watcher scans them, or 'guardian snapshot'"
     assert expected in r.stdout.splitlines()
 
     r = run_cli("snapshot", cwd=repo)  # nothing changed since the hook's snapshot: the queue is scanned all the same

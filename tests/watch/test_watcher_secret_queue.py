@@ -1,0 +1,139 @@
+"""Short commands queue their secret scan; the watcher (a slice at a time) or ``guardian snapshot`` drains it.
+
+``guardian init`` and ``guardian restore`` never load detect-secrets: their versions wait in
+``secrets-pending.json``.  No secret may be lost on the way: a real watcher process reports
+what init queued, oldest first, and a manual snapshot scans the whole queue at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from guardian.capture import secret_record
+from guardian.capture.secret_record import read_index
+from guardian.project import Project
+from tests.capture.secret_corpus import TELEGRAM
+from tests.conftest import run_cli
+from tests.watch.test_daemon import finish, procs, spawn_watch, wait_watching  # noqa: F401 - procs is a fixture
+from tests.watch.test_watcher import events, wait_until
+
+QUEUED = "is queued for the watcher (or 'guardian snapshot')"
+
+
+def _tree_with_a_secret(root: Path, plain: int) -> None:
+    """plain harmless files, then (last in path order, so last in the queue) one holding a token."""
+    for i in range(plain):
+        (root / "src" / f"m{i // 50}").mkdir(parents=True, exist_ok=True)
+        (root / "src" / f"m{i // 50}" / f"f{i}.py").write_text(f"VALUE_{i} = {i}\n")
+    (root / "zz").mkdir()
+    (root / "zz" / "bot.py").write_text(f'TOKEN = "{TELEGRAM}"\n')
+
+
+def _init(root: Path) -> Project:
+    r = run_cli("init", "--no-hooks", cwd=root)
+    assert r.exit_code == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if QUEUED in line] == [
+        f"guardian: note: the secret scan of {secret_record.pending_scans(Project.find(root).paths.store)} "
+        f"file(s) {QUEUED}"
+    ]
+    return Project.find(root)
+
+
+def test_init_queues_the_scan_and_a_real_watcher_reports_the_secret(
+    tmp_path: Path,
+    procs: list[subprocess.Popen[str]],  # noqa: F811 - the fixture
+) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 400)
+    proj = _init(root)
+    head = proj.open_repo().head()
+    assert secret_record.pending_scans(proj.paths.store) >= 401
+    assert not events(proj, "secret")
+    status = run_cli("status", cwd=root)
+    assert "wait for the secret scan: the watcher scans them, or 'guardian snapshot'" in status.stdout
+
+    proc = spawn_watch(proj)
+    procs.append(proc)
+    wait_watching(proj, proc)
+    wait_until(lambda: bool(events(proj, "secret")), "the watcher to report the queued secret", 60)
+    [found] = events(proj, "secret")
+    assert found.paths == ["zz/bot.py"] and found.snapshot == head and found.trigger == "init"
+    assert found.details["kinds"] == ["Telegram Bot Token"]
+    assert secret_record.pending_scans(proj.paths.store) == 0
+    code, err = finish(proc)
+    assert code == 0, err
+    data = json.loads(run_cli("status", "--json", cwd=root).stdout)
+    assert data["secrets"] == [{"path": "zz/bot.py", "kinds": ["Telegram Bot Token"], "versions": 1}]
+
+
+def test_a_manual_snapshot_scans_everything_init_queued(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 30)
+    proj = _init(root)
+    head = proj.open_repo().head()
+    r = run_cli("snapshot", cwd=root)  # nothing changed since init: the queue is scanned all the same
+    assert r.exit_code == 0, r.stderr
+    [found] = events(proj, "secret")
+    assert found.paths == ["zz/bot.py"] and found.snapshot == head and found.trigger == "init"
+    assert secret_record.pending_scans(proj.paths.store) == 0
+    assert "zz/bot.py" in read_index(proj.paths.store)
+    assert "wait for the secret scan" not in run_cli("status", cwd=root).stdout
+
+
+def test_the_watchers_slices_take_the_queue_oldest_first_and_lose_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 3)
+    proj = _init(root)
+    (root / "zz" / "bot.py").write_text(f'TOKEN = "{TELEGRAM}"  # again\n')
+    r = run_cli("restore", "zz/bot.py", "--at", proj.open_repo().head() or "", cwd=root)
+    assert r.exit_code == 0, r.stderr
+    queue = json.loads((proj.paths.store / secret_record.PENDING_NAME).read_text())["versions"]
+    waiting = len(queue)
+    # init's versions, then the restore's captures (the edited file, then what it brought back): none scanned yet.
+    assert [v["trigger"] for v in queue][-2:] == ["pre-restore", "restore"] and not events(proj, "secret")
+    from guardian.capture import secrets
+
+    secrets._Detector.instance()  # as in a watcher whose warm-up thread is done
+    repo = proj.open_repo()
+    found: list[tuple[str, str | None]] = []
+    for left in range(waiting - 1, -1, -1):
+        # A zero budget still scans one version per slice: the oldest.
+        found.extend((e.paths[0], e.trigger) for e in secret_record.scan_queued(proj, repo, budget=0.0))
+        assert secret_record.pending_scans(proj.paths.store) == left
+    assert found == [("zz/bot.py", "init"), ("zz/bot.py", "pre-restore"), ("zz/bot.py", "restore")]
+    assert secret_record.scan_queued(proj, repo) == []
+
+
+def test_init_and_restore_never_import_detect_secrets(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 3)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def imports(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "guardian", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    assert "detect_secrets" not in imports("init", "--no-hooks")
+    proj = Project.find(root)
+    first = proj.open_repo().head() or ""
+    (root / "src" / "m0" / "f0.py").write_text("VALUE_0 = 'changed'\n")
+    assert "detect_secrets" not in imports("restore", "src/m0/f0.py", "--at", first)
+    assert (root / "src" / "m0" / "f0.py").read_text() == "VALUE_0 = 0\n"
+    assert "detect_secrets" in imports("snapshot")  # the explicit snapshot scans, and drains the queue
+    assert secret_record.pending_scans(proj.paths.store) == 0
