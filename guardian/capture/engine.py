@@ -25,7 +25,7 @@ from guardian.capture.result import SnapshotResult as SnapshotResult
 from guardian.capture.result import summarize as summarize
 from guardian.capture.secret_record import secret_events
 from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, with_wal
-from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, is_in_progress, judge
+from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, content_passed_before, is_in_progress, judge
 from guardian.capture.walk import DirectoryModes, Problem, describe_os_error, too_deep, too_deep_reason, under_any
 from guardian.capture.walk import walk_tree as walk_tree
 from guardian.capture.writers import OpenWriters
@@ -36,6 +36,7 @@ from guardian.project import Project
 from guardian.store.repo import ShadowRepo, hash_blob
 from guardian.store.trailers import format_message
 from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
+from guardian.trust.policy import accepted_path
 from guardian.util.crash import crash_point
 from guardian.util.fs import is_stale_temp, lstat_at, open_parent
 
@@ -100,12 +101,14 @@ def judge_content(
     kind: str,
     data: bytes,
     damage: str | None = None,
+    blob: str | None = None,
 ) -> tuple[str, str]:
     """The verdict for one file's content: the single place snapshots and the guardrail judge.
 
     The last valid version's content is read from ``repo`` when a torn-write check can use
     it (both small enough to compare); ``writers`` says whether a process still has the file
     open for writing.  ``damage``: why SQLite could not open a file that starts like a database.
+    With ``blob`` (data's id), content the store already found valid at this path is not parsed again.
     """
     if kind == "symlink":
         return "valid", ""
@@ -130,6 +133,11 @@ def judge_content(
         cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
         previous=last_valid_content,
         writer=open_writer(writers, rel, kind, data),
+        content_passed=blob is not None
+        and damage is None
+        and content_passed_before(
+            catalog, (accepted_path(project.paths.store), project.paths.policy_file), rel, blob, checks
+        ),
     )
     if damage is not None:
         found = verdict.reason if verdict.verdict == "invalid" and verdict.reason != damage else ""
@@ -425,7 +433,7 @@ class Capture:
             if not self.repo.has_object(oid):
                 self.repo.write_blob(data)
             crash_point("snapshot-after-blob")
-            verdict, reason = self._judge(rel, kind, data)
+            verdict, reason = self._judge(rel, kind, data, oid)
             if open_writer(self._writers, rel, kind, data) is not None:
                 # Not settled: make the next scan read it again, and have the watcher look again after
                 # its quiet window (a close event also brings it back).  A version already recorded
@@ -500,10 +508,10 @@ class Capture:
             self.project.events.append("repair", removed[:1000], None, trigger, details)
         return removed
 
-    def _judge(self, rel: str, kind: str, data: bytes) -> tuple[str, str]:
+    def _judge(self, rel: str, kind: str, data: bytes, blob: str) -> tuple[str, str]:
         damage = self.reader.databases.damaged.pop(rel, None)
         try:
-            return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data, damage)
+            return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data, damage, blob)
         except Exception as exc:  # noqa: BLE001 - a broken check must not stop the capture of every file
             return "error", f"could not be checked: {type(exc).__name__}: {exc}"[:300]
 

@@ -16,12 +16,13 @@ import json
 import os
 import re
 import shutil
+import sys
 import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -31,6 +32,9 @@ from guardian.capture.torn import torn_reasons
 from guardian.config import CheckSpec, SuspectSettings, ValidateRule
 from guardian.errors import ConfigError
 from guardian.util.globs import GlobSpec
+
+if TYPE_CHECKING:
+    from guardian.catalog.db import Catalog
 
 Verdict = Literal["valid", "suspect", "invalid"]
 
@@ -129,16 +133,20 @@ def judge(
     cwd: Path | None = None,
     previous: Callable[[], bytes | None] | None = None,
     writer: str | None = None,
+    content_passed: bool = False,
 ) -> FileVerdict:
     """Run ``checks`` on ``data`` plus the shrink and torn-write heuristics; invalid beats suspect beats valid.
 
     ``previous`` reads the last valid version's content (None when there is none, or it is too
     large to compare); it is called only when a torn-write check can apply.  ``writer`` names
-    the process that still has the file open for writing ("pid N (command)").
+    the process that still has the file open for writing ("pid N (command)").  With
+    ``content_passed`` (see :func:`content_passed_before`) the checks are not run again: they
+    found nothing in this very content; the heuristics, which compare with the last valid
+    version, still run.
     """
     findings: list[_Finding] = []
     too_large: list[str] = []
-    for spec in checks:
+    for spec in () if content_passed else checks:
         if spec.name in _PARSE_CHECKS and len(data) > MAX_PARSE_BYTES:
             if spec.name == "sqlite" and not is_sqlite_bytes(data):
                 findings.append(_Finding("invalid", "sqlite: not a SQLite database (bad header)"))
@@ -165,6 +173,32 @@ def judge(
     worst = max(findings, key=lambda f: _SEVERITY[f.verdict]).verdict
     reason = "; ".join(f.reason for f in findings if f.verdict == worst)
     return FileVerdict(worst, reason)
+
+
+def content_passed_before(
+    catalog: Catalog, policy_files: Sequence[Path], rel_path: str, blob: str, checks: Sequence[CheckSpec]
+) -> bool:
+    """Whether the store already judged this content of this path and its checks found nothing.
+
+    The first version of rel_path holding ``blob`` must be valid with no reason at all: not
+    accepted by the user, not settled, no check skipped as too large; and judged after the
+    policy files in force last changed (another policy may check it otherwise).  A user command
+    may read more than the file, so its checks always run again.  Only the content's part of
+    that verdict is reused: the shrink and torn-write heuristics depend on the version before.
+    """
+    if any(spec.name == "command" for spec in checks):
+        return False
+    first = catalog.first_versions_with(rel_path, [blob], upto=sys.maxsize).get(blob)
+    if first is None or first.verdict != "valid" or first.reason:
+        return False
+    for path in policy_files:
+        try:
+            changed = path.stat().st_mtime
+        except OSError:
+            continue
+        if first.ts <= changed:  # snapshot times are whole seconds: the same second is not after
+            return False
+    return True
 
 
 def _shrink_finding(size: int, last_valid_size: int | None, settings: SuspectSettings) -> _Finding | None:
