@@ -170,18 +170,30 @@ def _scan_and_record(
     *,
     rewrite: bool,
 ) -> list[Event]:
-    """Scan versions oldest first (within budget seconds), queue the rest, record what was found."""
-    from guardian.events import Event, now_iso
-
+    """Scan versions oldest first (within budget seconds), record what was found, queue the rest."""
     scanned, found = _scan(repo, versions, budget)
+    events, recorded = _record(store, found, base)
+    # Only once what was found is recorded do the scanned versions leave the queue: a crash in
+    # between, or a record that could not be written, has them scanned again, never lost.
     rest = versions[scanned:]
     pending_path = store / PENDING_NAME
-    if rest:
+    if not recorded:
+        _write_pending(pending_path, versions)
+    elif rest:
         _write_pending(pending_path, rest)
     elif rewrite:
         pending_path.unlink(missing_ok=True)
+    return events
+
+
+def _record(
+    store: Path, found: list[tuple[dict[str, Any], list[Finding]]], base: dict[str, Any]
+) -> tuple[list[Event], bool]:
+    """Write what was found to the record: the ``secret`` events to log, and whether it was written."""
+    from guardian.events import Event, now_iso
+
     if not found:
-        return []
+        return [], True
     index = read_index(store)
     events: list[Event] = []
     for version, findings in found:
@@ -199,7 +211,8 @@ def _scan_and_record(
         write_index(store, index)
     except OSError as exc:
         log.warning("could not record secrets in %s: %s", index_path(store), exc)
-    return events
+        return events, False
+    return events, True
 
 
 def _scan(

@@ -137,3 +137,19 @@ def test_init_and_restore_never_import_detect_secrets(tmp_path: Path) -> None:
     assert (root / "src" / "m0" / "f0.py").read_text() == "VALUE_0 = 0\n"
     assert "detect_secrets" in imports("snapshot")  # the explicit snapshot scans, and drains the queue
     assert secret_record.pending_scans(proj.paths.store) == 0
+
+
+def test_versions_leave_the_queue_only_once_their_secrets_are_recorded(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 3)
+    proj = _init(root)
+    waiting = secret_record.pending_scans(proj.paths.store)
+    record = secret_record.index_path(proj.paths.store)
+    record.mkdir()  # the record cannot be replaced: a real write failure
+    assert run_cli("snapshot", cwd=root).exit_code == 0
+    assert secret_record.pending_scans(proj.paths.store) == waiting  # scanned, kept: nothing lost
+    record.rmdir()
+    assert run_cli("snapshot", cwd=root).exit_code == 0
+    assert secret_record.pending_scans(proj.paths.store) == 0
+    assert list(read_index(proj.paths.store)) == ["zz/bot.py"]
