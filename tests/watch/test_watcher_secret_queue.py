@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from guardian.capture import secret_record
@@ -109,6 +110,35 @@ def test_the_watchers_slices_take_the_queue_oldest_first_and_lose_nothing(tmp_pa
         assert secret_record.pending_scans(proj.paths.store) == left
     assert found == [("zz/bot.py", "init"), ("zz/bot.py", "pre-restore"), ("zz/bot.py", "restore")]
     assert secret_record.scan_queued(proj, repo) == []
+
+
+def test_clean_slices_leave_the_queue_file_alone_and_a_crash_loses_nothing(tmp_path: Path) -> None:
+    """Rewriting a long queue after every 50 ms slice cost more than scanning it: clean slices are remembered."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 6)
+    proj = _init(root)
+    pending = proj.paths.store / secret_record.PENDING_NAME
+    waiting = secret_record.pending_scans(proj.paths.store)
+    from guardian.capture import secrets
+
+    secrets._Detector.instance()
+    repo = proj.open_repo()
+    secret_record._Drained.rewritten = time.monotonic()  # a rewrite just happened
+    before = pending.stat()
+    assert secret_record.scan_queued(proj, repo, budget=0.0) == []  # one clean version per slice
+    assert secret_record.scan_queued(proj, repo, budget=0.0) == []
+    after = pending.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # the file was not rewritten
+    assert secret_record.pending_scans(proj.paths.store) == waiting - 2  # but this process knows
+
+    secret_record._Drained.prefix = []  # a crash: what was only remembered is scanned again
+    assert secret_record.pending_scans(proj.paths.store) == waiting
+    found = secret_record.scan_queued(proj, repo)  # no budget left out: the rest in one go
+    while secret_record.pending_scans(proj.paths.store):
+        found += secret_record.scan_queued(proj, repo)
+    assert [(e.paths[0], e.trigger) for e in found] == [("zz/bot.py", "init")]
+    assert not pending.exists()
 
 
 def test_init_and_restore_never_import_detect_secrets(tmp_path: Path) -> None:
