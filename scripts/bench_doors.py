@@ -177,6 +177,11 @@ def door_watcher(files: int, changes: int) -> list[Row]:
         ref = store / "repo.git" / "refs" / "heads" / "snapshots"
         pid = g.start()
         try:
+            # init queued its secret scan for the watcher: measure once that one-off catch-up is over.
+            queue, drain_started = store / "secrets-pending.json", time.perf_counter()
+            while queue.exists() and time.perf_counter() - drain_started < 1800:
+                time.sleep(0.1)
+            drained_s = time.perf_counter() - drain_started
             cpu0 = bench_watch.cpu_seconds(pid)
             latency = bench_watch.measure_latency("guardian watcher", root, rels, ref, changes, timeout=10)
             watcher_cpu_ms = (bench_watch.cpu_seconds(pid) - cpu0) * 1000 / max(1, changes)
@@ -191,6 +196,7 @@ def door_watcher(files: int, changes: int) -> list[Row]:
     # bench_gitwatch reports a summary; its samples are what the p50/p99 below come from.
     baseline = Samples(wall=[baseline_latency["p50_ms"]])
     note = (f"guardian: {latency.missed} missed; watcher CPU {watcher_cpu_ms:.1f} ms per change; "
+            f"measured after the watcher drained init's secret-scan queue ({drained_s:.1f} s after 'watching'); "
             f"gitwatch loop: p99 {baseline_latency['p99_ms']} ms, {baseline_latency['missed']} missed; "
             f"n={len(latency.samples)}")
     return [

@@ -270,6 +270,13 @@ def bench_guardian(work: Path, env: dict[str, str], files: int, changes: int, bu
     pid = g.start()
     start_s = time.perf_counter() - started
     try:
+        # init queued its secret scan for the watcher; latency is measured once that catch-up,
+        # a one-off after init, is over (its length is reported on its own).
+        queue = store / "secrets-pending.json"
+        drain_started = time.perf_counter()
+        while queue.exists() and time.perf_counter() - drain_started < 1800:
+            time.sleep(0.1)
+        queue_drained_s = time.perf_counter() - drain_started
         latency = measure_latency("guardian watcher", root, rels, ref, changes, timeout=10)
         # Burst 1: a Python loop rewrites `burst` files; burst 2: `cp -r` (C speed, like a git checkout)
         # lays another version of them over the tree.  Each ends when every final state is in the store.
@@ -281,6 +288,7 @@ def bench_guardian(work: Path, env: dict[str, str], files: int, changes: int, bu
         "files": files,
         "init_s": round(init_s, 2),
         "start_s": round(start_s, 2),
+        "secret_queue_drained_s": round(queue_drained_s, 2),
         "latency": latency.summary(),
         "burst": bursts,
         "rss_after_burst_mib": rss,
