@@ -25,6 +25,7 @@ from guardian.config import parse_policy
 from guardian.errors import ConfigError
 from guardian.paths import POLICY_FILENAME
 from guardian.util.fs import atomic_write_file
+from guardian.util.globs import bracket_end
 
 PATHSPEC_DIR = "hooks"
 PATHSPEC_FILE = "protected.pathspec"
@@ -58,17 +59,11 @@ def _segment(glob: str) -> str | None:
             out.append("?" if escaped in _GLOB_SPECIALS else escaped)
         elif char == "[":
             # Read the bracket as guardian.util.globs does; whatever class it is, it matches one character.
-            j = i
-            if j < end and glob[j] in "!^":
-                j += 1
-            if j < end and glob[j] == "]":
-                j += 1
-            while j < end and glob[j] != "]":
-                j += 1
-            if j >= end:
+            closing = bracket_end(glob, i)
+            if closing is None:
                 return None
             out.append("?")
-            i = j + 1
+            i = closing + 1
         else:
             out.append(char)
     return "".join(out)

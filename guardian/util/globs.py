@@ -76,6 +76,21 @@ def _bracket(expr: str) -> str:
     return "(?!/)" + expr if crosses else expr
 
 
+def bracket_end(glob: str, start: int) -> int | None:
+    """Where the ``]`` closing a bracket class is, ``start`` being just past its ``[``; None if unclosed.
+
+    A ``!`` or ``^`` right after the ``[``, and then a ``]``, belong to the class (pathspec reads it so).
+    """
+    j, end = start, len(glob)
+    if j < end and glob[j] in "!^":
+        j += 1
+    if j < end and glob[j] == "]":
+        j += 1
+    while j < end and glob[j] != "]":
+        j += 1
+    return j if j < end else None
+
+
 def _pieces(glob: str) -> list[str]:
     """The regexes of the fixed-width pieces between the stars of one segment glob.
 
@@ -99,16 +114,10 @@ def _pieces(glob: str) -> list[str]:
         elif char == "?":
             current.append("[^/]")
         elif char == "[":
-            j = i
-            if j < end and glob[j] in "!^":
-                j += 1
-            if j < end and glob[j] == "]":
-                j += 1
-            while j < end and glob[j] != "]":
-                j += 1
-            if j >= end:
+            closing = bracket_end(glob, i)
+            if closing is None:
                 raise _RangeError(glob)
-            j += 1
+            j = closing + 1
             expr = "["
             if glob[i] in "!^":
                 expr += "^"
