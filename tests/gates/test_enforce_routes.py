@@ -380,21 +380,14 @@ def test_pull_rebase_over_the_users_own_commits_is_not_undone(repo: Repo, tmp_pa
 
 
 def test_merge_abort_of_a_conflicted_protected_file_is_not_undone(repo: Repo) -> None:
-    mine = "v = 'feature'\n"
     with running(repo.project, FAST):
         after = repo.mark()
-        repo.git("switch", "-q", "-c", "feature", repo.base)
-        _edit(repo, mine)
-        repo.git("commit", "-q", "-am", "feature's own change of the protected file")
-        repo.git("merge", "main", check=False)  # conflicts on agents/run.py
-        markers = repo.read()
-        assert markers is not None and "<<<<<<<" in markers
-        wait_stands(repo, after, markers)
+        mine = _conflicted_merge(repo, after, resolve=False)
         repo.git("merge", "--abort")
         wait_stands(repo, after, mine)
 
 
-def _conflicted_merge(repo: Repo, after: int) -> str:
+def _conflicted_merge(repo: Repo, after: int, resolve: bool = True) -> str:
     """On a feature branch with its own change of A, a merge of main that conflicts on A, resolved by hand.
 
     The resolution is valid content captured mid-merge: without the merge's memory, the
@@ -409,7 +402,8 @@ def _conflicted_merge(repo: Repo, after: int) -> str:
     markers = repo.read()
     assert markers is not None and "<<<<<<<" in markers
     wait_stands(repo, after, markers)
-    _edit(repo, "v = 'feature and fix'\n")
+    if resolve:
+        _edit(repo, "v = 'feature and fix'\n")
     return mine
 
 
