@@ -299,7 +299,10 @@ def _write_pending(path: Path, versions: list[dict[str, Any]]) -> None:
     try:
         atomic_write_file(path, (json.dumps({"versions": versions}, separators=(",", ":")) + "\n").encode())
     except OSError as exc:
-        log.warning("could not queue versions for the secret scan in %s: %s", path, exc)
+        # Info, not warning: in a command a warning would be a second line on stderr next to
+        # the command's own one-line error about the same full disk; the watcher's log keeps it.
+        # The versions stay unscanned until a push, which scans what it sends.
+        log.info("could not queue versions for the secret scan in %s: %s", path, exc)
         return
     stamp = _stamp(path)
     _queue_seen = None if stamp is None else (stamp, list(versions))

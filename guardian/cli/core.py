@@ -79,6 +79,8 @@ def init(
         echo(f"snapshot {snap.snapshot[:12]}: {len(snap.files)} file(s) captured")
     else:
         echo("nothing changed since the last snapshot")
+    if report.secret_scans_queued:
+        echo(f"secret scan of {report.secret_scans_queued} file(s) queued for the watcher (or 'guardian snapshot')")
     for line in hooks_lines:
         echo(line)
     return EXIT_OK

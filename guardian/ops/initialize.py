@@ -38,6 +38,7 @@ class InitReport:
     created_store: bool
     snapshot: SnapshotResult | None
     notes: list[str] = field(default_factory=list)  # what the user should know: an unused preset, a retired store
+    secret_scans_queued: int = 0  # versions whose secret scan waits for the watcher (or 'guardian snapshot')
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class InitReport:
             "created_store": self.created_store,
             "snapshot": self.snapshot.to_json() if self.snapshot else None,
             "notes": self.notes,
+            "secret_scans_queued": self.secret_scans_queued,
         }
 
 
@@ -118,14 +120,12 @@ def init_project(
     # A large first snapshot reaches the store as packs, not loose objects (ShadowRepo.staged_writes).
     snapshot = take_snapshot(project, None, "init", progress=progress)
     queued = pending_scans(paths.store)  # most of a first snapshot's CPU: left to the watcher
-    if queued:
-        notes.append(f"the secret scan of {queued} file(s) is queued for the watcher (or 'guardian snapshot')")
     notes.extend(hidden_protected_notes(root, project.policy))  # protected paths .gitignore would have hidden
     if created_store:
         project.events.append(
             "init", [], snapshot.snapshot, "init", {"root": str(root), "preset": preset or "default"}
         )
-    return InitReport(root, paths.store, created_policy, created_store, snapshot, notes)
+    return InitReport(root, paths.store, created_policy, created_store, snapshot, notes, queued)
 
 
 def _settle_identity(paths: ProjectPaths, notes: list[str]) -> str | None:

@@ -217,7 +217,7 @@ def _bot_project(root: Path) -> Project:
     (root / "app.py").write_text("print('hi')\n")
     r = run_cli("init", cwd=root)
     assert r.exit_code == 0, r.stderr
-    assert "file(s) is queued for the watcher (or 'guardian snapshot')" in r.stderr
+    assert "file(s) queued for the watcher (or 'guardian snapshot')" in r.stdout
     r = run_cli("snapshot", cwd=root)  # nothing changed: it scans what init queued
     assert r.exit_code == 0, r.stderr
     return Project.find(root)

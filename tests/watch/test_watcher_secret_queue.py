@@ -22,7 +22,7 @@ from tests.conftest import run_cli
 from tests.watch.test_daemon import finish, procs, spawn_watch, wait_watching  # noqa: F401 - procs is a fixture
 from tests.watch.test_watcher import events, wait_until
 
-QUEUED = "is queued for the watcher (or 'guardian snapshot')"
+QUEUED = "queued for the watcher (or 'guardian snapshot')"
 
 
 def _tree_with_a_secret(root: Path, plain: int) -> None:
@@ -37,10 +37,10 @@ def _tree_with_a_secret(root: Path, plain: int) -> None:
 def _init(root: Path) -> Project:
     r = run_cli("init", "--no-hooks", cwd=root)
     assert r.exit_code == 0, r.stderr
-    assert [line for line in r.stderr.splitlines() if QUEUED in line] == [
-        f"guardian: note: the secret scan of {secret_record.pending_scans(Project.find(root).paths.store)} "
-        f"file(s) {QUEUED}"
+    assert [line for line in r.stdout.splitlines() if QUEUED in line] == [
+        f"secret scan of {secret_record.pending_scans(Project.find(root).paths.store)} file(s) {QUEUED}"
     ]
+    assert r.stderr == ""  # a clean init has nothing to warn about
     return Project.find(root)
 
 
