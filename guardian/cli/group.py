@@ -58,6 +58,11 @@ def _flag_setter(name: str) -> Callable[[click.Context, click.Parameter, bool], 
     return store
 
 
+def _flag_option(decls: list[str], attribute: str, help_text: str) -> click.Option:
+    """A global flag that sets ``attribute`` on the shared state, not passed to the function."""
+    return click.Option(decls, is_flag=True, callback=_flag_setter(attribute), expose_value=False, help=help_text)
+
+
 def _shared_options() -> list[click.Option]:
     """Fresh Option objects (click keeps per-command state on them), none passed to the function."""
     return [
@@ -69,30 +74,10 @@ def _shared_options() -> list[click.Option]:
             is_eager=True,
             help="Run as if started in DIR (like git -C).",
         ),
-        click.Option(
-            ["--debug"], is_flag=True, callback=_flag_setter("debug"), expose_value=False, help="Show tracebacks."
-        ),
-        click.Option(
-            ["--json", "as_json"],
-            is_flag=True,
-            callback=_flag_setter("as_json"),
-            expose_value=False,
-            help="Print machine-readable JSON (errors too).",
-        ),
-        click.Option(
-            ["-q", "--quiet"],
-            is_flag=True,
-            callback=_flag_setter("quiet"),
-            expose_value=False,
-            help="No per-file lines, except those reporting a problem.",
-        ),
-        click.Option(
-            ["-v", "--verbose"],
-            is_flag=True,
-            callback=_flag_setter("verbose"),
-            expose_value=False,
-            help="Every per-file line (by default long lists are cut short).",
-        ),
+        _flag_option(["--debug"], "debug", "Show tracebacks."),
+        _flag_option(["--json", "as_json"], "as_json", "Print machine-readable JSON (errors too)."),
+        _flag_option(["-q", "--quiet"], "quiet", "No per-file lines, except those reporting a problem."),
+        _flag_option(["-v", "--verbose"], "verbose", "Every per-file line (by default long lists are cut short)."),
     ]
 
 
