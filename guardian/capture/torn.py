@@ -17,8 +17,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, AnyStr
 
-import yaml
-
 # (name, 0-based line where the statement or key that defines it starts), in file order,
 # first appearance only.
 Outline = list[tuple[str, int]]
@@ -29,9 +27,6 @@ _NAMES_SHOWN = 3
 # How much of the new file's last line must reappear earlier in the old file before the
 # outlines are worth parsing: the end of a head cut short is, by definition, found there.
 _TAIL_PROBE = 64
-
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 def torn_reasons(
     data: bytes,
@@ -212,13 +207,17 @@ def yaml_outline(text: str) -> Outline | None:
     Keys of documents after the first are named "key (document N)".  Events only, as
     in the yaml check: nothing is constructed, so aliases cannot blow up.
     """
+    import yaml  # only for a YAML file: the git hooks capture Python and text without it (~20 ms)
+
+    # libyaml is an order of magnitude faster on big files; the pure-Python parser is the fallback.
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     outline: Outline = []
     seen: set[str] = set()
     document = -1
     # Per open collection: is it a mapping, and how many nodes it has had so far.
     stack: list[list[Any]] = []
     try:
-        for event in yaml.parse(text, Loader=_YAML_LOADER):
+        for event in yaml.parse(text, Loader=loader):
             if isinstance(event, yaml.DocumentStartEvent):
                 document += 1
                 stack = []

@@ -17,14 +17,11 @@ import os
 import re
 import shutil
 import sys
-import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
-
-import yaml
 
 from guardian.capture.checkproc import private_check_dir, run_check
 from guardian.capture.sqlite import is_sqlite_bytes, sqlite_problem
@@ -61,10 +58,6 @@ _BUILTIN_BY_SUFFIX: dict[str, tuple[str, ...]] = {
 }
 _PARSE_CHECKS = frozenset({"python", "json", "yaml", "toml", "sqlite", "shell"})
 _SEVERITY: dict[Verdict, int] = {"valid": 0, "suspect": 1, "invalid": 2}
-
-# libyaml is an order of magnitude faster on big files; the pure-Python parser is the fallback.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 @dataclass(frozen=True)
 class FileVerdict:
@@ -268,12 +261,16 @@ def _check_json(rel_path: str, data: bytes) -> _Finding | None:
 
 
 def _check_yaml(rel_path: str, data: bytes) -> _Finding | None:
+    import yaml  # only for a YAML file: most captures (a git hook's) never need it (~20 ms)
+
+    # libyaml is an order of magnitude faster on big files; the pure-Python parser is the fallback.
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     text = _decode("yaml", data)
     if isinstance(text, _Finding):
         return text
     try:
         # Events only: constructing objects would let a few aliases expand into gigabytes.
-        for _event in yaml.parse(text, Loader=_YAML_LOADER):
+        for _event in yaml.parse(text, Loader=loader):
             pass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -285,6 +282,8 @@ def _check_yaml(rel_path: str, data: bytes) -> _Finding | None:
 
 
 def _check_toml(rel_path: str, data: bytes) -> _Finding | None:
+    import tomllib  # only for a TOML file
+
     text = _decode("toml", data)
     if isinstance(text, _Finding):
         return text
