@@ -12,7 +12,8 @@ way, so every check process carries ``GUARDIAN_CHECK_DIR=<its private directory>
 its environment, the directory is named after guardian's pid, and the next guardian
 that runs a check (or starts watching) sweeps directories whose guardian is gone: it
 kills the processes that still carry the marker and removes the directory with the
-copy of the user's file in it.
+copy of the user's file in it.  ``die_with_parent`` also makes a large capture's parse
+workers (``capture.parsepool``) die with guardian.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,8 +41,12 @@ _PR_SET_PDEATHSIG = 1
 _swept = False
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child die with the thread that started it (Linux only)."""
+def die_with_parent(parent: int | None = None) -> Callable[[], None] | None:
+    """A function that makes the process calling it die with the thread that started it (Linux only).
+
+    The child calls it: a check as its preexec_fn, a parse worker (``capture.parsepool``) as it
+    starts.  ``parent`` is the pid that started the child: by default the process making it.
+    """
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -51,7 +55,7 @@ def _die_with_parent() -> Callable[[], None] | None:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    parent = os.getpid()
+    parent = os.getpid() if parent is None else parent
 
     def arm() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -80,7 +84,7 @@ def run_check(
             env=marked,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
     exited = False
     try:
@@ -134,6 +138,8 @@ def private_check_dir() -> Iterator[Path]:
     if not _swept:
         _swept = True
         sweep_stale_check_dirs()
+    import tempfile  # only when a check runs: not on a git hook's capture (~3 ms)
+
     # mkdtemp creates the directory 0700, so other users cannot read the copies of project files.
     with tempfile.TemporaryDirectory(prefix=f"{CHECK_DIR_PREFIX}{os.getpid()}-") as name:
         yield Path(name)
@@ -145,6 +151,8 @@ def sweep_stale_check_dirs(base: Path | None = None) -> list[Path]:
     Only this user's directories are looked at; one whose guardian is alive (or whose
     pid is in use again) is left alone.
     """
+    import tempfile
+
     base = Path(tempfile.gettempdir()) if base is None else base
     swept: list[Path] = []
     try:

@@ -22,7 +22,6 @@ it sends.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from guardian.store.tree import MODE_LINK
 from guardian.util.fs import atomic_write_file
 
 if TYPE_CHECKING:
+    import logging
     from typing import Protocol
 
     from guardian.events import Event
@@ -76,7 +76,12 @@ if TYPE_CHECKING:
         def files(self) -> Sequence[_Version]: ...
 
 
-log = logging.getLogger("guardian.capture.secret_record")
+def _log() -> logging.Logger:
+    """This module's logger.  logging loads on first use: a git hook's capture never logs (~5 ms of imports)."""
+    import logging
+
+    return logging.getLogger("guardian.capture.secret_record")
+
 
 INDEX_NAME = "secrets.json"
 PENDING_NAME = "secrets-pending.json"
@@ -240,7 +245,7 @@ def _record(
     try:
         write_index(store, index)
     except OSError as exc:
-        log.warning("could not record secrets in %s: %s", index_path(store), exc)
+        _log().warning("could not record secrets in %s: %s", index_path(store), exc)
         return events, False
     return events, True
 
@@ -260,11 +265,11 @@ def _scan(
         try:
             findings = findings_for(str(version["path"]), repo.read_blob(str(version["blob"])))
         except Exception as exc:  # noqa: BLE001 - a library bug (or a pruned blob) must not fail a capture
-            log.warning("could not scan %s for secrets: %s: %s", version.get("path"), type(exc).__name__, exc)
+            _log().warning("could not scan %s for secrets: %s: %s", version.get("path"), type(exc).__name__, exc)
             continue
         if findings:
             found.append((version, findings))
-    log.debug("scanned %d version(s) for secrets in %.1f ms", scanned, (time.perf_counter() - started) * 1000)
+    _log().debug("scanned %d version(s) for secrets in %.1f ms", scanned, (time.perf_counter() - started) * 1000)
     return scanned, found
 
 
@@ -302,7 +307,7 @@ def _write_pending(path: Path, versions: list[dict[str, Any]]) -> None:
         # Info, not warning: in a command a warning would be a second line on stderr next to
         # the command's own one-line error about the same full disk; the watcher's log keeps it.
         # The versions stay unscanned until a push, which scans what it sends.
-        log.info("could not queue versions for the secret scan in %s: %s", path, exc)
+        _log().info("could not queue versions for the secret scan in %s: %s", path, exc)
         return
     stamp = _stamp(path)
     _queue_seen = None if stamp is None else (stamp, list(versions))

@@ -26,17 +26,25 @@ from __future__ import annotations
 import bisect
 import functools
 import io
-import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardian.capture.filters import SECRET_PATTERNS
 from guardian.util.globs import GlobSpec
 
-log = logging.getLogger("guardian.capture.secrets")
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """This module's logger.  logging loads on first use: a git hook's capture never logs (~5 ms of imports)."""
+    import logging
+
+    return logging.getLogger("guardian.capture.secrets")
+
 
 # Larger text is generated or data (minified bundles, dumps): scanning it would cost more than it finds.
 SCAN_MAX_BYTES = 1 << 20
@@ -363,7 +371,7 @@ def _load_quietly() -> None:
     try:
         _Detector.instance()
     except Exception as exc:  # noqa: BLE001 - a broken install is reported by the scan that needs it
-        log.warning("could not load the secret scanner: %s: %s", type(exc).__name__, exc)
+        _log().warning("could not load the secret scanner: %s: %s", type(exc).__name__, exc)
 
 
 # --------------------------------------------------------------------------- redacted copies (for the mirror)

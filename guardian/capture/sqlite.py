@@ -22,7 +22,6 @@ import shutil
 import sqlite3
 import stat
 import struct
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -90,6 +89,8 @@ def sqlite_problem(data: bytes) -> str | None:
 
 @contextmanager
 def _private_dir(prefix: str) -> Iterator[Path]:
+    import tempfile  # only to check a database: not on a git hook's capture (~3 ms)
+
     # mkdtemp creates the directory 0700, so other users cannot read the copies of project files.
     with tempfile.TemporaryDirectory(prefix=prefix) as name:
         yield Path(name)
