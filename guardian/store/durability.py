@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from guardian.errors import OperationFailed
+from guardian.store import gitcore
 
 ENV_FSYNC = "GUARDIAN_FSYNC"
 _durability_mode: str | None = None
@@ -48,11 +47,11 @@ def durability_mode() -> str:
         _durability_mode = "batch" if wanted == "batch" and _syncfs_available() else "object"
         # Snapshot trees and parents are always written by us just before the commit;
         # libgit2's existence check of each (a pack-index lookup) is pure overhead.
-        pygit2.settings.enable_strict_object_creation(False)
+        gitcore.enable_strict_object_creation(False)
         if _durability_mode == "object":
             # Must happen before any repository's refs are first touched, or libgit2
             # keeps using the non-fsyncing refdb it already initialised.
-            pygit2.settings.enable_fsync_gitdir(True)
+            gitcore.enable_fsync_gitdir(True)
     return _durability_mode
 
 

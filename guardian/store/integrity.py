@@ -13,9 +13,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-import pygit2
-
 from guardian.errors import StoreDamaged
+from guardian.store import gitcore
 from guardian.store.packs import object_files
 from guardian.store.refs import read_head, ref_file_problem
 from guardian.store.tree import MODE_GITLINK, MODE_TREE, read_commit
@@ -24,7 +23,7 @@ from guardian.util.fs import fsync_dir
 # --------------------------------------------------------------------------- reachable objects
 
 
-def integrity_problems(repo: pygit2.Repository, git_dir: Path, deep: bool = True) -> list[str]:
+def integrity_problems(repo: gitcore.Repository, git_dir: Path, deep: bool = True) -> list[str]:
     """Check that the ref resolves and every reachable object reads back."""
     problems: list[str] = []
     corrupt = ref_file_problem(git_dir)
@@ -50,7 +49,7 @@ def integrity_problems(repo: pygit2.Repository, git_dir: Path, deep: bool = True
     return problems
 
 
-def commit_readable(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> bool:
+def commit_readable(repo: gitcore.Repository, git_dir: Path, commit_id: str) -> bool:
     try:
         commit = read_commit(repo, git_dir, commit_id)
         return not _check_tree(repo, commit.tree_id, set())
@@ -58,14 +57,14 @@ def commit_readable(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> b
         return False
 
 
-def _check_tree(repo: pygit2.Repository, tree_id: pygit2.Oid, seen: set[str]) -> list[str]:
+def _check_tree(repo: gitcore.Repository, tree_id: gitcore.Oid, seen: set[str]) -> list[str]:
     key = str(tree_id)
     if key in seen:
         return []
     seen.add(key)
     try:
-        tree = repo[tree_id]
-    except (KeyError, ValueError, pygit2.GitError) as exc:
+        tree = gitcore.lookup(repo, tree_id)
+    except (KeyError, ValueError, gitcore.GitError) as exc:
         return [f"tree {key} is missing or unreadable: {exc}"]
     problems: list[str] = []
     for item in tree:  # type: ignore[attr-defined]
@@ -77,20 +76,20 @@ def _check_tree(repo: pygit2.Repository, tree_id: pygit2.Oid, seen: set[str]) ->
             seen.add(str(item.id))
             try:
                 repo.odb.read(item.id)
-            except (KeyError, ValueError, pygit2.GitError) as exc:
+            except (KeyError, ValueError, gitcore.GitError) as exc:
                 problems.append(f"blob {item.id} ({item.name}) is missing or unreadable: {exc}")
     return problems
 
 
-def commit_ids_in_odb(repo: pygit2.Repository) -> list[str]:
+def commit_ids_in_odb(repo: gitcore.Repository) -> list[str]:
     """Every commit object present in the odb (for repair when the ref is damaged)."""
     ids: list[str] = []
     for oid in repo.odb:
         try:
-            obj = repo[oid]
-        except (KeyError, ValueError, pygit2.GitError):
+            obj = gitcore.lookup(repo, oid)
+        except (KeyError, ValueError, gitcore.GitError):
             continue
-        if isinstance(obj, pygit2.Commit):
+        if isinstance(obj, gitcore.Commit):
             ids.append(str(oid))
     return ids
 
@@ -98,19 +97,19 @@ def commit_ids_in_odb(repo: pygit2.Repository) -> list[str]:
 # --------------------------------------------------------------------------- loose object files
 
 
-def has_object(repo: pygit2.Repository, git_dir: Path, oid: str) -> bool:
+def has_object(repo: gitcore.Repository, git_dir: Path, oid: str) -> bool:
     """Whether oid is stored and reads back.
 
     A loose copy that exists but does not read back (zeroed, torn) counts as missing and
     is moved to the quarantine first: libgit2 never overwrites an existing object file,
     so the caller's write_blob would otherwise leave the damaged copy in place.
     """
-    key = pygit2.Oid(hex=oid)
+    key = gitcore.Oid(hex=oid)
     if key not in repo.odb:
         return False
     try:
         repo.odb.read(key)
-    except (KeyError, ValueError, pygit2.GitError):
+    except (KeyError, ValueError, gitcore.GitError):
         if not _loose_object_ok(_loose_path(git_dir, oid), oid):
             quarantine(git_dir, [oid])
         return False

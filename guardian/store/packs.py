@@ -11,15 +11,18 @@ import errno
 import os
 from collections.abc import Callable, Iterable, Iterator, Set
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pygit2
-
+from guardian.store import gitcore
 from guardian.store.tree import MODE_GITLINK, MODE_TREE, read_commit
 from guardian.util.fs import fsync_dir
 
+if TYPE_CHECKING:
+    import pygit2
+
 
 def reachable_objects(
-    repo: pygit2.Repository, git_dir: Path, commit_ids: Iterable[str], known: Set[str] = frozenset()
+    repo: gitcore.Repository, git_dir: Path, commit_ids: Iterable[str], known: Set[str] = frozenset()
 ) -> Iterator[tuple[str, str]]:
     """(object id, path) for the commits, their trees and blobs, each once; objects in known are skipped.
 
@@ -33,7 +36,7 @@ def reachable_objects(
         seen.add(commit_id)
         yield commit_id, ""
         commit = read_commit(repo, git_dir, commit_id)
-        stack: list[tuple[str, pygit2.Oid]] = [("", commit.tree_id)]
+        stack: list[tuple[str, gitcore.Oid]] = [("", commit.tree_id)]
         while stack:
             path, oid = stack.pop()
             key = str(oid)
@@ -41,7 +44,7 @@ def reachable_objects(
                 continue
             seen.add(key)
             yield key, path
-            tree = repo[oid]
+            tree = gitcore.lookup(repo, oid)
             for item in tree:  # type: ignore[attr-defined]
                 sub = f"{path}/{item.name or ''}" if path else str(item.name or "")
                 if item.filemode == MODE_TREE:
@@ -55,24 +58,28 @@ def reachable_objects(
                         yield blob, sub
 
 
-def write_pack(repo: pygit2.Repository, objects: Iterable[tuple[str, str]], directory: Path) -> int:
+def write_pack(repo: gitcore.Repository, objects: Iterable[tuple[str, str]], directory: Path) -> int:
     """Write one pack (.pack + .idx) of these (id, path) objects into directory; returns the object count.
 
     Each object is inserted with its path: libgit2 orders delta candidates by a hash of
     that name, so successive versions of one file get deltified against each other.
     pygit2's PackBuilder.add passes no name, which made packs about 4x bigger here.
+    PackBuilder is pygit2's Python package (gc and mirror pay its import here).
     """
-    builder = pygit2.PackBuilder(repo)
+    import pygit2
+
+    full = gitcore.full_repository(repo)
+    builder = pygit2.PackBuilder(full)
     builder.set_threads(0)  # delta search on every CPU (0: libgit2 counts them)
     insert = _named_insert(builder)
     for oid, path in objects:
-        insert(pygit2.Oid(hex=oid), path)
+        insert(gitcore.Oid(hex=oid), path)
     builder.write(str(directory))
     return int(builder.written_objects_count)
 
 
-def _named_insert(builder: pygit2.PackBuilder) -> Callable[[pygit2.Oid, str], None]:
-    """builder.add with the object's path as its name: the one use of pygit2 internals in guardian.
+def _named_insert(builder: pygit2.PackBuilder) -> Callable[[gitcore.Oid, str], None]:
+    """builder.add with the object's path as its name: one of two uses of pygit2 internals (gitcore.full_repository).
 
     pygit2 (1.21 at the time of writing) has no public way to pass a name to
     git_packbuilder_insert, so this calls it through pygit2's cffi handle on the builder's
@@ -87,7 +94,7 @@ def _named_insert(builder: pygit2.PackBuilder) -> Callable[[pygit2.Oid, str], No
     except (ImportError, AttributeError):  # pragma: no cover - a pygit2 without these internals
         return lambda oid, _path: builder.add(oid)
 
-    def insert(oid: pygit2.Oid, path: str) -> None:
+    def insert(oid: gitcore.Oid, path: str) -> None:
         git_oid = ffi.new("git_oid *")
         ffi.buffer(git_oid)[:] = oid.raw
         name = path.encode("utf-8", "surrogateescape") if path else ffi.NULL
@@ -149,9 +156,9 @@ def remove_pack(pack: Path) -> bool:
     return True
 
 
-def pack_loose_objects(repo: pygit2.Repository, git_dir: Path) -> int:
-    """Pack loose objects (libgit2's pack builder) and drop the loose copies."""
-    written = int(repo.pack())
+def pack_loose_objects(repo: gitcore.Repository, git_dir: Path) -> int:
+    """Pack loose objects (libgit2's pack builder, through pygit2's Python package) and drop the loose copies."""
+    written = int(gitcore.full_repository(repo).pack())
     try:
         _prune_loose_packed(git_dir)
     except OSError as exc:

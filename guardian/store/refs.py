@@ -10,20 +10,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pygit2
-
 from guardian.errors import OperationFailed, StoreDamaged
+from guardian.store import gitcore
 from guardian.store.durability import durability_mode, sync_store
 from guardian.util.fs import fsync_dir
 
 SNAPSHOT_REF = "refs/heads/snapshots"
 
 
-def read_head(repo: pygit2.Repository) -> str | None:
+def read_head(repo: gitcore.Repository) -> str | None:
     """The commit the snapshot ref names, or None before the first snapshot."""
     try:
-        ref = repo.references.get(SNAPSHOT_REF)
-    except (pygit2.GitError, ValueError) as exc:
+        ref = gitcore.find_reference(repo, SNAPSHOT_REF)
+    except (gitcore.GitError, ValueError) as exc:
         raise StoreDamaged(f"the snapshot ref {SNAPSHOT_REF} is unreadable: {exc}") from None
     if ref is None:
         return None
@@ -45,7 +44,7 @@ def ref_file_problem(git_dir: Path) -> str | None:
     return None
 
 
-def update_ref(repo: pygit2.Repository, git_dir: Path, new: str, expected: str | None) -> None:
+def update_ref(repo: gitcore.Repository, git_dir: Path, new: str, expected: str | None) -> None:
     """Move the snapshot ref from expected to new, or fail if someone else moved it.
 
     Uses git's lock-file protocol (create <ref>.lock exclusively, verify, write,

@@ -13,8 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import pygit2
-
+from guardian.store import gitcore
 from guardian.store.durability import write_failed
 from guardian.store.packs import install_pack
 from guardian.store.rawpack import write_raw_pack
@@ -29,34 +28,34 @@ STAGED_LOOSE_LIMIT = 100
 STAGED_FLUSH_BYTES = 64 << 20
 
 
-class StagedObjects(pygit2.OdbBackend):
+class StagedObjects(gitcore.OdbBackend):
     """An in-memory object backend: a snapshot's new objects wait here until its commit."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.objects: dict[pygit2.Oid, tuple[int, bytes]] = {}
+        self.objects: dict[gitcore.Oid, tuple[int, bytes]] = {}
         self.size = 0
 
     # pygit2 calls these *_cb methods from libgit2; a KeyError means "not in this backend".
-    def read_cb(self, oid: pygit2.Oid) -> tuple[int, bytes]:
+    def read_cb(self, oid: gitcore.Oid) -> tuple[int, bytes]:
         return self.objects[oid]
 
-    def read_header_cb(self, oid: pygit2.Oid) -> tuple[int, int]:
+    def read_header_cb(self, oid: gitcore.Oid) -> tuple[int, int]:
         kind, data = self.objects[oid]
         return kind, len(data)
 
-    def read_prefix_cb(self, prefix: str) -> tuple[int, bytes, pygit2.Oid]:
+    def read_prefix_cb(self, prefix: str) -> tuple[int, bytes, gitcore.Oid]:
         # pygit2's Odb.read and some object lookups ask by prefix, even with a full id.
         oid = self.exists_prefix_cb(prefix)
         kind, data = self.objects[oid]
         return kind, data, oid
 
-    def exists_cb(self, oid: pygit2.Oid) -> bool:
+    def exists_cb(self, oid: gitcore.Oid) -> bool:
         return oid in self.objects
 
-    def exists_prefix_cb(self, prefix: str) -> pygit2.Oid:
-        if len(prefix) == pygit2.GIT_OID_HEXSZ:
-            full = pygit2.Oid(hex=prefix)
+    def exists_prefix_cb(self, prefix: str) -> gitcore.Oid:
+        if len(prefix) == gitcore.GIT_OID_HEXSZ:
+            full = gitcore.Oid(hex=prefix)
             if full in self.objects:
                 return full
             raise KeyError(prefix)
@@ -70,12 +69,12 @@ class StagedObjects(pygit2.OdbBackend):
     def refresh_cb(self) -> None:
         return None
 
-    def write_cb(self, oid: pygit2.Oid, data: bytes, kind: int) -> None:
+    def write_cb(self, oid: gitcore.Oid, data: bytes, kind: int) -> None:
         if oid not in self.objects:
             self.objects[oid] = (kind, bytes(data))
             self.size += len(data)
 
-    def __iter__(self) -> Iterator[pygit2.Oid]:
+    def __iter__(self) -> Iterator[gitcore.Oid]:
         return iter(list(self.objects))
 
     def clear(self) -> None:
@@ -90,7 +89,7 @@ class Staging:
     writes the staged ones through ``plain``, the store's ordinary handle.
     """
 
-    def __init__(self, git_dir: Path, repo: pygit2.Repository, plain: pygit2.Repository) -> None:
+    def __init__(self, git_dir: Path, repo: gitcore.Repository, plain: gitcore.Repository) -> None:
         self.git_dir = git_dir
         self.repo = repo
         self._plain = plain
@@ -115,7 +114,7 @@ class Staging:
                     odb.write(kind, data)
             else:
                 self._write_pack(list(staged.objects))
-        except (pygit2.GitError, OSError, ValueError) as exc:
+        except (gitcore.GitError, OSError, ValueError) as exc:
             raise write_failed(self.git_dir, exc) from None
         staged.clear()
 
@@ -123,7 +122,7 @@ class Staging:
         """Drop whatever is staged (a failed snapshot: no ref names it)."""
         self.backend.clear()
 
-    def _write_pack(self, oids: list[pygit2.Oid]) -> None:
+    def _write_pack(self, oids: list[gitcore.Oid]) -> None:
         # The work directory sits in objects/ (same filesystem, so the pack moves in by rename);
         # one left by a killed writer is removed by repair.clear_temp_objects.  The objects are
         # written whole, as they are held (guardian.store.rawpack): no delta search, no read-back.

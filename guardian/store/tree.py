@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from guardian.errors import StoreDamaged
+from guardian.store import gitcore
 from guardian.store.durability import write_failed
 from guardian.util.pathcodec import decode_path, encode_path
 
@@ -58,39 +57,39 @@ class TreeChange:
 # --------------------------------------------------------------------------- reading
 
 
-def read_commit(repo: pygit2.Repository, git_dir: Path, oid: str) -> pygit2.Commit:
+def read_commit(repo: gitcore.Repository, git_dir: Path, oid: str) -> gitcore.Commit:
     try:
-        obj = repo[oid]
-    except (KeyError, ValueError, pygit2.GitError) as exc:
+        obj = gitcore.lookup(repo, oid)
+    except (KeyError, ValueError, gitcore.GitError) as exc:
         raise StoreDamaged(f"snapshot {oid} is missing or unreadable in {git_dir}: {exc}") from None
-    if not isinstance(obj, pygit2.Commit):
+    if not isinstance(obj, gitcore.Commit):
         raise StoreDamaged(f"object {oid} in {git_dir} is not a snapshot commit")
     return obj
 
 
-def tree_of(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> pygit2.Tree | None:
+def tree_of(repo: gitcore.Repository, git_dir: Path, commit_id: str | None) -> gitcore.Tree | None:
     if commit_id is None:
         return None
     commit = read_commit(repo, git_dir, commit_id)
     try:
         return commit.tree
-    except (KeyError, ValueError, pygit2.GitError) as exc:
+    except (KeyError, ValueError, gitcore.GitError) as exc:
         raise StoreDamaged(
             f"the tree {commit.tree_id} of snapshot {commit_id} is missing or unreadable in {git_dir}: {exc}"
         ) from None
 
 
-def _subtree(repo: pygit2.Repository, git_dir: Path, oid: pygit2.Oid, path: str) -> pygit2.Tree:
+def _subtree(repo: gitcore.Repository, git_dir: Path, oid: gitcore.Oid, path: str) -> gitcore.Tree:
     try:
-        obj = repo[oid]
-    except (KeyError, ValueError, pygit2.GitError) as exc:
+        obj = gitcore.lookup(repo, oid)
+    except (KeyError, ValueError, gitcore.GitError) as exc:
         raise StoreDamaged(f"tree {oid} ({path}) is missing or unreadable in {git_dir}: {exc}") from None
-    if not isinstance(obj, pygit2.Tree):
+    if not isinstance(obj, gitcore.Tree):
         raise StoreDamaged(f"object {oid} ({path}) in {git_dir} is not a tree")
     return obj
 
 
-def entry_at(repo: pygit2.Repository, git_dir: Path, commit_id: str, path: str) -> Entry | None:
+def entry_at(repo: gitcore.Repository, git_dir: Path, commit_id: str, path: str) -> Entry | None:
     tree = tree_of(repo, git_dir, commit_id)
     if tree is None:
         return None
@@ -98,7 +97,7 @@ def entry_at(repo: pygit2.Repository, git_dir: Path, commit_id: str, path: str) 
         obj = tree[encode_path(path)]
     except KeyError:
         return None
-    except (ValueError, pygit2.GitError) as exc:  # a tree on the way is unreadable
+    except (ValueError, gitcore.GitError) as exc:  # a tree on the way is unreadable
         raise StoreDamaged(
             f"a tree on the path '{path}' of snapshot {commit_id} is unreadable in {git_dir}: {exc}"
         ) from None
@@ -107,23 +106,23 @@ def entry_at(repo: pygit2.Repository, git_dir: Path, commit_id: str, path: str) 
     return Entry(str(obj.id), int(obj.filemode))
 
 
-def iter_tree(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
+def iter_tree(repo: gitcore.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
     """Every file of a snapshot (gitlinks skipped), by path."""
     for path, entry in _walk(repo, git_dir, commit_id):
         if entry.mode != MODE_GITLINK:
             yield path, entry
 
 
-def gitlinks(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> list[str]:
+def gitlinks(repo: gitcore.Repository, git_dir: Path, commit_id: str | None) -> list[str]:
     """The paths of a snapshot's gitlinks (which every other read skips), sorted."""
     return sorted(path for path, entry in _walk(repo, git_dir, commit_id) if entry.mode == MODE_GITLINK)
 
 
-def _walk(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
+def _walk(repo: gitcore.Repository, git_dir: Path, commit_id: str | None) -> Iterator[tuple[str, Entry]]:
     tree = tree_of(repo, git_dir, commit_id)
     if tree is None:
         return
-    stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+    stack: list[tuple[str, gitcore.Tree]] = [("", tree)]
     while stack:
         prefix, current = stack.pop()
         for item in current:
@@ -135,14 +134,14 @@ def _walk(repo: pygit2.Repository, git_dir: Path, commit_id: str | None) -> Iter
                 yield decode_path(path), Entry(str(item.id), int(item.filemode))
 
 
-def tree_changes(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> list[TreeChange]:
+def tree_changes(repo: gitcore.Repository, git_dir: Path, commit_id: str) -> list[TreeChange]:
     """What a snapshot changed relative to its parent."""
     commit = read_commit(repo, git_dir, commit_id)
     try:
         parent_tree = commit.parents[0].tree if commit.parents else None
         tree = commit.tree
         diff = parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
-    except (KeyError, ValueError, pygit2.GitError) as exc:
+    except (KeyError, ValueError, gitcore.GitError) as exc:
         raise StoreDamaged(
             f"snapshot {commit_id} cannot be compared with its parent: an object is missing or unreadable "
             f"in {git_dir}: {exc}"
@@ -152,12 +151,12 @@ def tree_changes(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> list
         # A gitlink side reads as absent: a file that became a gitlink is gone, one that replaced it is added.
         old = (
             None
-            if delta.status == pygit2.enums.DeltaStatus.ADDED or delta.old_file.mode == MODE_GITLINK
+            if delta.status == gitcore.GIT_DELTA_ADDED or delta.old_file.mode == MODE_GITLINK
             else Entry(str(delta.old_file.id), int(delta.old_file.mode))
         )
         new = (
             None
-            if delta.status == pygit2.enums.DeltaStatus.DELETED or delta.new_file.mode == MODE_GITLINK
+            if delta.status == gitcore.GIT_DELTA_DELETED or delta.new_file.mode == MODE_GITLINK
             else Entry(str(delta.new_file.id), int(delta.new_file.mode))
         )
         if old is None and new is None:
@@ -171,14 +170,14 @@ def tree_changes(repo: pygit2.Repository, git_dir: Path, commit_id: str) -> list
 
 
 def build_tree(
-    repo: pygit2.Repository, git_dir: Path, parent_tree: pygit2.Tree | None, changes: Mapping[str, Entry | None]
-) -> pygit2.Oid:
+    repo: gitcore.Repository, git_dir: Path, parent_tree: gitcore.Tree | None, changes: Mapping[str, Entry | None]
+) -> gitcore.Oid:
     """Write the tree that applies changes (path -> new entry, None to delete) to parent_tree."""
     tree_id = _build(repo, git_dir, parent_tree, _nest(changes))
     if tree_id is None:
         try:
             tree_id = repo.TreeBuilder().write()
-        except (pygit2.GitError, OSError, ValueError) as exc:
+        except (gitcore.GitError, OSError, ValueError) as exc:
             raise write_failed(git_dir, exc) from None
     return tree_id
 
@@ -209,8 +208,8 @@ def _nest(changes: Mapping[str, Entry | None]) -> dict[str, Any]:
 
 
 def _build(
-    repo: pygit2.Repository, git_dir: Path, tree: pygit2.Tree | None, changes: Mapping[str, Any]
-) -> pygit2.Oid | None:
+    repo: gitcore.Repository, git_dir: Path, tree: gitcore.Tree | None, changes: Mapping[str, Any]
+) -> gitcore.Oid | None:
     builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
     for name, change in changes.items():
         if isinstance(change, dict):
@@ -229,17 +228,17 @@ def _build(
             if builder.get(name) is not None:
                 builder.remove(name)
         else:
-            _insert(git_dir, builder, name, pygit2.Oid(hex=change.oid), change.mode)
+            _insert(git_dir, builder, name, gitcore.Oid(hex=change.oid), change.mode)
     if len(builder) == 0:
         return None
     try:
         return builder.write()
-    except (pygit2.GitError, OSError, ValueError) as exc:
+    except (gitcore.GitError, OSError, ValueError) as exc:
         raise write_failed(git_dir, exc) from None
 
 
-def _insert(git_dir: Path, builder: pygit2.TreeBuilder, name: str, oid: pygit2.Oid, mode: int) -> None:
+def _insert(git_dir: Path, builder: gitcore.TreeBuilder, name: str, oid: gitcore.Oid, mode: int) -> None:
     try:
         builder.insert(name, oid, mode)
-    except (pygit2.GitError, OSError, ValueError) as exc:
+    except (gitcore.GitError, OSError, ValueError) as exc:
         raise write_failed(git_dir, exc) from None
