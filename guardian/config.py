@@ -157,7 +157,7 @@ class Policy:
 
 # --------------------------------------------------------------------------- parsing helpers
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_SIZE = r"(?i)^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$"  # compiled by re on first use, not on import
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -165,7 +165,7 @@ def parse_size(text: str | int) -> int:
     """'50MB', '2GB', '512' -> bytes (binary multiples, as du and ls -h use)."""
     if isinstance(text, int):
         return text
-    match = _SIZE_RE.match(text)
+    match = re.match(_SIZE, text)
     if not match:
         raise ValueError(f"not a size: {text!r} (use e.g. 512, 50MB, 2GB)")
     unit = (match.group(2) or "").lower().replace("i", "").rstrip("b") or ""

@@ -163,6 +163,8 @@ def _is_outside(norm: str) -> bool:
 
 @dataclass(frozen=True)
 class _CompiledRule:
+    """A protect rule with its patterns compiled."""
+
     index: int
     rule: ProtectRule
     spec: GlobSpec

@@ -48,7 +48,6 @@ from guardian.config import (
     preset_text,
 )
 from guardian.errors import GuardianError, OperationFailed, StoreDamaged
-from guardian.events import EventLog
 from guardian.paths import ENV_HOME, POLICY_FILENAME, find_project_root, store_dir_for
 from guardian.trust.policy import trusted_policy, write_accepted
 from guardian.util.fs import atomic_write_file
@@ -64,6 +63,7 @@ from guardian.util.lock import FileLock
 
 if TYPE_CHECKING:
     from guardian.catalog.db import Catalog
+    from guardian.events import EventLog
     from guardian.store.repo import ShadowRepo
 
 WRITER_LOCK_TIMEOUT = 30.0
@@ -71,6 +71,8 @@ WRITER_LOCK_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class ProjectPaths:
+    """A project's root and its store, and the files inside the store."""
+
     root: Path
     store: Path
 
@@ -118,6 +120,8 @@ class ProjectPaths:
 
 @dataclass
 class Project:
+    """A found project: its paths and the policy in force (and why the file on disk is not, if so)."""
+
     paths: ProjectPaths
     policy: Policy
     # Why guardian.yaml on disk is not the policy in force (see guardian.trust.policy); None when it is.
@@ -129,6 +133,8 @@ class Project:
 
     @property
     def events(self) -> EventLog:
+        from guardian.events import EventLog  # here: a read such as history writes no event
+
         return EventLog(self.paths.events)
 
     @classmethod
@@ -437,7 +443,7 @@ def follow_identity(paths: ProjectPaths) -> None:
 
 def adopt_moved_store(paths: ProjectPaths, old_store: Path, old_root: str) -> None:
     """The project moved from old_root: move its store to the name of the new root, and say so."""
-    from guardian.events import now_iso
+    from guardian.events import EventLog, now_iso
     from guardian.util.lock import is_locked, read_holder_pid
 
     if is_locked(old_store / "watcher.lock"):

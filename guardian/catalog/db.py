@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from guardian.errors import GuardianError, OperationFailed, PathRefused, StoreDamaged
 from guardian.paths import check_relative
-from guardian.store.trailers import parse_message
 from guardian.util.pathcodec import decode_path, encode_path
 
 if TYPE_CHECKING:
@@ -76,6 +75,8 @@ _LOOKUP_CHUNK = 500
 
 @dataclass(frozen=True)
 class SnapshotRow:
+    """One snapshot as the catalog lists it: its order, commit id, time, trigger and counts."""
+
     seq: int
     id: str
     ts: float
@@ -87,6 +88,8 @@ class SnapshotRow:
 
 @dataclass(frozen=True)
 class VersionRow:
+    """One path's version in one snapshot, joined with that snapshot's id, time and trigger."""
+
     seq: int
     snapshot: str
     ts: float
@@ -103,6 +106,8 @@ class VersionRow:
 
 @dataclass(frozen=True)
 class FileRow:
+    """The latest captured state of one path, with the stat data that lets a rescan skip hashing it."""
+
     path: str
     blob: str
     mode: int
@@ -115,6 +120,8 @@ class FileRow:
 
 @dataclass(frozen=True)
 class NewVersion:
+    """A version about to be recorded for the snapshot being indexed."""
+
     path: str
     change: str
     blob: str | None
@@ -287,6 +294,8 @@ class Catalog:
             raise
 
     def _index_commit(self, repo: ShadowRepo, commit_id: str) -> None:
+        from guardian.store.trailers import parse_message  # here: history and restore read rows, never messages
+
         record = repo.commit_record(commit_id)
         info = parse_message(record.message)
         versions: list[NewVersion] = []

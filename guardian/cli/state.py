@@ -15,6 +15,8 @@ from typing import Any
 
 @dataclass
 class Context:
+    """The shared options of one invocation."""
+
     directory: Path | None = None
     debug: bool = False
     as_json: bool = False

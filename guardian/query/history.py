@@ -1,4 +1,4 @@
-"""Answers about the past: log, a file's timeline with a diagnosis, show and diff.
+"""Answers about the past: a file's timeline with a diagnosis, show and diff (``guardian.query.log``: the log).
 
 ``guardian history PATH`` runs on every look at a file, so this module imports only what
 a timeline needs: the catalog (never pygit2), and the rollback story, the git runner and
@@ -7,11 +7,11 @@ difflib only when a path is protected, the project is a git repository, or a dif
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.catalog.db import Catalog, SnapshotRow, VersionRow
+from guardian.catalog.db import Catalog, VersionRow
 from guardian.errors import OperationFailed
 from guardian.policy import PolicyEngine
 from guardian.project import Project
@@ -26,68 +26,9 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 
 @dataclass
-class LogEntry:
-    snapshot: SnapshotRow
-    bad: list[VersionRow]
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.snapshot
-        return {
-            "snapshot": s.id,
-            "time": s.ts,
-            "trigger": s.trigger,
-            "summary": s.summary,
-            "files": s.nchanged,
-            "not_valid": [{"path": v.path, "verdict": v.verdict, "reason": v.reason} for v in self.bad],
-        }
-
-
-@dataclass
-class WindowSummary:
-    changed: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    became_bad: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "changed": self.changed,
-            "deleted": self.deleted,
-            "not_valid": [{"path": p, "verdict": v, "reason": r} for p, v, r in self.became_bad],
-        }
-
-
-def log(
-    project: Project,
-    typed_path: str | None = None,
-    *,
-    cwd: Path | None = None,
-    limit: int | None = None,
-    since: float | None = None,
-    until: float | None = None,
-) -> tuple[list[LogEntry], WindowSummary | None]:
-    with project.reader() as (_repo, catalog):
-        rel = resolve_path(project.root, catalog, typed_path, cwd) if typed_path else None
-        rows = catalog.snapshots(limit=limit, since=since, until=until, path=rel)
-        entries = [LogEntry(row, [v for v in catalog.versions_in(row.seq) if v.verdict != "valid"]) for row in rows]
-        window = None
-        if since is not None or until is not None:
-            window = WindowSummary()
-            changed: dict[str, VersionRow] = {}
-            for v in catalog.versions_between(since, until):
-                if rel is None or v.path == rel or v.path.startswith(rel + "/"):
-                    changed[v.path] = v
-            for path, v in sorted(changed.items()):
-                if v.change == "delete":
-                    window.deleted.append(path)
-                else:
-                    window.changed.append(path)
-                    if v.verdict != "valid":
-                        window.became_bad.append((path, v.verdict, v.reason))
-        return entries, window
-
-
-@dataclass
 class History:
+    """A file's timeline, its diagnosis, and the user's git commits that touched it."""
+
     path: str
     versions: list[VersionRow]
     diagnosis: str
@@ -95,7 +36,6 @@ class History:
     git_commits: list[str]
     exists_now: bool
     rollback: dict[str, Any] | None = None  # a protected path's rollback that stands in its history
-
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -28,8 +28,6 @@ from pathlib import Path
 
 from guardian.config import Policy, ProtectRule, parse_policy
 from guardian.paths import POLICY_FILENAME
-from guardian.trust.grants import covering_grant
-from guardian.trust.hook_pathspec import write_pathspec_file
 from guardian.util.fs import atomic_write_file
 
 ACCEPTED_FILE = "policy.accepted.yaml"
@@ -57,6 +55,8 @@ def read_accepted(store: Path) -> str | None:
 
 
 def write_accepted(store: Path, text: str) -> None:
+    from guardian.trust.hook_pathspec import write_pathspec_file  # only when a policy is accepted
+
     atomic_write_file(accepted_path(store), text.encode("utf-8"), 0o600)
     write_pathspec_file(store, text.encode("utf-8"))  # the git hooks' fast path follows the accepted policy
 
@@ -162,6 +162,8 @@ def trusted_policy(policy_file: Path, store: Path, load_disk: Callable[[Path], P
         )
     if not lost:
         return _accept(store, disk, disk_text, "it keeps every protection of the accepted policy")
+    from guardian.trust.grants import covering_grant  # here: a plain read of the policy never needs the grants
+
     grant = covering_grant(store, "modify", POLICY_FILENAME)
     if grant is not None:
         return _accept(store, disk, disk_text, f"grant {grant.id} ({grant.by}) allows editing it")

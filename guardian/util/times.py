@@ -29,14 +29,14 @@ TIME_FORMS = (
     "2h, 1h30m or 2 hours ago (that long ago), @1700000000"
 )
 
-_CLOCK_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_AGO_RE = re.compile(
-    r"^(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w)\s+ago$", re.IGNORECASE
-)
+# Patterns, not compiled ones: re compiles each on first use and keeps it, so the commands
+# that only print times (history, log) never pay for compiling them (~1 ms each).
+_CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$"
+_AGO = r"(?i)^(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w)\s+ago$"
 _AGO_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hr": 3600, "hour": 3600}
 _AGO_UNITS |= {"d": 86400, "day": 86400, "w": 604800, "week": 604800}
 # '2026-11-22 10:02:11 -05:00' (format_time's output): fromisoformat wants no space before the zone.
-_SPACED_ZONE_RE = re.compile(r"^(.*\d)\s+([+-]\d\d:?\d\d|Z)$")
+_SPACED_ZONE = r"^(.*\d)\s+([+-]\d\d:?\d\d|Z)$"
 
 
 def parse_time(text: str, option: str = "--before") -> float:
@@ -61,7 +61,7 @@ def _parse(raw: str, now: float) -> float | None:
     seconds = _duration_or_none(raw)
     if seconds is not None:
         return now - seconds
-    ago = _AGO_RE.match(raw)
+    ago = re.match(_AGO, raw)
     if ago:
         unit = ago.group(2).lower()
         unit = unit[:-1] if unit.endswith("s") and len(unit) > 1 else unit
@@ -73,14 +73,14 @@ def _parse(raw: str, now: float) -> float | None:
             base = (base - dt.timedelta(days=1)).replace(hour=0)  # across a DST change, still midnight
             base = base.replace(tzinfo=None).astimezone()
         return _at_clock(base, clock) if clock else base.timestamp()
-    if _CLOCK_RE.match(raw):
+    if re.match(_CLOCK, raw):
         today = dt.datetime.fromtimestamp(now).astimezone()
         return _at_clock(today, raw)
     return _iso(raw)
 
 
 def _at_clock(day: dt.datetime, clock: str) -> float:
-    match = _CLOCK_RE.match(clock)
+    match = re.match(_CLOCK, clock)
     if not match:
         raise ValueError(clock)
     hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
@@ -90,7 +90,7 @@ def _at_clock(day: dt.datetime, clock: str) -> float:
 
 
 def _iso(raw: str) -> float | None:
-    spaced = _SPACED_ZONE_RE.match(raw)
+    spaced = re.match(_SPACED_ZONE, raw)
     if spaced and ("-" in spaced.group(1)[:10]):
         raw = spaced.group(1) + spaced.group(2)
     try:
@@ -196,16 +196,16 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, (int, float)):
         return float(text)
     raw = text.strip()
-    match = _DURATION_RE.match(raw)
+    match = re.match(_DURATION, raw)
     if match:
         return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
     # Compound: every part names its unit ('1h30m', '2d 12h'), so '1h30' stays an error.
-    if raw and _COMPOUND_RE.fullmatch(raw):
-        return sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in _PART_RE.findall(raw))
+    if raw and re.fullmatch(_COMPOUND, raw):
+        return sum(float(n) * _DURATION_UNITS[u.lower()] for n, u in re.findall(_PART, raw))
     raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 48h, 14d, 1h30m)")
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
-_PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d|w)", re.IGNORECASE)
-_COMPOUND_RE = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*(?:ms|min|s|m|h|d|w)\s*)+", re.IGNORECASE)
+_DURATION = r"(?i)^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$"
+_PART = r"(?i)(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d|w)"
+_COMPOUND = r"(?i)(?:\s*\d+(?:\.\d+)?\s*(?:ms|min|s|m|h|d|w)\s*)+"
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
