@@ -352,6 +352,9 @@ def detector_ready() -> bool:
 
 
 _warming: list[threading.Thread] = []
+# Not _Detector._lock: the warm-up thread holds that for the whole load, and a capture asking
+# again meanwhile (the watcher's, under the writer lock) would wait out the load it must not wait for.
+_warming_lock = threading.Lock()
 
 
 def warm_up() -> None:
@@ -359,7 +362,7 @@ def warm_up() -> None:
 
     Not a daemon: interpreter shutdown waits the fraction of a second rather than kill it mid-import.
     """
-    with _Detector._lock:
+    with _warming_lock:
         if _Detector._made is not None or _warming:
             return
         thread = threading.Thread(target=_load_quietly, name="guardian-secrets-warm-up")

@@ -183,3 +183,24 @@ def test_versions_leave_the_queue_only_once_their_secrets_are_recorded(tmp_path:
     assert run_cli("snapshot", cwd=root).exit_code == 0
     assert secret_record.pending_scans(proj.paths.store) == 0
     assert list(read_index(proj.paths.store)) == ["zz/bot.py"]
+
+
+def test_a_capture_asking_for_the_scanner_while_it_loads_does_not_wait_for_the_load() -> None:
+    # Each watcher capture calls warm_up() until detect-secrets is loaded, holding the writer lock:
+    # a call made while the warm-up thread imports must return at once, the library still loading.
+    # A fresh process, since a test process has loaded the library long ago.
+    script = (
+        "import sys, time\n"
+        "from guardian.capture.secrets import detector_ready, warm_up\n"
+        "warm_up()\n"
+        "while 'detect_secrets' not in sys.modules:  # the warm-up thread is importing it now\n"
+        "    time.sleep(0.001)\n"
+        "warm_up()  # what a watcher capture does meanwhile\n"
+        "print('loaded' if detector_ready() else 'still loading')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "still loading", "the second warm_up() waited for the whole load"
