@@ -149,8 +149,11 @@ class CaptureBudget:
         return max(general, CRITICAL_FILE) if protected else general
 
     def __call__(self, rel: str, size: int) -> str | None:
-        if self.usage.state == "full":
+        state = self.usage.state
+        if state == "full":
             raise OperationFailed(disk_full_message(self.usage))
+        if state == "ok":
+            return None  # no limit: no need to ask the policy whether rel is protected (once per file)
         limit = self.limit(self.protected(rel))
         if limit is None or size <= limit:
             return None

@@ -12,7 +12,8 @@ way, so every check process carries ``GUARDIAN_CHECK_DIR=<its private directory>
 its environment, the directory is named after guardian's pid, and the next guardian
 that runs a check (or starts watching) sweeps directories whose guardian is gone: it
 kills the processes that still carry the marker and removes the directory with the
-copy of the user's file in it.
+copy of the user's file in it.  ``die_with_parent`` also makes a large capture's parse
+workers (``capture.parsepool``) die with guardian.
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ _PR_SET_PDEATHSIG = 1
 _swept = False
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child die with the thread that started it (Linux only)."""
+def die_with_parent(parent: int | None = None) -> Callable[[], None] | None:
+    """A function that makes the process calling it die with the thread that started it (Linux only).
+
+    The child calls it: a check as its preexec_fn, a parse worker (``capture.parsepool``) as it
+    starts.  ``parent`` is the pid that started the child: by default the process making it.
+    """
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -50,7 +55,7 @@ def _die_with_parent() -> Callable[[], None] | None:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
-    parent = os.getpid()
+    parent = os.getpid() if parent is None else parent
 
     def arm() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -79,7 +84,7 @@ def run_check(
             env=marked,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
     exited = False
     try:

@@ -9,7 +9,6 @@ git and any snapshot event that never got written is appended as "recovered".
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import time
@@ -19,23 +18,33 @@ from typing import Any
 
 from guardian.capture.filters import PathFilter
 from guardian.capture.health import note_capture, note_failure
-from guardian.capture.reading import Unreadable, grew_reason, read_capped
+from guardian.capture.lookahead import LookAhead, git_mode
+from guardian.capture.lookahead import stat_matches as stat_matches
+from guardian.capture.parsepool import Parsed, parse_pool
+from guardian.capture.reading import FileReader as FileReader
+from guardian.capture.reading import grew_reason
 from guardian.capture.result import CapturedFile as CapturedFile
 from guardian.capture.result import SnapshotResult as SnapshotResult
 from guardian.capture.result import summarize as summarize
 from guardian.capture.secret_record import secret_events
-from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes, with_wal
-from guardian.capture.validate import MAX_PARSE_BYTES, checks_for, content_passed_before, is_in_progress, judge
+from guardian.capture.sqlite import is_sqlite_bytes, with_wal
+from guardian.capture.validate import (
+    MAX_PARSE_BYTES,
+    checks_for,
+    content_passed_before,
+    is_in_progress,
+    judge,
+)
 from guardian.capture.walk import DirectoryModes, Problem, describe_os_error, too_deep, too_deep_reason, under_any
 from guardian.capture.walk import walk_tree as walk_tree
 from guardian.capture.writers import OpenWriters
 from guardian.catalog.db import Catalog, FileRow, NewVersion
 from guardian.config import CheckSpec
-from guardian.errors import OperationFailed, PathRefused
+from guardian.errors import PathRefused
 from guardian.project import Project
-from guardian.store.repo import ShadowRepo, hash_blob
+from guardian.store.repo import ShadowRepo
 from guardian.store.trailers import format_message
-from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK, Entry
+from guardian.store.tree import MODE_LINK, Entry
 from guardian.trust.policy import accepted_path
 from guardian.util.crash import crash_point
 from guardian.util.fs import is_stale_temp, lstat_at, open_parent
@@ -49,49 +58,6 @@ ProgressFn = Callable[[int, int], None]
 SCAN_CHUNK = 500
 
 
-def _git_mode(st_mode: int) -> int:
-    if stat.S_ISLNK(st_mode):
-        return MODE_LINK
-    return MODE_EXEC if st_mode & 0o100 else MODE_FILE
-
-
-def stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
-    return (
-        row is not None
-        and row.mtime_ns == st.st_mtime_ns
-        and row.ctime_ns == st.st_ctime_ns
-        and row.ino == st.st_ino
-        and row.size == st.st_size
-        and row.mode == _git_mode(st.st_mode)
-    )
-
-
-# When a read's stat may be cached ("racy git"): a later in-place write of the same size goes
-# unnoticed by stat_matches only if it leaves mtime and ctime as they were, i.e. if it lands in
-# the same timestamp tick as the last change before the read.  ctime is the kernel's own clock
-# (no tool can set it back), taken from the coarse clock, which ticks every 1-10 ms (HZ 1000 to
-# 100) and lags real time by up to one tick.  So a stat whose ctime is within _RACY_NS of the time
-# right after it was taken is not trusted; on a filesystem with whole-second timestamps (ctime
-# with no sub-second part: FAT has 2 s, ext3 and HFS+ 1 s) the window is _RACY_COARSE_NS.  An
-# untrusted stat costs one re-read (and re-hash) on the next rescan, nothing more.
-_RACY_NS = 20_000_000
-_RACY_COARSE_NS = 2_000_000_000
-
-
-def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -> str | None:
-    """None if `after` describes the data read between the two fstats; else "changed" or "racy"."""
-    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-    ):
-        return "changed"
-    window = _RACY_COARSE_NS if after.st_ctime_ns % 1_000_000_000 == 0 else _RACY_NS
-    if after.st_ctime_ns > now_ns - window:
-        return "racy"
-    return None
-
-
 def judge_content(
     project: Project,
     catalog: Catalog,
@@ -102,6 +68,10 @@ def judge_content(
     data: bytes,
     damage: str | None = None,
     blob: str | None = None,
+    *,
+    checks: tuple[CheckSpec, ...] | None = None,
+    found: Parsed | None = None,
+    history: bool = True,
 ) -> tuple[str, str]:
     """The verdict for one file's content: the single place snapshots and the guardrail judge.
 
@@ -109,11 +79,15 @@ def judge_content(
     it (both small enough to compare); ``writers`` says whether a process still has the file
     open for writing.  ``damage``: why SQLite could not open a file that starts like a database.
     With ``blob`` (data's id), content the store already found valid at this path is not parsed again.
+    ``checks``: checks_for(rel) if the caller has it already; ``found``: what a parse worker's
+    pure checks found (see validate.judge).  Without ``history`` (the catalog has no version of
+    any file) there is no earlier version to compare with, and none is looked up.
     """
     if kind == "symlink":
         return "valid", ""
     policy = project.policy
-    checks = checks_for(rel, policy.validate)
+    if checks is None:
+        checks = checks_for(rel, policy.validate)
     if is_sqlite_bytes(data) and all(spec.name != "sqlite" for spec in checks):
         checks = (*checks, CheckSpec(name="sqlite"))  # a database is checked as one whatever its name
 
@@ -128,20 +102,22 @@ def judge_content(
         rel,
         data,
         checks,
-        last_valid_size=catalog.last_valid_size(rel),
+        last_valid_size=catalog.last_valid_size(rel) if history else None,
         suspect=policy.suspect,
         cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
-        previous=last_valid_content,
+        previous=last_valid_content if history else None,
         writer=open_writer(writers, rel, kind, data),
-        content_passed=blob is not None
+        content_passed=history
+        and blob is not None
         and damage is None
         and content_passed_before(
             catalog, (accepted_path(project.paths.store), project.paths.policy_file), rel, blob, checks
         ),
+        found=found,
     )
     if damage is not None:
-        found = verdict.reason if verdict.verdict == "invalid" and verdict.reason != damage else ""
-        return "invalid", f"{damage}; {found}" if found else damage
+        found_too = verdict.reason if verdict.verdict == "invalid" and verdict.reason != damage else ""
+        return "invalid", f"{damage}; {found_too}" if found_too else damage
     return verdict.verdict, verdict.reason
 
 
@@ -154,72 +130,6 @@ def open_writer(writers: OpenWriters, rel: str, kind: str, data: bytes) -> str |
     if kind != "file" or is_sqlite_bytes(data):
         return None
     return writers.describe(rel)
-
-
-class FileReader:
-    """Reads one path's current content safely, folding SQLite through the backup API."""
-
-    def __init__(self, project: Project) -> None:
-        self.root = project.root
-        self.max_size = project.policy.watch.max_file_size
-        self.databases = DatabaseReads(project.root)
-
-    def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
-        """('missing'|'other'|'toolarge'|'busy'|'error'|'file'|'symlink', data, stat).
-
-        'busy': a locked database; 'error': a file that cannot be read (read_checked raises Unreadable).
-        """
-        try:
-            kind, data, st, _distrust = self.read_checked(rel)
-        except Unreadable:
-            return "error", b"", None  # not judged: the capture reports it
-        return kind, data, st
-
-    def read_checked(self, rel: str) -> tuple[str, bytes, os.stat_result | None, str | None]:
-        """As read, plus whether the stat may be cached: None, or why not ("changed", "racy").
-
-        A file is fstat'ed before and after its content is read: a stat taken only after the
-        read could describe content guardian never saw, and a rescan trusting it would skip the
-        file until it changed again.
-        """
-        try:
-            with open_parent(self.root, rel) as (dir_fd, leaf):
-                st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None
-                if not stat.S_ISREG(st.st_mode):
-                    return "other", b"", st, None
-                if st.st_size > self.max_size:
-                    return "toolarge", b"", st, None
-                fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-                try:
-                    before = os.fstat(fd)
-                    head = os.pread(fd, 16, 0)
-                    database = self.databases.read(rel, before) if is_sqlite_bytes(head) else None
-                    if database is not None:
-                        kind, data, folded = database
-                        return kind, data, folded, _stat_distrust(folded, folded, time.time_ns())
-                    # Not a database, or one SQLite cannot open (its bytes, as they are).
-                    capped = read_capped(fd, self.max_size, before.st_size)
-                    after = os.fstat(fd)
-                    if capped is None:  # it grew past the limit while being read
-                        return "toolarge", b"", after, "changed"
-                    data = capped
-                    now_ns = time.time_ns()
-                finally:
-                    os.close(fd)
-                return "file", data, after, _stat_distrust(before, after, now_ns)
-        except (FileNotFoundError, NotADirectoryError, PathRefused):
-            # PathRefused: a parent became a symlink, so the path has left the tree.
-            return "missing", b"", None, None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # the leaf became a symlink between stat and open
-                return "missing", b"", None, None
-            raise Unreadable(rel, f"cannot read: {describe_os_error(exc)}") from None
-        except Unreadable:
-            raise
-        except OperationFailed as exc:  # a database that could not be copied
-            raise Unreadable(rel, f"cannot copy: {exc}") from None
 
 
 # --------------------------------------------------------------------------- capture
@@ -374,90 +284,90 @@ class Capture:
         removed: list[str] = []
         total = len(present) + len(gone)
         done = 0
-        for rel in sorted(present):
-            done += 1
-            if progress is not None and done % 200 == 0:
-                progress(done, total)
-            row = rows[rel] if rows is not None else self.catalog.file(rel)
-            if rel not in accept_set and stat_matches(row, present[rel]):
-                continue
-            if self.budget is not None and rel not in accept_set:
-                why = self.budget(rel, present[rel].st_size)
-                if why is not None:
-                    result.skipped.append((rel, why))  # logged as a "skip" event with the snapshot
+        # An empty catalog (a first snapshot) has no earlier version of any file to look up.
+        history = self.catalog.last_snapshot() is not None
+        with parse_pool(len(present)) as pool:
+            reads = LookAhead(
+                self.reader, self.catalog, self.project.policy.validate, self.budget, present, rows, accept_set
+            )
+            for look, found in reads.looks(sorted(present), pool):
+                rel, row, kind, data, distrust, oid = look.rel, look.row, look.kind, look.data, look.distrust, look.oid
+                done += 1
+                if progress is not None and done % 200 == 0:
+                    progress(done, total)
+                if kind == "same":
                     continue
-            try:
-                kind, data, read_st, distrust = self.reader.read_checked(rel)
-            except Unreadable as exc:  # this file keeps its last version; the rest goes on
-                size = present[rel].st_size
-                result.files.append(CapturedFile(rel, "error", size, "error", exc.reason))
-                continue
-            if kind == "busy":  # a locked database: no stat recorded, so it is read again next time
-                result.deferred.append(rel)
-                result.unstable.append(rel)
-                if rel in self.reader.databases.deferrals:
-                    result.skipped.append((rel, self.reader.databases.deferrals.pop(rel)))
-                continue
-            if kind in ("missing", "other"):
-                if row is not None and kind == "missing":
-                    gone.add(rel)
-                continue
-            assert read_st is not None
-            st = read_st
-            if kind == "toolarge":
-                limit = self.project.policy.watch.max_file_size
-                if distrust is not None:
+                if kind == "budget":
+                    result.skipped.append((rel, look.why))  # logged as a "skip" event with the snapshot
+                    continue
+                if kind == "unreadable":  # this file keeps its last version; the rest goes on
+                    result.files.append(CapturedFile(rel, "error", present[rel].st_size, "error", look.why))
+                    continue
+                if kind == "busy":  # a locked database: no stat recorded, so it is read again next time
+                    result.deferred.append(rel)
                     result.unstable.append(rel)
-                    result.skipped.append((rel, grew_reason(present[rel].st_size, limit)))
-                else:
-                    result.skipped.append((rel, f"{st.st_size} bytes is over watch.max_file_size ({limit})"))
-                continue
-            mode = MODE_LINK if kind == "symlink" else _git_mode(st.st_mode)
-            oid = hash_blob(data)
-            # git keeps only the exec bit; the permission bits go to the catalog (and, when not the
-            # default, a Guardian-Perm trailer) so a deleted 0600 file comes back 0600.
-            perm = None if kind == "symlink" else stat.S_IMODE(st.st_mode)
-            # A stat that may not describe the data read is stored without mtime: the next scan re-reads.
-            mtime_ns = None if distrust is not None else st.st_mtime_ns
-            stats.append(FileRow(rel, oid, mode, st.st_size, mtime_ns, st.st_ctime_ns, st.st_ino, perm))
-            if distrust == "changed":
-                result.unstable.append(rel)
-            unchanged = row is not None and row.blob == oid and row.mode == mode
-            settling = False
-            if unchanged and rel not in accept_set:
-                # Content captured while its writer still had it open is judged again once the
-                # writer may be done; such a version's stat was stored untrusted (no mtime).
-                if row is None or row.mtime_ns is not None or not self._awaits_settling(rel, oid):
+                    if rel in self.reader.databases.deferrals:
+                        result.skipped.append((rel, self.reader.databases.deferrals.pop(rel)))
                     continue
-                settling = True
-            if not self.repo.has_object(oid):
-                self.repo.write_blob(data)
-            crash_point("snapshot-after-blob")
-            verdict, reason = self._judge(rel, kind, data, oid)
-            if open_writer(self._writers, rel, kind, data) is not None:
-                # Not settled: make the next scan read it again, and have the watcher look again after
-                # its quiet window (a close event also brings it back).  A version already recorded
-                # as in progress gets no second one while the writer keeps it open.
-                stats[-1] = replace(stats[-1], mtime_ns=None)
-                if settling:
+                if kind in ("missing", "other"):
+                    if row is not None and kind == "missing":
+                        gone.add(rel)
                     continue
-                if rel not in result.unstable:
+                assert look.st is not None
+                st = look.st
+                if kind == "toolarge":
+                    limit = self.project.policy.watch.max_file_size
+                    if distrust is not None:
+                        result.unstable.append(rel)
+                        result.skipped.append((rel, grew_reason(present[rel].st_size, limit)))
+                    else:
+                        result.skipped.append((rel, f"{st.st_size} bytes is over watch.max_file_size ({limit})"))
+                    continue
+                mode = MODE_LINK if kind == "symlink" else git_mode(st.st_mode)
+                # git keeps only the exec bit; the permission bits go to the catalog (and, when not the
+                # default, a Guardian-Perm trailer) so a deleted 0600 file comes back 0600.
+                perm = None if kind == "symlink" else stat.S_IMODE(st.st_mode)
+                # A stat that may not describe the data read is stored without mtime: the next scan re-reads.
+                mtime_ns = None if distrust is not None else st.st_mtime_ns
+                stats.append(FileRow(rel, oid, mode, st.st_size, mtime_ns, st.st_ctime_ns, st.st_ino, perm))
+                if distrust == "changed":
                     result.unstable.append(rel)
-            if rel in accept_set:
-                verdict, reason = "valid", "accepted by user"
-            elif settling:
-                reason = reason or "no longer open for writing"
-                verdicts[rel] = (verdict, reason)  # valid ones too: the catalog rebuilds this version from it
-            elif verdict != "valid":
-                verdicts[rel] = (verdict, reason)
-            change = "settle" if settling else "accept" if unchanged else ("add" if row is None else "modify")
-            if not unchanged:
-                changes[rel] = Entry(oid, mode)
-            result.files.append(CapturedFile(rel, change, len(data), verdict, reason, oid, mode))
-            versions.append(NewVersion(rel, change, oid, mode, len(data), verdict, reason, perm))
-            dir_perms.update(dir_modes.above(rel))
-            if perm is not None:
-                perms[rel] = perm
+                unchanged = row is not None and row.blob == oid and row.mode == mode
+                settling = False
+                if unchanged and rel not in accept_set:
+                    # Content captured while its writer still had it open is judged again once the
+                    # writer may be done; such a version's stat was stored untrusted (no mtime).
+                    if row is None or row.mtime_ns is not None or not self._awaits_settling(rel, oid):
+                        continue
+                    settling = True
+                if not self.repo.has_object(oid):
+                    self.repo.write_blob(data)
+                crash_point("snapshot-after-blob")
+                verdict, reason = self._judge(rel, kind, data, oid, look.checks, found, history)
+                if open_writer(self._writers, rel, kind, data) is not None:
+                    # Not settled: make the next scan read it again, and have the watcher look again after
+                    # its quiet window (a close event also brings it back).  A version already recorded
+                    # as in progress gets no second one while the writer keeps it open.
+                    stats[-1] = replace(stats[-1], mtime_ns=None)
+                    if settling:
+                        continue
+                    if rel not in result.unstable:
+                        result.unstable.append(rel)
+                if rel in accept_set:
+                    verdict, reason = "valid", "accepted by user"
+                elif settling:
+                    reason = reason or "no longer open for writing"
+                    verdicts[rel] = (verdict, reason)  # valid ones too: the catalog rebuilds this version from it
+                elif verdict != "valid":
+                    verdicts[rel] = (verdict, reason)
+                change = "settle" if settling else "accept" if unchanged else ("add" if row is None else "modify")
+                if not unchanged:
+                    changes[rel] = Entry(oid, mode)
+                result.files.append(CapturedFile(rel, change, len(data), verdict, reason, oid, mode))
+                versions.append(NewVersion(rel, change, oid, mode, len(data), verdict, reason, perm))
+                dir_perms.update(dir_modes.above(rel))
+                if perm is not None:
+                    perms[rel] = perm
         for rel in sorted(gone):
             if rel in changes:
                 continue
@@ -508,10 +418,32 @@ class Capture:
             self.project.events.append("repair", removed[:1000], None, trigger, details)
         return removed
 
-    def _judge(self, rel: str, kind: str, data: bytes, blob: str) -> tuple[str, str]:
+    def _judge(
+        self,
+        rel: str,
+        kind: str,
+        data: bytes,
+        blob: str,
+        checks: tuple[CheckSpec, ...] | None = None,
+        found: Parsed | None = None,
+        history: bool = True,
+    ) -> tuple[str, str]:
         damage = self.reader.databases.damaged.pop(rel, None)
         try:
-            return judge_content(self.project, self.catalog, self.repo, self._writers, rel, kind, data, damage, blob)
+            return judge_content(
+                self.project,
+                self.catalog,
+                self.repo,
+                self._writers,
+                rel,
+                kind,
+                data,
+                damage,
+                blob,
+                checks=checks,
+                found=found,
+                history=history,
+            )
         except Exception as exc:  # noqa: BLE001 - a broken check must not stop the capture of every file
             return "error", f"could not be checked: {type(exc).__name__}: {exc}"[:300]
 

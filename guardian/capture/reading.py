@@ -1,5 +1,7 @@
 """Reading one user file for capture: bounded by ``watch.max_file_size``, and failing for that file alone.
 
+``FileReader`` reads a path without following symlinks (a SQLite database through the
+backup API) and says whether the stat taken with it may be trusted by the next scan.
 A file is read in chunks and never past the limit, whatever its size said when it was
 looked at: a log that keeps growing, or a sparse file extended to gigabytes while it is
 read, costs at most the limit in memory, and is skipped as too large.  A file that
@@ -10,9 +12,16 @@ and goes on with the others.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import time
 
-from guardian.errors import OperationFailed
+from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes
+from guardian.capture.walk import describe_os_error
+from guardian.errors import OperationFailed, PathRefused
+from guardian.project import Project
+from guardian.util.fs import open_parent
 
 CHUNK = 1 << 20
 
@@ -51,3 +60,95 @@ def grew_reason(size_seen: int, limit: int) -> str:
         f"grew past watch.max_file_size ({limit}) while it was read "
         f"({size_seen} bytes when looked at); read again when it changes"
     )
+
+
+# When a read's stat may be cached ("racy git"): a later in-place write of the same size goes
+# unnoticed by stat_matches only if it leaves mtime and ctime as they were, i.e. if it lands in
+# the same timestamp tick as the last change before the read.  ctime is the kernel's own clock
+# (no tool can set it back), taken from the coarse clock, which ticks every 1-10 ms (HZ 1000 to
+# 100) and lags real time by up to one tick.  So a stat whose ctime is within _RACY_NS of the time
+# right after it was taken is not trusted; on a filesystem with whole-second timestamps (ctime
+# with no sub-second part: FAT has 2 s, ext3 and HFS+ 1 s) the window is _RACY_COARSE_NS.  An
+# untrusted stat costs one re-read (and re-hash) on the next rescan, nothing more.
+_RACY_NS = 20_000_000
+_RACY_COARSE_NS = 2_000_000_000
+
+
+def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -> str | None:
+    """None if `after` describes the data read between the two fstats; else "changed" or "racy"."""
+    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    ):
+        return "changed"
+    window = _RACY_COARSE_NS if after.st_ctime_ns % 1_000_000_000 == 0 else _RACY_NS
+    if after.st_ctime_ns > now_ns - window:
+        return "racy"
+    return None
+
+
+class FileReader:
+    """Reads one path's current content safely, folding SQLite through the backup API."""
+
+    def __init__(self, project: Project) -> None:
+        self.root = project.root
+        self.max_size = project.policy.watch.max_file_size
+        self.databases = DatabaseReads(project.root)
+
+    def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
+        """('missing'|'other'|'toolarge'|'busy'|'error'|'file'|'symlink', data, stat).
+
+        'busy': a locked database; 'error': a file that cannot be read (read_checked raises Unreadable).
+        """
+        try:
+            kind, data, st, _distrust = self.read_checked(rel)
+        except Unreadable:
+            return "error", b"", None  # not judged: the capture reports it
+        return kind, data, st
+
+    def read_checked(self, rel: str) -> tuple[str, bytes, os.stat_result | None, str | None]:
+        """As read, plus whether the stat may be cached: None, or why not ("changed", "racy").
+
+        A file is fstat'ed before and after its content is read: a stat taken only after the
+        read could describe content guardian never saw, and a rescan trusting it would skip the
+        file until it changed again.
+        """
+        try:
+            with open_parent(self.root, rel) as (dir_fd, leaf):
+                st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None
+                if not stat.S_ISREG(st.st_mode):
+                    return "other", b"", st, None
+                if st.st_size > self.max_size:
+                    return "toolarge", b"", st, None
+                fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                try:
+                    before = os.fstat(fd)
+                    head = os.pread(fd, 16, 0)
+                    database = self.databases.read(rel, before) if is_sqlite_bytes(head) else None
+                    if database is not None:
+                        kind, data, folded = database
+                        return kind, data, folded, _stat_distrust(folded, folded, time.time_ns())
+                    # Not a database, or one SQLite cannot open (its bytes, as they are).
+                    capped = read_capped(fd, self.max_size, before.st_size)
+                    after = os.fstat(fd)
+                    if capped is None:  # it grew past the limit while being read
+                        return "toolarge", b"", after, "changed"
+                    data = capped
+                    now_ns = time.time_ns()
+                finally:
+                    os.close(fd)
+                return "file", data, after, _stat_distrust(before, after, now_ns)
+        except (FileNotFoundError, NotADirectoryError, PathRefused):
+            # PathRefused: a parent became a symlink, so the path has left the tree.
+            return "missing", b"", None, None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the leaf became a symlink between stat and open
+                return "missing", b"", None, None
+            raise Unreadable(rel, f"cannot read: {describe_os_error(exc)}") from None
+        except Unreadable:
+            raise
+        except OperationFailed as exc:  # a database that could not be copied
+            raise Unreadable(rel, f"cannot copy: {exc}") from None

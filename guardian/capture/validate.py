@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,7 +57,10 @@ _BUILTIN_BY_SUFFIX: dict[str, tuple[str, ...]] = {
     ".zsh": ("shell",),
 }
 _PARSE_CHECKS = frozenset({"python", "json", "yaml", "toml", "sqlite", "shell"})
+# Built-in checks that read nothing but the bytes given and start no process (see pure_findings).
+PURE_CHECKS = frozenset({"python", "json", "yaml", "toml", "not-empty", "no-conflict-markers"})
 _SEVERITY: dict[Verdict, int] = {"valid": 0, "suspect": 1, "invalid": 2}
+
 
 @dataclass(frozen=True)
 class FileVerdict:
@@ -69,6 +72,9 @@ class FileVerdict:
 class _Finding:
     verdict: Verdict
     reason: str
+
+
+Finding = tuple[Verdict, str]  # a check's finding as plain data, to cross a process boundary
 
 
 # --------------------------------------------------------------------------- which checks apply
@@ -89,10 +95,19 @@ def _normalise(rel_path: str) -> str:
     return rel
 
 
+def _suffix(rel: str) -> str:
+    """PurePosixPath(rel).suffix, without building the path object (this runs once per captured file)."""
+    name = rel.rpartition("/")[2]
+    if name in ("", "."):
+        return PurePosixPath(rel).suffix  # a trailing "/" or "/.": let pathlib normalise it
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def checks_for(rel_path: str, rules: Sequence[ValidateRule]) -> tuple[CheckSpec, ...]:
     """Built-in checks implied by the file's extension, then those of every matching user rule."""
     rel = _normalise(rel_path)
-    found: list[CheckSpec] = [CheckSpec(name=n) for n in _BUILTIN_BY_SUFFIX.get(PurePosixPath(rel).suffix.lower(), ())]
+    found: list[CheckSpec] = [CheckSpec(name=n) for n in _BUILTIN_BY_SUFFIX.get(_suffix(rel).lower(), ())]
     for rule in rules:
         if rule.paths and _compiled(tuple(rule.paths)).match(rel):
             found.extend(rule.checks)
@@ -127,6 +142,7 @@ def judge(
     previous: Callable[[], bytes | None] | None = None,
     writer: str | None = None,
     content_passed: bool = False,
+    found: Mapping[str, Finding | None] | None = None,
 ) -> FileVerdict:
     """Run ``checks`` on ``data`` plus the shrink and torn-write heuristics; invalid beats suspect beats valid.
 
@@ -135,7 +151,8 @@ def judge(
     the process that still has the file open for writing ("pid N (command)").  With
     ``content_passed`` (see :func:`content_passed_before`) the checks are not run again: they
     found nothing in this very content; the heuristics, which compare with the last valid
-    version, still run.
+    version, still run.  ``found``: what :func:`pure_findings` said of this content, by check
+    name (a worker process ran those checks); a check not in it runs here.
     """
     findings: list[_Finding] = []
     too_large: list[str] = []
@@ -146,7 +163,11 @@ def judge(
             else:
                 too_large.append(spec.name)
             continue
-        finding = _run_check(spec, rel_path, data, cwd)
+        if found is not None and spec.name in found:
+            ran = found[spec.name]
+            finding = None if ran is None else _Finding(*ran)
+        else:
+            finding = _run_check(spec, rel_path, data, cwd)
         if finding is not None:
             findings.append(finding)
     if too_large:
@@ -166,6 +187,21 @@ def judge(
     worst = max(findings, key=lambda f: _SEVERITY[f.verdict]).verdict
     reason = "; ".join(f.reason for f in findings if f.verdict == worst)
     return FileVerdict(worst, reason)
+
+
+def pure_findings(rel_path: str, data: bytes, names: Iterable[str]) -> dict[str, Finding | None]:
+    """What each of these PURE_CHECKS finds in data (None: nothing), for :func:`judge`'s ``found``.
+
+    They read only the bytes given, so any process can run them: a large capture has its
+    worker processes do it (``capture.parsepool``) while it reads and stores the next files.
+    The caller keeps data within MAX_PARSE_BYTES; an exception propagates, and the caller
+    then runs the check itself, so it fails the same way wherever it ran.
+    """
+    results: dict[str, Finding | None] = {}
+    for name in names:
+        finding = _BUILTINS[name](rel_path, data)
+        results[name] = None if finding is None else (finding.verdict, finding.reason)
+    return results
 
 
 def content_passed_before(

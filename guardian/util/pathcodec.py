@@ -48,10 +48,29 @@ def _decode_component(name: str, last: bool) -> str:
     return os.fsdecode(raw)
 
 
+def _plain(path: str) -> bool:
+    """Whether no component of path needs encoding: the common case, decided without splitting it.
+
+    A snapshot looks up and stores each path several times, so this runs for every file
+    again and again; a component needs encoding only if the name is not UTF-8, or holds
+    the prefix or a ".git" (any case), and a path with none of these anywhere has none.
+    """
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return PREFIX not in path and ".git" not in path.lower()
+
+
 def encode_path(path: str) -> str:
+    if _plain(path):
+        return path
     return "/".join(_encode_component(part) for part in path.split("/"))
 
 
 def decode_path(path: str) -> str:
+    if PREFIX not in path:
+        return path  # nothing was encoded (see _decode_component)
     parts = path.split("/")
     return "/".join(_decode_component(part, index == len(parts) - 1) for index, part in enumerate(parts))
