@@ -17,11 +17,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from guardian.capture.sqlite import SIDECARS, is_sqlite_bytes
-from guardian.capture.sqlite_recovery import Measure, health_on_disk, measure, replay_wal
 from guardian.errors import OperationFailed
 from guardian.util.fs import lstat_at, open_parent
+
+if TYPE_CHECKING:
+    from guardian.capture.sqlite_recovery import Measure
 
 SET_ASIDE_MARK = ".guardian-"
 
@@ -118,6 +121,9 @@ def plan_wal_recovery(root: Path, rel: str, stored_image: bytes) -> WalRecovery 
     wal_st = lstat_at(root, wal_rel)
     if wal_st is None or wal_st.st_size == 0 or not is_sqlite_bytes(stored_image):
         return None
+    # Here, not at the top: a restore of anything but a database with a WAL beside it never needs tempfile.
+    from guardian.capture.sqlite_recovery import health_on_disk, measure, replay_wal
+
     why = health_on_disk(root / rel)
     if why is None:
         return None  # the database on disk is sound: its WAL is its own, and is only set aside
