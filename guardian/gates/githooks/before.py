@@ -40,16 +40,17 @@ if TYPE_CHECKING:
 _RECENT_SNAPSHOT_EVENTS = 200
 
 
-def pre_command_sources(ctx: HookContext, names: Sequence[str], old: str) -> dict[str, Source | None]:
+def pre_command_sources(
+    ctx: HookContext, names: Sequence[str], old: str, in_old: dict[str, tuple[int, str]]
+) -> dict[str, Source | None]:
     """What each path held before the command, as far as guardian and git know.
 
     A path guardian saw deleted, or whose latest snapshotted version is not valid,
     has no source: the hook does not resurrect a deletion or write back a broken
     file (unless that content is what ``old`` committed).  A path guardian never
-    captured falls back to ``old``.
+    captured falls back to ``old``.  ``in_old``: ``old``'s tree entries (mode, oid) of ``names``.
     """
     project = ctx.project()
-    in_old = ctx.git.tree_entries(old, names)
     sha1_repo = len(old) == 40
     found: dict[str, Source | None] = {}
     with project.reader() as (_repo, catalog):

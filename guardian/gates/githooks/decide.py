@@ -32,9 +32,10 @@ def _rewritten(ctx: HookContext, extra: Iterable[str]) -> list[str]:
     listed.update(extra)
     found: list[str] = []
     dir_fresh: dict[str, bool] = {}
+    top = os.fspath(ctx.top) + os.sep  # joined as text: a Path per tracked file costs more than its lstat
     for name in sorted(listed):
         try:
-            st = os.lstat(ctx.top / name)
+            st = os.lstat(top + name)
         except (FileNotFoundError, NotADirectoryError):
             if _dir_changed_since(ctx.top, name, since, dir_fresh):
                 found.append(name)
@@ -167,8 +168,10 @@ def _stash_keeps(ctx: HookContext, losses: Sequence[Loss]) -> set[str]:
     if losses and ctx.run_by_pre_commit():
         trace("pre-commit's own checkout: its patch of unstaged changes keeps them, and it applies it again")
         return {loss.git_path for loss in losses}
+    if not losses:
+        return set()
     stash = ctx.git.rev("refs/stash")
-    if stash is None or not losses:
+    if stash is None:
         return set()
     outer = ctx.outer
     if outer is not None and outer.started is not None and _written_since(ctx, stash, outer.started):
@@ -211,17 +214,21 @@ def find_losses(
     # A file someone edited just before git started has a fresh ctime too; what git writes, it has.
     in_store = _in_object_store(ctx, protected, "sha1" if len(old) == 40 else "sha256")
     protected = [n for n in protected if n in in_store]
-    # Moving forward brings newer history; only what it overwrote besides is a loss.
-    forward = moved and ctx.git.ok("merge-base", "--is-ancestor", old, new)
-    # A path git left unmerged is being resolved: taking one side (checkout --theirs/--ours) is no rollback.
-    unmerged = ctx.unmerged_paths()
-    suspects = [n for n in protected if not (forward and n in diff) and n not in unmerged]
+    # Moving forward brings newer history; only what it overwrote besides is a loss.  (Asked of
+    # git only when the answer matters: each question is a git process.)
+    forward = moved and any(n in diff for n in protected) and ctx.git.ok("merge-base", "--is-ancestor", old, new)
+    suspects = [n for n in protected if not (forward and n in diff)]
+    if suspects:
+        # A path git left unmerged is being resolved: taking one side (checkout --theirs/--ours) is no rollback.
+        unmerged = ctx.unmerged_paths()
+        suspects = [n for n in suspects if n not in unmerged]
     harmless = [ctx.path_of(n) for n in protected if n not in suspects]
     if not suspects:
         return [], harmless, []
-    sources = pre_command_sources(ctx, suspects, old)
+    in_old = ctx.git.tree_entries(old, suspects)
+    sources = pre_command_sources(ctx, suspects, old, in_old)
     trace(f"suspects {suspects}, sources {sources}")
-    committed = ctx.git.tree_entries(old, suspects) if committed_is_safe else {}
+    committed = in_old if committed_is_safe else {}
     held = _held_by_operation(ctx, suspects)
     book = AgeBook(ctx)
     losses: list[Loss] = []
@@ -269,8 +276,11 @@ def _held_by_operation(ctx: HookContext, names: Sequence[str]) -> dict[str, set[
         # What a stopped rebase is replaying is the person's own branch being rewritten: a
         # reset now drops it from the result (post-rewrite would only see it at the end).
         return held
+    heads = ctx.operation_heads()
+    if not heads:
+        return held
     sha1_repo = ctx.git_object_format() == "sha1"
-    for name, head in ctx.operation_heads().items():
+    for name, head in heads.items():
         if name == "REBASE_HEAD":
             continue
         for name, (_mode, oid) in ctx.git.tree_entries(head, names).items():
