@@ -161,17 +161,23 @@ def _is_outside(norm: str) -> bool:
     return norm.startswith(("/", "../")) or norm == ".."
 
 
-@dataclass(frozen=True)
 class _CompiledRule:
-    """A protect rule with its patterns compiled."""
+    """A protect rule with its patterns compiled.
 
-    index: int
-    rule: ProtectRule
-    spec: GlobSpec
-    # Each positive pattern that names a fixed place in the tree (it has a "/"
-    # before its last character), split into components.  Used to notice that a
-    # directory *contains* protected paths; see _contains.
-    anchored: tuple[tuple[str, ...], ...]
+    A plain class, not a dataclass: it is never compared, hashed or printed, and a frozen
+    dataclass costs ~1 ms to create on every import of this module (history's path among them).
+    """
+
+    __slots__ = ("anchored", "index", "rule", "spec")
+
+    def __init__(self, index: int, rule: ProtectRule, spec: GlobSpec, anchored: tuple[tuple[str, ...], ...]) -> None:
+        self.index = index
+        self.rule = rule
+        self.spec = spec
+        # Each positive pattern that names a fixed place in the tree (it has a "/"
+        # before its last character), split into components.  Used to notice that a
+        # directory *contains* protected paths; see _contains.
+        self.anchored = anchored
 
 
 def _anchored_parts(pattern: str) -> tuple[str, ...] | None:
