@@ -72,6 +72,8 @@ def judge_content(
     checks: tuple[CheckSpec, ...] | None = None,
     found: Parsed | None = None,
     history: bool = True,
+    writer: str | None = None,
+    writer_known: bool = False,
 ) -> tuple[str, str]:
     """The verdict for one file's content: the single place snapshots and the guardrail judge.
 
@@ -81,7 +83,8 @@ def judge_content(
     With ``blob`` (data's id), content the store already found valid at this path is not parsed again.
     ``checks``: checks_for(rel) if the caller has it already; ``found``: what a parse worker's
     pure checks found (see validate.judge).  Without ``history`` (the catalog has no version of
-    any file) there is no earlier version to compare with, and none is looked up.
+    any file) there is no earlier version to compare with, and none is looked up.  With
+    ``writer_known``, ``writer`` is open_writer's answer for this content, asked already.
     """
     if kind == "symlink":
         return "valid", ""
@@ -106,7 +109,7 @@ def judge_content(
         suspect=policy.suspect,
         cwd=project.root,  # user command checks run from the root, so "./scripts/x" resolves
         previous=last_valid_content if history else None,
-        writer=open_writer(writers, rel, kind, data),
+        writer=writer if writer_known else open_writer(writers, rel, kind, data),
         content_passed=history
         and blob is not None
         and damage is None
@@ -286,7 +289,7 @@ class Capture:
         done = 0
         # An empty catalog (a first snapshot) has no earlier version of any file to look up.
         history = self.catalog.last_snapshot() is not None
-        with parse_pool(len(present)) as pool:
+        with parse_pool(len(present)) as pool, self.reader.keeping_parents():
             reads = LookAhead(
                 self.reader, self.catalog, self.project.policy.validate, self.budget, present, rows, accept_set
             )
@@ -343,8 +346,9 @@ class Capture:
                 if not self.repo.has_object(oid):
                     self.repo.write_blob(data)
                 crash_point("snapshot-after-blob")
-                verdict, reason = self._judge(rel, kind, data, oid, look.checks, found, history)
-                if open_writer(self._writers, rel, kind, data) is not None:
+                writer = open_writer(self._writers, rel, kind, data)
+                verdict, reason = self._judge(rel, kind, data, oid, look.checks, found, history, writer)
+                if writer is not None:
                     # Not settled: make the next scan read it again, and have the watcher look again after
                     # its quiet window (a close event also brings it back).  A version already recorded
                     # as in progress gets no second one while the writer keeps it open.
@@ -427,6 +431,7 @@ class Capture:
         checks: tuple[CheckSpec, ...] | None = None,
         found: Parsed | None = None,
         history: bool = True,
+        writer: str | None = None,
     ) -> tuple[str, str]:
         damage = self.reader.databases.damaged.pop(rel, None)
         try:
@@ -443,6 +448,8 @@ class Capture:
                 checks=checks,
                 found=found,
                 history=history,
+                writer=writer,
+                writer_known=True,
             )
         except Exception as exc:  # noqa: BLE001 - a broken check must not stop the capture of every file
             return "error", f"could not be checked: {type(exc).__name__}: {exc}"[:300]

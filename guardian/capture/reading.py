@@ -16,10 +16,13 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from guardian.capture.sqlite import DatabaseReads, is_sqlite_bytes
 from guardian.capture.walk import describe_os_error
 from guardian.errors import OperationFailed, PathRefused
+from guardian.paths import check_relative
 from guardian.project import Project
 from guardian.util.fs import open_parent
 
@@ -95,6 +98,44 @@ class FileReader:
         self.root = project.root
         self.max_size = project.policy.watch.max_file_size
         self.databases = DatabaseReads(project.root)
+        self._keeping = False
+        self._parent: tuple[str, int] | None = None  # while keeping: the last parent directory and its fd
+
+    @contextmanager
+    def keeping_parents(self) -> Iterator[None]:
+        """Inside, reads of files in the same directory, one after another, reuse one descriptor of it.
+
+        A capture reads a directory's files in a row: reaching each one's directory anew, a
+        component at a time from the root, cost more system calls than reading the file.  The
+        directory is still reached without following symlinks; a file read later through it is
+        read as it would be had the directory been replaced just after the first one's read.
+        """
+        self._keeping = True
+        try:
+            yield
+        finally:
+            self._keeping = False
+            self._drop_parent()
+
+    def _drop_parent(self) -> None:
+        if self._parent is not None:
+            os.close(self._parent[1])
+            self._parent = None
+
+    @contextmanager
+    def _open_parent(self, rel: str) -> Iterator[tuple[int, str]]:
+        if not self._keeping:
+            with open_parent(self.root, rel) as found:
+                yield found
+            return
+        directory, _sep, leaf = rel.rpartition("/")
+        if self._parent is None or self._parent[0] != directory:
+            self._drop_parent()
+            with open_parent(self.root, rel) as (dir_fd, leaf):
+                self._parent = (directory, os.dup(dir_fd))
+        else:
+            check_relative(rel)  # the refusals open_parent makes: the leaf is new
+        yield self._parent[1], leaf
 
     def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
         """('missing'|'other'|'toolarge'|'busy'|'error'|'file'|'symlink', data, stat).
@@ -115,7 +156,7 @@ class FileReader:
         file until it changed again.
         """
         try:
-            with open_parent(self.root, rel) as (dir_fd, leaf):
+            with self._open_parent(rel) as (dir_fd, leaf):
                 st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
                     return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None

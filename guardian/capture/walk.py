@@ -112,11 +112,20 @@ class DirectoryModes:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._seen: dict[str, int | None] = {}
+        self._last: tuple[str, dict[str, int]] = ("", {})  # the last parent asked about, and its answer
 
     def above(self, rel: str) -> dict[str, int]:
         """{directory: bits} for each directory above rel whose bits are not the default 0755."""
+        parent = rel.rpartition("/")[0]
+        if parent == self._last[0]:
+            return dict(self._last[1])  # a capture goes through a directory's files one after another
+        found = self._above(parent)
+        self._last = (parent, found)
+        return dict(found)
+
+    def _above(self, parent: str) -> dict[str, int]:
         found: dict[str, int] = {}
-        parts = rel.split("/")[:-1]
+        parts = parent.split("/") if parent else []
         for end in range(1, len(parts) + 1):
             directory = "/".join(parts[:end])
             if directory not in self._seen:
