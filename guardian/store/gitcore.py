@@ -91,7 +91,10 @@ def _full_package() -> types.ModuleType:
 
 
 def _core_path() -> str | None:
-    """The C core's file, found without running pygit2/__init__ (find_spec of a top-level package only locates it)."""
+    """The C core's file when the installed pygit2 is a verified release, else None.
+
+    find_spec of a top-level package only locates it: pygit2/__init__ does not run.
+    """
     spec = importlib.util.find_spec("pygit2")
     if spec is None or not spec.submodule_search_locations:
         return None
