@@ -287,8 +287,11 @@ class Capture:
         removed: list[str] = []
         total = len(present) + len(gone)
         done = 0
-        # An empty catalog (a first snapshot) has no earlier version of any file to look up.
+        # An empty catalog (a first snapshot) has no earlier version of any file to look up; and in a
+        # store with no object file yet, a blob is there only if this capture wrote it: no lookup
+        # (a miss rescans the pack directory) is needed.  The writer lock keeps other writers out.
         history = self.catalog.last_snapshot() is not None
+        written: set[str] | None = set() if parent is None and self.repo.object_files() == ([], []) else None
         with parse_pool(len(present)) as pool, self.reader.keeping_parents():
             reads = LookAhead(
                 self.reader, self.catalog, self.project.policy.validate, self.budget, present, rows, accept_set
@@ -343,7 +346,11 @@ class Capture:
                     if row is None or row.mtime_ns is not None or not self._awaits_settling(rel, oid):
                         continue
                     settling = True
-                if not self.repo.has_object(oid):
+                if written is not None:
+                    if oid not in written:
+                        self.repo.write_blob(data)
+                        written.add(oid)
+                elif not self.repo.has_object(oid):
                     self.repo.write_blob(data)
                 crash_point("snapshot-after-blob")
                 writer = open_writer(self._writers, rel, kind, data)

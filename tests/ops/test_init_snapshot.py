@@ -145,9 +145,11 @@ def init_and_change(root: Path) -> dict[str, Any]:
     build_mixed(root)
     init_project(root)
     project = Project.find(root)
+    fsck(project.paths.repo)  # each blob once, though two files are empty (a fresh store is not looked up)
     first = recorded(project)
     mutate(root)
     take_snapshot(project, None, "manual")
+    fsck(project.paths.repo)
     return {"first": first, "second": recorded(project)}
 
 
