@@ -12,114 +12,29 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from guardian.events import Event
 from guardian.gates.githooks import context, processes, shim
-from guardian.project import Project
 from tests.conftest import run_cli
-
-POLICY = textwrap.dedent(
-    """\
-    version: 1
-    protect:
-      - paths: ["agents/wo_executor/"]
-        rollback: force
-        delete: block
-        restore: allow
-        reason: "WO pipeline"
-    """
+from tests.gates.githooks.gitrepo import (
+    A,
+    B,
+    C,
+    commit_all,
+    g,
+    guard,
+    hook_events,
+    last,
+    make_repo,
+    ok,
+    read,
+    rev,
+    snapshot,
+    write,
 )
-A = "agents/wo_executor/a.py"
-B = "agents/wo_executor/b.py"
-C = "agents/wo_executor/c.py"
-
-
-@pytest.fixture(autouse=True)
-def bytecode_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each hook starts a Python; with PYTHONDONTWRITEBYTECODE set (as in some sandboxes) every one of
-    # them would recompile guardian.  A shared cache outside the source tree keeps the suite fast.
-    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
-    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.getbasetemp() / "pycache"))
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def g(
-    repo: Path, *args: str, force: bool = False, extra: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **(extra or {})}
-    if force:
-        env["GUARDIAN_FORCE"] = "1"
-    return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=60, check=False)
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"git {proc.args[1:]} failed ({proc.returncode}):\n{proc.stderr}"
-    return proc.stdout
-
-
-def rev(repo: Path, spec: str = "HEAD") -> str:
-    return ok(g(repo, "rev-parse", spec)).strip()
-
-
-def read(repo: Path, rel: str) -> str:
-    return (repo / rel).read_text()
-
-
-def write(repo: Path, rel: str, text: str) -> None:
-    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-    (repo / rel).write_text(text)
-
-
-def commit_all(repo: Path, message: str) -> str:
-    ok(g(repo, "add", "-A"))
-    ok(g(repo, "commit", "-q", "-m", message))
-    return rev(repo)
-
-
-def make_repo(root: Path, *, policy: str = POLICY) -> Path:
-    """c1: a.py "x = 1", other.txt "o1";  c2: a.py "x = 2", b.py added, other.txt "o2"."""
-    root.mkdir(parents=True, exist_ok=True)
-    ok(g(root, "init", "-q", "-b", "main"))
-    # guardian init writes .guardian-id at the root; `git add -A` in these tests must not commit it.
-    (root / ".git" / "info" / "exclude").write_text(".guardian-id\n")
-    write(root, "guardian.yaml", policy)
-    write(root, A, "x = 1\n")
-    write(root, "other.txt", "o1\n")
-    commit_all(root, "c1")
-    write(root, A, "x = 2\n")
-    write(root, B, "y = 1\n")
-    write(root, "other.txt", "o2\n")
-    commit_all(root, "c2")
-    return root
-
-
-def guard(repo: Path) -> None:
-    for args in (("init",), ("hooks", "install")):
-        r = run_cli(*args, cwd=repo)
-        assert r.exit_code == 0, r.stderr
-
-
-def snapshot(repo: Path) -> None:
-    r = run_cli("snapshot", cwd=repo)
-    assert r.exit_code == 0, r.stderr
-
-
-def events(repo: Path, *kinds: str) -> list[Event]:
-    found = Project.find(repo).events.read()
-    return [e for e in found if e.trigger == "hook" and (not kinds or e.event in kinds)]
-
-
-def last(repo: Path, kind: str) -> Event:
-    found = events(repo, kind)
-    assert found, f"no '{kind}' event from a hook"
-    return found[-1]
 
 
 @pytest.fixture
@@ -224,7 +139,7 @@ def test_existing_hook_is_chained_with_stdin_replayed_and_restored_byte_for_byte
     r = g(root, "rebase", "main")
     assert r.returncode != 0 and "pre-rebase hook refused" in r.stderr
     assert "legacy-pre-rebase" in log.read_text()
-    assert not events(root, "block")
+    assert not hook_events(root, "block")
 
     removed = run_cli("hooks", "uninstall", cwd=root)
     assert removed.exit_code == 0 and "restored reference-transaction" in removed.stdout
@@ -338,7 +253,7 @@ def test_a_detached_checkout_of_an_older_commit_passes_and_checkout_minus_brings
     assert read(repo, A) == "x = 1\n" and not (repo / B).exists()
     event = last(repo, "hook")
     assert event.details["git_command"] == "git checkout -q 'HEAD~1'" and event.details["old"] == before
-    assert events(repo, "block") == []
+    assert hook_events(repo, "block") == []
     ok(g(repo, "checkout", "-q", "-"))
     assert ok(g(repo, "symbolic-ref", "HEAD")).strip() == "refs/heads/main" and rev(repo) == before
     assert (read(repo, A), read(repo, B)) == ("x = 2\n", "y = 1\n")
@@ -359,7 +274,7 @@ def test_switch_detach_and_bisect_steps_pass(repo: Path) -> None:
     assert r.returncode == 0, r.stderr
     ok(g(repo, "bisect", "reset"))
     assert rev(repo) == tip and read(repo, A) == "x = 4\n"
-    assert events(repo, "block") == []
+    assert hook_events(repo, "block") == []
 
 
 def test_a_forced_detached_checkout_over_a_protected_edit_is_undone(repo: Path) -> None:
@@ -540,7 +455,7 @@ def test_stash_drop_while_other_entries_remain_is_not_seen_by_any_hook(repo: Pat
     ok(g(repo, "stash"))
     r = g(repo, "stash", "drop", "stash@{1}")  # git rewrites the reflog without a ref transaction
     assert r.returncode == 0
-    assert not events(repo, "block")
+    assert not hook_events(repo, "block")
 
 
 # --------------------------------------------------------------------------- branches
@@ -575,7 +490,7 @@ def test_commit_and_amend_of_protected_files_pass(repo: Path) -> None:
     ok(g(repo, "commit", "-q", "-a", "--amend", "-m", "c3b"))
     ok(g(repo, "reset", "-q", "--soft", "HEAD~1"))  # the work tree is not touched
     assert read(repo, A) == "x = 4\n"
-    assert not events(repo, "block")
+    assert not hook_events(repo, "block")
 
 
 def test_revert_makes_new_work_and_is_left_to_the_watcher(repo: Path) -> None:
@@ -584,7 +499,7 @@ def test_revert_makes_new_work_and_is_left_to_the_watcher(repo: Path) -> None:
     r = g(repo, "revert", "--no-edit", "HEAD")  # rolls a.py back to "x = 2", as a new commit
     assert r.returncode == 0, r.stderr
     assert read(repo, A) == "x = 2\n"
-    assert not events(repo, "block")
+    assert not hook_events(repo, "block")
 
 
 def test_git_clean_is_not_seen_by_any_hook(repo: Path) -> None:
@@ -670,12 +585,12 @@ def test_linked_worktrees_share_the_hooks_but_are_separate_projects(repo: Path, 
     assert r.returncode == 128, r.stderr
     assert read(wt, A) == "x = 7\n" and read(repo, A) == "x = 2\n"
     assert last(wt, "block").details["work_tree"] == str(wt)
-    assert not events(repo, "block")  # the main work tree's store saw nothing
+    assert not hook_events(repo, "block")  # the main work tree's store saw nothing
 
     r = g(repo, "reset", "--hard", "HEAD~1")
     assert r.returncode == 128
     assert last(repo, "block").details["work_tree"] == str(repo)
-    assert len(events(wt, "block")) == 1
+    assert len(hook_events(wt, "block")) == 1
 
 
 # --------------------------------------------------------------------------- speed
