@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guardian.config import Policy, ProtectRule, parse_policy
 from guardian.paths import POLICY_FILENAME
@@ -35,8 +35,9 @@ _RANK = {"allow": 0, "force": 1, "block": 2}
 _RULE_OPERATIONS = ("rollback", "delete", "restore", "modify")
 
 
-@dataclass(frozen=True)
-class TrustedPolicy:
+class TrustedPolicy(NamedTuple):
+    """The policy in force and where it came from.  (A NamedTuple: a dataclass costs ~1 ms to create on import.)"""
+
     policy: Policy
     source: str  # "disk", "accepted" (the store's copy), or "disk, accepted now" with why
     pending: str | None = None  # why the file on disk is not the policy in force
