@@ -23,7 +23,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ from guardian.capture.checkproc import die_with_parent
 from guardian.capture.validate import Finding, pure_findings
 
 if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor  # only annotations: the module loads with a pool
 
 # Below this many files a capture checks them itself: starting workers costs more than it saves.
 MIN_FILES = 2000

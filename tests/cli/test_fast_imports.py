@@ -29,6 +29,9 @@ NEVER = {
     "guardian.trust.hook_pathspec",  # only when a policy is accepted
     "guardian.query.rollbacks",  # only for a protected path
     "guardian.capture.sqlite_recovery",  # only for a database whose WAL outlived it
+    "tempfile",  # only for a database's check or recovery, or a command check
+    "concurrent.futures",  # only when a large capture starts its parse workers
+    "logging",  # only when the secret scanner runs
 }
 # history answers from the catalog alone: no store, no events, no capture.
 NOT_IN_HISTORY = NEVER | {
