@@ -5,9 +5,10 @@ The hook's capture needs the store, the catalog and the validators for what it c
 it never needs the CLI, the YAML or TOML parsers (a Python file is captured, and the
 accepted policy is read from its parsed cache), the secret scanner's library (the
 capture queues its scan), ``tempfile`` (only the sqlite and command checks make
-directories), the grants' id generator (``secrets``), or the lifecycle layer.  The hooks
-run with PYTHONPROFILEIMPORTTIME=1, which makes every Python they start print the
-modules it imports on stderr: this test reads module names, never times.
+directories), the grants' id generator (``secrets``), ``logging`` (only failures are
+logged), or the lifecycle layer.  The hooks run with PYTHONPROFILEIMPORTTIME=1, which
+makes every Python they start print the modules it imports on stderr: this test reads
+module names, never times.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ NOT_ON_THE_HOOK_PATH = (
     "detect_secrets",
     "tempfile",
     "secrets",
+    "logging",
     "guardian.lifecycle",
 )
 
