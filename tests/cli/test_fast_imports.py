@@ -44,7 +44,15 @@ NOT_IN_HISTORY = NEVER | {
     "guardian.ops.session",
 }
 # log reads the notes from the store, but writes nothing and captures nothing.
-NOT_IN_LOG = NEVER | {"guardian.events", "guardian.capture.engine", "guardian.ops.session", "guardian.policy"}
+NOT_IN_LOG = NEVER | {
+    "guardian.events",
+    "guardian.capture.engine",
+    "guardian.ops.session",
+    "guardian.policy",
+    "subprocess",
+}
+# restore captures, but starts no process: the user's git and command checks are not asked.
+NOT_IN_RESTORE = NEVER | {"subprocess"}
 
 
 def imported_by(project: Path, *args: str) -> set[str]:
@@ -78,7 +86,7 @@ def snapshotted(project: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("args", "unwanted"),
-    [(("history", "a.py"), NOT_IN_HISTORY), (("log",), NOT_IN_LOG), (("restore", "a.py"), NEVER)],
+    [(("history", "a.py"), NOT_IN_HISTORY), (("log",), NOT_IN_LOG), (("restore", "a.py"), NOT_IN_RESTORE)],
     ids=["history", "log", "restore"],
 )
 def test_hot_commands_import_only_what_they_need(snapshotted: Path, args: tuple[str, ...], unwanted: set[str]) -> None:
