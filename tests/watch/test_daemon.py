@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from guardian.project import Project
 from guardian.util.lock import is_locked
 from guardian.watch.observer import count_watchable_dirs
 from tests.conftest import fsck, guardian_subprocess, run_cli
+from tests.watch.inotify_limits import needs_private_limits, with_limits
 from tests.watch.test_watcher import all_captured, events, has, make_project, wait_captured, wait_until
 
 
@@ -277,21 +277,6 @@ def test_kill_9_during_a_burst_then_restart_captures_every_final_state(
 # --------------------------------------------------------------------------- fallback, bounds
 
 
-def _unshare_works() -> bool:
-    if shutil.which("unshare") is None or not Path("/proc/sys/user/max_inotify_watches").exists():
-        return False
-    try:
-        probe = subprocess.run(
-            ["unshare", "-U", "-r", "sh", "-c", "echo 5 > /proc/sys/user/max_inotify_watches"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return probe.returncode == 0
-
-
 # The fallback reasons each limit may give, as full matches.  Running out of instances (EMFILE when the
 # observer is created) or of watches on the root (ENOSPC) makes watchdog raise at start.  Running out
 # below the root depends on the watchdog release: some raise ENOSPC at start too (7.1.1 does), others log it
@@ -301,7 +286,7 @@ RAISED_AT_START = "cannot watch with inotify: inotify {} limit reached"
 COUNTED_SHORT = r"inotify watch limit reached: 3 of (?P<needed>\d+) directories watched"
 
 
-@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged user namespaces (unshare -U -r)")
+@needs_private_limits
 @pytest.mark.parametrize(
     ("watches", "instances", "reasons"),
     [
@@ -316,11 +301,7 @@ def test_inotify_exhaustion_falls_back_to_polling(
 ) -> None:
     # The limits are lowered inside a private user namespace: they bind only the watcher, not the machine.
     project = make_project(tmp_path / "p", {f"d{i}/f.txt": f"{i}\n" for i in range(6)})
-    script = (
-        f"echo {watches} > /proc/sys/user/max_inotify_watches && "
-        f'echo {instances} > /proc/sys/user/max_inotify_instances && exec "$@"'
-    )
-    proc = spawn_watch(project, {"GUARDIAN_POLL_INTERVAL": "0.1"}, ["unshare", "-U", "-r", "sh", "-c", script, "sh"])
+    proc = spawn_watch(project, {"GUARDIAN_POLL_INTERVAL": "0.1"}, with_limits(watches=watches, instances=instances))
     procs.append(proc)
     beat = wait_watching(project, proc)
     assert beat["mode"] == "polling"
@@ -343,7 +324,7 @@ def test_inotify_exhaustion_falls_back_to_polling(
     assert f"falling back to polling every 0.1s: {reason}\n" in err
 
 
-@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged user namespaces (unshare -U -r)")
+@needs_private_limits
 def test_watches_running_out_while_watching_fall_back_to_polling(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
@@ -351,8 +332,7 @@ def test_watches_running_out_while_watching_fall_back_to_polling(
     # could not add, so guardian's periodic count of the watches it holds is what must notice.
     project = make_project(tmp_path / "p", {f"d{i}/f.txt": f"{i}\n" for i in range(3)}, interval="1s")
     limit = count_watchable_dirs(project.root) + 2
-    script = f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"'
-    proc = spawn_watch(project, {"GUARDIAN_POLL_INTERVAL": "0.1"}, ["unshare", "-U", "-r", "sh", "-c", script, "sh"])
+    proc = spawn_watch(project, {"GUARDIAN_POLL_INTERVAL": "0.1"}, with_limits(watches=limit))
     procs.append(proc)
     assert wait_watching(project, proc)["mode"] == "inotify"
     for i in range(6):
