@@ -235,6 +235,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -262,7 +269,8 @@ def test_a_killed_init_leaves_no_worker_and_a_store_the_next_init_completes(tmp_
     deadline = time.monotonic() + 60
     try:
         while not workers and proc.poll() is None and time.monotonic() < deadline:
-            workers = [pid for pid in _children(proc.pid) if _alive(pid)]
+            # A forked worker runs the same command line; a git or check process would not.
+            workers = [pid for pid in _children(proc.pid) if _alive(pid) and _cmdline(pid) == _cmdline(proc.pid)]
             time.sleep(0.005)
         assert workers, "init finished or timed out before its parse workers were seen"
         os.kill(proc.pid, signal.SIGKILL)
