@@ -27,6 +27,7 @@ is skipped, as git skips it, instead of failing the snapshot.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Sequence
@@ -101,11 +102,29 @@ SECRET_PATTERNS: tuple[str, ...] = (
     "secrets.y*ml",
 )
 
+# The largest file the secret scanner reads (guardian.capture.secrets): larger text is generated
+# or data (minified bundles, dumps), and scanning it would cost more than it finds.  Kept here,
+# not in the scanner, so a capture that only queues its versions (secret_record) reads it
+# without loading the scanner module.
+SCAN_MAX_BYTES = 1 << 20
+
 _CATCH_ALL = {"*", "**", "**/*", "/", "/**", "./", "*/", "**/"}
 
 
-def _spec(lines: tuple[str, ...] | list[str]) -> GlobSpec:
+@functools.lru_cache(maxsize=32)
+def _spec(lines: tuple[str, ...]) -> GlobSpec:
+    """The lines compiled, once per process: every filter shares the built-in excludes and secret names.
+
+    A GlobSpec is never changed once made (it only compiles its regexes on first use), so one
+    object can serve every filter with the same lines; with no ``watch.exclude`` the built-in
+    excludes and the excludes are the very same spec.
+    """
     return GlobSpec.from_lines(lines)
+
+
+def secret_names() -> GlobSpec:
+    """The secret file names, lowercased: match a lowercased path against them (any case is the same secret)."""
+    return _spec(tuple(p.lower() for p in SECRET_PATTERNS))
 
 
 def _inside_git_dir(rel: str) -> bool:
@@ -123,13 +142,13 @@ class PathFilter:
     def __init__(self, root: Path, watch: WatchSettings, protect: Sequence[ProtectRule] = ()) -> None:
         self.root = root
         self.watch = watch
-        self._builtin = _spec(list(DEFAULT_EXCLUDES))
-        self._exclude = _spec([*DEFAULT_EXCLUDES, *watch.exclude])
-        self._include = _spec(list(watch.include)) if watch.include else None
+        self._builtin = _spec(DEFAULT_EXCLUDES)
+        self._exclude = _spec((*DEFAULT_EXCLUDES, *watch.exclude))
+        self._include = _spec(tuple(watch.include)) if watch.include else None
         # Matched lowercased: ".ENV" or "Credentials.json" is the same secret on a case-insensitive disk.
-        self._secrets = _spec([p.lower() for p in SECRET_PATTERNS])
+        self._secrets = secret_names()
         # Secrets need an include that names them, not a catch-all like "**".
-        explicit = [p for p in watch.include if p.strip() not in _CATCH_ALL]
+        explicit = tuple(p for p in watch.include if p.strip() not in _CATCH_ALL)
         self._explicit_include = _spec(explicit) if explicit else None
         self._gitignores: dict[str, GlobSpec | None] = {}
         self._gitignore_files: dict[str, list[str]] = {}  # which files each directory's rules came from

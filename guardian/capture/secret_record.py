@@ -29,14 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guardian.capture.secrets import (
-    SCAN_MAX_BYTES,
-    Finding,
-    detector_ready,
-    findings_for,
-    kinds_of,
-    warm_up,
-)
+from guardian.capture.filters import SCAN_MAX_BYTES
 from guardian.store.tree import MODE_LINK
 from guardian.util.fs import atomic_write_file
 
@@ -44,6 +37,7 @@ if TYPE_CHECKING:
     import logging
     from typing import Protocol
 
+    from guardian.capture.secrets import Finding
     from guardian.events import Event
     from guardian.project import Project
     from guardian.store.repo import ShadowRepo
@@ -91,6 +85,24 @@ SCAN_NOW_TRIGGERS = frozenset({"manual"})
 WATCH_TRIGGER = "watch"
 # Seconds of scanning per watcher capture or queue slice (the version being scanned finishes).
 WATCH_SCAN_BUDGET = 0.05
+
+
+def detector_ready() -> bool:
+    """Whether detect-secrets is loaded in this process (guardian.capture.secrets.detector_ready).
+
+    The scanner module loads only where a scan may run (a watcher, ``guardian snapshot``): every
+    other capture (the git hooks', a restore's) only queues, and skips its regexes and imports.
+    """
+    from guardian.capture.secrets import detector_ready as loaded
+
+    return loaded()
+
+
+def warm_up() -> None:
+    """Load detect-secrets on a thread of its own (guardian.capture.secrets.warm_up)."""
+    from guardian.capture.secrets import warm_up as load
+
+    load()
 
 
 def index_path(store: Path) -> Path:
@@ -225,10 +237,11 @@ def _record(
     store: Path, found: list[tuple[dict[str, Any], list[Finding]]], base: dict[str, Any]
 ) -> tuple[list[Event], bool]:
     """Write what was found to the record: the ``secret`` events to log, and whether it was written."""
-    from guardian.events import Event, now_iso
-
     if not found:
         return [], True
+    from guardian.capture.secrets import kinds_of
+    from guardian.events import Event, now_iso
+
     index = read_index(store)
     events: list[Event] = []
     for version, findings in found:
@@ -254,6 +267,8 @@ def _scan(
     repo: ShadowRepo, versions: list[dict[str, Any]], budget: float | None
 ) -> tuple[int, list[tuple[dict[str, Any], list[Finding]]]]:
     """How many versions were scanned (all, or as many as budget seconds allowed), and what they hold."""
+    from guardian.capture.secrets import findings_for
+
     found: list[tuple[dict[str, Any], list[Finding]]] = []
     started = time.perf_counter()
     deadline = None if budget is None else started + budget

@@ -24,7 +24,6 @@ fast paths, never load it.
 from __future__ import annotations
 
 import bisect
-import functools
 import io
 import re
 import threading
@@ -32,8 +31,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from guardian.capture.filters import SECRET_PATTERNS
-from guardian.util.globs import GlobSpec
+# SCAN_MAX_BYTES lives with the filter so that a capture which only queues its versions reads
+# it without this module; it is this module's limit, and named here as ever.
+from guardian.capture.filters import SCAN_MAX_BYTES as SCAN_MAX_BYTES
+from guardian.capture.filters import secret_names
 
 if TYPE_CHECKING:
     import logging
@@ -46,8 +47,6 @@ def _log() -> logging.Logger:
     return logging.getLogger("guardian.capture.secrets")
 
 
-# Larger text is generated or data (minified bundles, dumps): scanning it would cost more than it finds.
-SCAN_MAX_BYTES = 1 << 20
 _BINARY_SAMPLE = 8192
 NAMED_KIND = "secret file name"
 PRIVATE_KEY_KIND = "Private Key"
@@ -69,15 +68,10 @@ _PEM_BLOCK = re.compile(
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 
 
-@functools.cache
-def _secret_names() -> GlobSpec:
-    # Compiled on first use: importing the capture engine (the hooks' snapshot path) must stay cheap.
-    return GlobSpec.from_lines([p.lower() for p in SECRET_PATTERNS])
-
-
 def is_secret_name(rel: str) -> bool:
     """Whether rel is a secret file by its name (``.env``, ``*.pem``, ``.aws/credentials``...), in any case."""
-    return _secret_names().match(rel.lower())
+    # The capture filter's own spec: compiled once per process, on first use.
+    return secret_names().match(rel.lower())
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,20 @@ name when these were pathspec regexes; each test below allows a second for hundr
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from guardian.capture import filters
 from guardian.capture.filters import PathFilter
 from guardian.capture.validate import checks_for
 from guardian.config import CheckSpec, ProtectRule, ValidateRule, WatchSettings
 from guardian.errors import ConfigError
 from guardian.policy import PolicyEngine
+from guardian.util.globs import GlobSpec
 
 BACKTRACKING = "*a*a*a*a*a*a*b"
 NAME = "a" * 30
@@ -111,3 +114,85 @@ def test_a_backtracking_validate_pattern_is_fast() -> None:
 def test_a_bad_protect_pattern_is_still_a_config_error(line: str) -> None:
     with pytest.raises(ConfigError, match="bad path pattern"):
         PolicyEngine([ProtectRule(paths=(line,))])
+
+
+# --------------------------------------------------------------------------- compiled on first use
+
+_NAMES = [
+    "app.py",
+    "app.pyc",
+    ".env",
+    ".env.local",
+    "Credentials.json",
+    "id_rsa.pub",
+    "server.PEM",
+    "a.log",
+    "keep.log",
+    "node_modules",
+    "build",
+    "dist",
+    "__pycache__",
+    ".venv",
+    "db.sqlite-wal",
+    "notes.txt~",
+    "state.db",
+    "g",
+    "x.swp",
+    "secrets.yaml",
+    "config.json",
+    ".aws",
+    "credentials",
+    ".git",
+    "src",
+    "frontend",
+    "vendor",
+    "gen",
+    "data.tmp",
+]
+_WATCH = [
+    WatchSettings(),
+    WatchSettings(exclude=("*.log", "!keep.log", "vendor/", "**/gen/**")),
+    WatchSettings(include=("*.py", ".env", "src/**", "**/.aws/credentials"), exclude=("build/",)),
+    WatchSettings(include=("**",), gitignore=False),
+]
+
+
+def _eager(keep: PathFilter, dirs: set[str]) -> PathFilter:
+    """keep with every regex of every spec compiled before its first path (as GlobSpec did before)."""
+    for directory in sorted(dirs):
+        keep._gitignore_for(directory)
+    specs = [value for value in vars(keep).values() if isinstance(value, GlobSpec)]
+    specs += [spec for spec in keep._gitignores.values() if spec is not None]
+    for spec in specs:
+        assert spec._any.pattern
+        for pattern in spec.patterns:
+            assert pattern.anywhere.pattern and (pattern.itself is None or pattern.itself.pattern)
+    return keep
+
+
+def test_a_filter_compiled_on_first_use_answers_as_one_compiled_up_front(tmp_path: Path) -> None:
+    """The lazy regexes and the specs shared between filters give the answers the eager ones gave."""
+    (tmp_path / ".gitignore").write_text("*.tmp\nfrontend/\n!src/*.tmp\n[z-a]\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / ".gitignore").write_text("*.json\n!config.json\n")
+    rng = random.Random(15)
+    paths = sorted({"/".join(rng.choices(_NAMES, k=rng.randint(1, 4))) for _ in range(3000)})
+    dirs = {""} | {p.rsplit("/", 1)[0] for p in paths if "/" in p} | {p.split("/")[0] for p in paths}
+    protect = [ProtectRule(paths=("frontend/app/", "*.db", "g/followup/state/"), rollback="force")]
+    for watch in _WATCH:
+        lazy = PathFilter(tmp_path, watch, protect)
+        filters._spec.cache_clear()  # the eager filter's specs are its own, not compiled for the lazy one
+        eager = _eager(PathFilter(tmp_path, watch, protect), dirs)
+        assert eager._exclude is not lazy._exclude
+        for path in rng.sample(paths, len(paths)):  # asked in another order than the eager one is
+            for is_dir in (False, True):
+                assert lazy(path, is_dir) == eager(path, is_dir), (watch, path, is_dir)
+                assert lazy.hidden_by(path, is_dir) == eager.hidden_by(path, is_dir), (watch, path, is_dir)
+        assert lazy.is_secret("a/.ENV") and not lazy.is_secret("a/env")
+
+
+def test_filters_share_the_built_in_specs_but_not_their_own(tmp_path: Path) -> None:
+    plain, excluding = PathFilter(tmp_path, WatchSettings()), PathFilter(tmp_path, WatchSettings(exclude=("*.log",)))
+    assert plain._builtin is plain._exclude is excluding._builtin  # compiled once per process
+    assert excluding._exclude is not excluding._builtin
+    assert not excluding("a.log") and plain("a.log")
