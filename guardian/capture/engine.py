@@ -348,10 +348,10 @@ class Capture:
                     settling = True
                 if written is not None:
                     if oid not in written:
-                        self.repo.write_blob(data)
+                        self.repo.write_new_blob(data)
                         written.add(oid)
                 elif not self.repo.has_object(oid):
-                    self.repo.write_blob(data)
+                    self.repo.write_new_blob(data)
                 crash_point("snapshot-after-blob")
                 writer = open_writer(self._writers, rel, kind, data)
                 verdict, reason = self._judge(rel, kind, data, oid, look.checks, found, history, writer)

@@ -97,6 +97,20 @@ class ShadowRepo:
             self._active.flush()
         return oid
 
+    def write_new_blob(self, data: bytes) -> str:
+        """write_blob for content the caller knows is not stored (a has_object miss, or a store it fills).
+
+        Inside staged_writes the blob goes straight to the staged objects, without libgit2's
+        existence check (Staging.stage_new_blob); content that is stored already would only be
+        written a second time, never lost.
+        """
+        if self._active is None:
+            return self.write_blob(data)
+        oid = str(self._active.stage_new_blob(data))
+        if self._active.full:
+            self._active.flush()
+        return oid
+
     @contextmanager
     def staged_writes(self) -> Iterator[None]:
         """Hold the objects written inside in memory, and write them in one go (see guardian.store.staged).

@@ -26,6 +26,8 @@ from guardian.util.fs import temp_name
 STAGED_LOOSE_LIMIT = 100
 # Staged objects are flushed to a pack once they hold this much content, so memory stays bounded.
 STAGED_FLUSH_BYTES = 64 << 20
+# git's object type number for a blob (GIT_OBJECT_BLOB), as a pack entry and the backends store it.
+BLOB_KIND = 3
 
 
 class StagedObjects(gitcore.OdbBackend):
@@ -101,6 +103,17 @@ class Staging:
     def full(self) -> bool:
         """Whether the staged objects hold enough content to go out now."""
         return self.backend.size >= STAGED_FLUSH_BYTES
+
+    def stage_new_blob(self, data: bytes) -> gitcore.Oid:
+        """Hold data as a blob the caller knows is not stored yet; its id.
+
+        libgit2's create_blob first asks every backend whether the object exists, and a miss
+        makes its pack backend rescan the pack directory: for a snapshot's new files that was
+        a directory read per file, for nothing.  The id is hashed here from the data held.
+        """
+        oid = gitcore.hash_bytes(data)
+        self.backend.write_cb(oid, data, BLOB_KIND)
+        return oid
 
     def flush(self) -> None:
         """Write the staged objects: fewer than STAGED_LOOSE_LIMIT loose, more as one pack."""

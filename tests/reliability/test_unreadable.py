@@ -192,8 +192,9 @@ def test_whole_capture_failures_are_counted_in_status_until_one_succeeds(
     def disk_full(self: ShadowRepo, data: bytes) -> str:
         raise OSError(28, "No space left on device")
 
-    real_write_blob = ShadowRepo.write_blob
+    real_write_blob, real_write_new_blob = ShadowRepo.write_blob, ShadowRepo.write_new_blob
     monkeypatch.setattr(ShadowRepo, "write_blob", disk_full)
+    monkeypatch.setattr(ShadowRepo, "write_new_blob", disk_full)  # a capture's new content
     for n in (1, 2):
         (root / "a.txt").write_text(f"a{n + 1}\n")
         with pytest.raises(OperationFailed):
@@ -204,6 +205,7 @@ def test_whole_capture_failures_are_counted_in_status_until_one_succeeds(
     assert any(w.startswith("the last 2 capture(s) failed") for w in report.warnings)
 
     monkeypatch.setattr(ShadowRepo, "write_blob", real_write_blob)  # not undo(): that also undoes the home
+    monkeypatch.setattr(ShadowRepo, "write_new_blob", real_write_new_blob)
     take_snapshot(project, None, "manual")
     report = status(project)
     assert report.capture["failed_in_a_row"] == 0 and report.capture["last_error"] is not None
