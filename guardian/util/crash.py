@@ -24,8 +24,14 @@ POINTS = (
 )
 
 
+# Read once, at import: a snapshot passes a crash point per new file, and each os.environ lookup
+# encodes the name and decodes the value again.  Every crash test sets it in the environment of
+# the guardian process it starts, before that process imports anything.
+_CRASH_AT = os.environ.get(ENV_CRASH_AT)
+
+
 def crash_point(name: str) -> None:
-    if os.environ.get(ENV_CRASH_AT) == name:
+    if name == _CRASH_AT:
         import signal  # here: only the reliability suite crashes, and signal's enums cost ~1 ms to import
 
         os.kill(os.getpid(), signal.SIGKILL)
