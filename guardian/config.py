@@ -1,9 +1,8 @@
 """The policy file, ``guardian.yaml``: its schema, defaults, presets and errors.
 
-The schema is declared once, here.  Loading walks the YAML *node* tree (not the
-plain data) so that every error names the file, line, column and key path.
-Unknown keys are errors with a "did you mean" hint, because a typo such as
-``protcet:`` silently protecting nothing is the worst failure a policy can have.
+The schema is declared once, here.  Loading walks the YAML *node* tree (not the plain data) so that
+every error names the file, line, column and key path.  Unknown keys are errors with a "did you mean"
+hint, because a typo such as ``protcet:`` silently protecting nothing is the worst failure a policy can have.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -159,6 +158,8 @@ class Policy:
 
 _SIZE = r"(?i)^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$"  # compiled by re on first use, not on import
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# parse_policy's last (text, Policy): a text parses the same bar its source, and init reads one text 4 times.
+_last_parse: tuple[str, Policy] | None = None
 
 
 def parse_size(text: str | int) -> int:
@@ -517,7 +518,9 @@ def _yaml_syntax_error(ctx: _Ctx, exc: yaml.YAMLError, text: str = "") -> Config
 
 def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
     """Parse and validate policy text; every error names source:line:col and the key path."""
-    global yaml  # imported here, by the first parse: a policy reused already parsed never needs it
+    global yaml, _last_parse  # yaml is imported here, by the first parse: a policy reused parsed never needs it
+    if _last_parse is not None and _last_parse[0] == text:
+        return _last_parse[1] if _last_parse[1].source == source else replace(_last_parse[1], source=source)
     import yaml
     ctx = _Ctx(source)
     if len(text.encode("utf-8", "surrogateescape")) > MAX_POLICY_BYTES:
@@ -543,16 +546,14 @@ def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
 
     # Read in the schema's order, so that of several mistakes the same one is always reported first.
     # A section left out, or left empty, keeps Policy's default.
+    null = "tag:yaml.org,2002:null"
     sections = {
         name: read(ctx, keys[name][1])
         for name, read in _SECTION_READERS.items()
-        if name in keys and not _is_null(keys[name][1])
+        if name in keys and not (isinstance(keys[name][1], yaml.ScalarNode) and keys[name][1].tag == null)
     }
-    return Policy(version=1, **sections, source=source)
-
-
-def _is_null(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+    _last_parse = (text, Policy(version=1, **sections, source=source))
+    return _last_parse[1]
 
 
 def load_policy(path: Path) -> Policy:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import guardian.capture.parsepool as parsepool
+from guardian.errors import ConfigError
 from guardian.ops.initialize import init_project
 from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project
@@ -213,6 +214,35 @@ def test_workers_and_no_workers_record_the_same_bytes(tmp_path: Path, monkeypatc
     pooled = init_and_change(tmp_path / "pooled")
     assert sum(sent) >= 15
     assert pooled == alone  # commit messages (verdict trailers), catalog rows, events, trees
+
+
+def test_init_parses_its_policy_text_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The preset check, the accept, the project's load and the hook pathspecs all read the same
+    # text: config.parse_policy keeps the last parse, and gives each caller its own source.
+    import yaml
+
+    import guardian.config as config
+
+    monkeypatch.setattr(config, "_last_parse", None)
+    composed: list[str] = []
+    compose = yaml.compose
+
+    def counting(text: str, **kwargs: Any) -> Any:
+        composed.append(text)
+        return compose(text, **kwargs)
+
+    monkeypatch.setattr(yaml, "compose", counting)
+    build_mixed(tmp_path)
+    init_project(tmp_path)
+    assert len(composed) == 1
+    text = (tmp_path / "guardian.yaml").read_text()
+    fresh = config.Policy(**{**vars(config.parse_policy(text, "a.yaml")), "source": "b.yaml"})
+    assert config.parse_policy(text, "b.yaml") == fresh and len(composed) == 1
+    with pytest.raises(ConfigError, match=r"c\.yaml"):
+        config.parse_policy("version: 2\n", "c.yaml")
+    with pytest.raises(ConfigError, match=r"d\.yaml"):  # errors are never kept
+        config.parse_policy("version: 2\n", "d.yaml")
+    assert config.parse_policy(text, "a.yaml").source == "a.yaml" and len(composed) == 3
 
 
 def test_a_large_init_judges_in_workers_and_a_small_one_does_not() -> None:
