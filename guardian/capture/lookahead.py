@@ -94,7 +94,7 @@ class LookAhead:
             if why is not None:
                 return Look(rel, row, "budget", why=why)
         try:
-            kind, data, st, distrust = self.reader.read_checked(rel)
+            kind, data, st, distrust = self.reader.read_checked(rel, self.present[rel])
         except Unreadable as exc:
             return Look(rel, row, "unreadable", why=exc.reason)
         oid = hash_blob(data) if kind in ("file", "symlink") else ""

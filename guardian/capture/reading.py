@@ -27,6 +27,10 @@ from guardian.project import Project
 from guardian.util.fs import open_parent
 
 CHUNK = 1 << 20
+# A file smaller than this is read whole before its head is looked at (a database is then read again,
+# through SQLite); a larger one has its first bytes read alone first, so a large database is read once.
+WHOLE_FIRST = 1 << 16
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Unreadable(OperationFailed):
@@ -77,13 +81,18 @@ _RACY_NS = 20_000_000
 _RACY_COARSE_NS = 2_000_000_000
 
 
-def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -> str | None:
-    """None if `after` describes the data read between the two fstats; else "changed" or "racy"."""
-    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+def _same_stat(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether nothing wrote to the file between the two fstats, as far as its size and times tell."""
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
         after.st_size,
         after.st_mtime_ns,
         after.st_ctime_ns,
-    ):
+    )
+
+
+def _stat_distrust(before: os.stat_result, after: os.stat_result, now_ns: int) -> str | None:
+    """None if `after` describes the data read between the two fstats; else "changed" or "racy"."""
+    if not _same_stat(before, after):
         return "changed"
     window = _RACY_COARSE_NS if after.st_ctime_ns % 1_000_000_000 == 0 else _RACY_NS
     if after.st_ctime_ns > now_ns - window:
@@ -148,15 +157,23 @@ class FileReader:
             return "error", b"", None  # not judged: the capture reports it
         return kind, data, st
 
-    def read_checked(self, rel: str) -> tuple[str, bytes, os.stat_result | None, str | None]:
+    def read_checked(
+        self, rel: str, seen: os.stat_result | None = None
+    ) -> tuple[str, bytes, os.stat_result | None, str | None]:
         """As read, plus whether the stat may be cached: None, or why not ("changed", "racy").
 
         A file is fstat'ed before and after its content is read: a stat taken only after the
         read could describe content guardian never saw, and a rescan trusting it would skip the
-        file until it changed again.
+        file until it changed again.  ``seen``: the walk's stat of rel; when it was a regular
+        file within the limit, the file is opened (never following a symlink, never waiting on
+        a FIFO) without a stat of its path first, and anything else found open goes the long way.
         """
         try:
             with self._open_parent(rel) as (dir_fd, leaf):
+                if seen is not None and stat.S_ISREG(seen.st_mode) and seen.st_size <= self.max_size:
+                    found = self._read_seen_file(rel, leaf, dir_fd)
+                    if found is not None:
+                        return found
                 st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
                     return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None
@@ -164,24 +181,11 @@ class FileReader:
                     return "other", b"", st, None
                 if st.st_size > self.max_size:
                     return "toolarge", b"", st, None
-                fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                fd = os.open(leaf, _OPEN_FLAGS, dir_fd=dir_fd)
                 try:
-                    before = os.fstat(fd)
-                    head = os.pread(fd, 16, 0)
-                    database = self.databases.read(rel, before) if is_sqlite_bytes(head) else None
-                    if database is not None:
-                        kind, data, folded = database
-                        return kind, data, folded, _stat_distrust(folded, folded, time.time_ns())
-                    # Not a database, or one SQLite cannot open (its bytes, as they are).
-                    capped = read_capped(fd, self.max_size, before.st_size)
-                    after = os.fstat(fd)
-                    if capped is None:  # it grew past the limit while being read
-                        return "toolarge", b"", after, "changed"
-                    data = capped
-                    now_ns = time.time_ns()
+                    return self._read_open(rel, fd, os.fstat(fd))
                 finally:
                     os.close(fd)
-                return "file", data, after, _stat_distrust(before, after, now_ns)
         except (FileNotFoundError, NotADirectoryError, PathRefused):
             # PathRefused: a parent became a symlink, so the path has left the tree.
             return "missing", b"", None, None
@@ -193,3 +197,58 @@ class FileReader:
             raise
         except OperationFailed as exc:  # a database that could not be copied
             raise Unreadable(rel, f"cannot copy: {exc}") from None
+
+    def _read_seen_file(
+        self, rel: str, leaf: str, dir_fd: int
+    ) -> tuple[str, bytes, os.stat_result | None, str | None] | None:
+        """read_checked's content for a leaf the walk saw as a regular file; None: look again the long way.
+
+        O_NONBLOCK keeps a FIFO swapped in since the walk from blocking the open (it changes
+        nothing for a regular file); a symlink (ELOOP), or anything but a regular file within
+        the limit once open, is left to the long way, which classifies it as before.
+        """
+        try:
+            fd = os.open(leaf, _OPEN_FLAGS | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            raise
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode) or before.st_size > self.max_size:
+                return None
+            return self._read_open(rel, fd, before)
+        finally:
+            os.close(fd)
+
+    def _read_open(
+        self, rel: str, fd: int, before: os.stat_result
+    ) -> tuple[str, bytes, os.stat_result | None, str | None]:
+        """The content of an open regular file (a database through SQLite), with its stat after the read.
+
+        A small file is read in one call, and when the stat after it still shows exactly the
+        bytes read, unchanged, it is not read again to find its end (the stat is what a next
+        read's empty answer would have been checked against anyway).
+        """
+        first = b""
+        if 0 < before.st_size < WHOLE_FIRST:
+            first = os.read(fd, min(before.st_size, self.max_size) + 1)
+            head = first[:16]
+        else:
+            head = os.pread(fd, 16, 0)
+        database = self.databases.read(rel, before) if is_sqlite_bytes(head) else None
+        if database is not None:
+            kind, data, folded = database
+            return kind, data, folded, _stat_distrust(folded, folded, time.time_ns())
+        # Not a database, or one SQLite cannot open (its bytes, as they are).
+        after = os.fstat(fd) if first else None
+        if after is not None and len(first) == after.st_size and _same_stat(before, after):
+            return "file", first, after, _stat_distrust(before, after, time.time_ns())
+        if len(first) > self.max_size:
+            return "toolarge", b"", os.fstat(fd), "changed"
+        rest = read_capped(fd, self.max_size - len(first), 0 if first else before.st_size)
+        after = os.fstat(fd)
+        if rest is None:  # it grew past the limit while being read
+            return "toolarge", b"", after, "changed"
+        data = first + rest if first else rest
+        return "file", data, after, _stat_distrust(before, after, time.time_ns())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture.reading import WHOLE_FIRST, FileReader
 from guardian.errors import OperationFailed
 from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project, ProjectPaths
@@ -429,3 +430,54 @@ def test_kill_while_installing_a_staged_pack_leaves_the_old_snapshot(project: Pa
     assert any('"cleared_temp"' in line for line in paths.events.read_text().splitlines())
     assert _git(paths, "show", "HEAD:d5/f5.txt") == "file 5\n"
     fsck(paths.repo)
+
+
+# --------------------------------------------------------------------------- reading a file the walk saw
+
+
+def _reader(project: Path, max_file_size: int | None = None) -> FileReader:
+    _init(project)
+    reader = FileReader(Project.find(project))
+    if max_file_size is not None:
+        reader.max_size = max_file_size
+    return reader
+
+
+@pytest.mark.parametrize("size", [0, 5, WHOLE_FIRST - 1, WHOLE_FIRST, WHOLE_FIRST + 7])
+def test_a_file_read_with_the_walks_stat_reads_as_the_long_way(project: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    (project / "f.bin").write_bytes(data)
+    os.utime(project / "f.bin", ns=(1_000_000_000, 1_000_000_000))
+    reader = _reader(project)
+    quick = reader.read_checked("f.bin", os.lstat(project / "f.bin"))
+    assert quick[:2] == ("file", data)
+    assert quick[:3] == reader.read_checked("f.bin")[:3]
+
+
+def test_what_replaced_a_file_since_the_walk_is_read_for_what_it_is_now(project: Path) -> None:
+    # The walk saw regular files; since then one became a symlink (out of the root), one a FIFO,
+    # one too large: each is classified as the long way does, and nothing is followed or waited on.
+    outside = project.parent / "outside.txt"
+    outside.write_text("secret\n")
+    for name in ("link", "fifo", "big"):
+        (project / name).write_text("small\n")
+    seen = {name: os.lstat(project / name) for name in ("link", "fifo", "big")}
+    (project / "link").unlink()
+    (project / "link").symlink_to(outside)
+    (project / "fifo").unlink()
+    os.mkfifo(project / "fifo")
+    (project / "big").write_bytes(b"b" * 100)
+    reader = _reader(project, max_file_size=50)
+    assert reader.read_checked("link", seen["link"])[:2] == ("symlink", os.fsencode(outside))
+    assert reader.read_checked("fifo", seen["fifo"])[:2] == ("other", b"")
+    assert reader.read_checked("big", seen["big"])[:2] == ("toolarge", b"")
+
+
+def test_a_file_that_grew_since_the_walk_is_read_to_its_end(project: Path) -> None:
+    (project / "log.txt").write_bytes(b"line\n" * 10)
+    reader = _reader(project)
+    seen = os.lstat(project / "log.txt")
+    with open(project / "log.txt", "ab") as grower:
+        grower.write(b"more\n")
+    kind, data, st, _distrust = reader.read_checked("log.txt", seen)
+    assert (kind, data) == ("file", b"line\n" * 10 + b"more\n") and st is not None and st.st_size == len(data)
