@@ -156,6 +156,8 @@ class Capture:
         self._writers = OpenWriters(project.root)
         # Paths the last walk could not look at or enter (unreadable or too deep), with why.
         self.problems: list[Problem] = []
+        # The permission bits of the directories this run's walks entered (see DirectoryModes).
+        self._walked_dirs: dict[str, int] = {}
 
     def scan(self) -> tuple[dict[str, os.stat_result], dict[str, FileRow | None], set[str]]:
         """A full scan that keeps only what it must look at: (changed files, their rows, gone paths).
@@ -180,7 +182,8 @@ class Capture:
                     rows[rel] = row
             chunk.clear()
 
-        for rel, st in walk_tree(self.project.root, self.keep, temps=self.temps, problems=self.problems):
+        walk = walk_tree(self.project.root, self.keep, temps=self.temps, problems=self.problems, dirs=self._walked_dirs)
+        for rel, st in walk:
             seen.add(rel)
             chunk.append((rel, st))
             if len(chunk) >= SCAN_CHUNK:
@@ -208,7 +211,7 @@ class Capture:
             if found is not None and stat.S_ISDIR(found.st_mode):
                 if self.keep(rel, is_dir=True):
                     mark = len(self.problems)
-                    for sub, sub_st in walk_tree(root, self.keep, rel, problems=self.problems):
+                    for sub, sub_st in walk_tree(root, self.keep, rel, problems=self.problems, dirs=self._walked_dirs):
                         present[sub] = sub_st
                     unseen = [p for p, _why in self.problems[mark:]]
                     gone.update(
@@ -244,6 +247,7 @@ class Capture:
         """Capture these paths, or with None whatever a full scan finds changed."""
         self._writers = OpenWriters(self.project.root)
         self.problems = []
+        self._walked_dirs = {}
         scope = None if paths is None else list(paths)
         try:
             # The new objects reach disk together at the commit: loose when few, one pack when many.
@@ -281,7 +285,7 @@ class Capture:
         changes: dict[str, Entry | None] = {}
         verdicts: dict[str, tuple[str, str]] = {}
         perms: dict[str, int] = {}  # path -> permission bits, for the Guardian-Perm trailers
-        dir_modes, dir_perms = DirectoryModes(self.project.root), {}  # Guardian-DirPerm: directories above
+        dir_modes, dir_perms = DirectoryModes(self.project.root, self._walked_dirs), {}  # Guardian-DirPerm
         versions: list[NewVersion] = []
         stats: list[FileRow] = []
         removed: list[str] = []

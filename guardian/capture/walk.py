@@ -54,6 +54,7 @@ def walk_tree(
     start: str = "",
     temps: list[str] | None = None,
     problems: list[Problem] | None = None,
+    dirs: dict[str, int] | None = None,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Every capturable file and symlink under root/start, without following symlinks.
 
@@ -61,6 +62,7 @@ def walk_tree(
     captured) are collected there, so a full scan can sweep a killed writer's leftovers.
     With ``problems``, each directory that could not be listed, each entry that could
     not be looked at, and each directory too deep to enter is noted there with why.
+    With ``dirs``, each directory entered gets its permission bits there (for DirectoryModes).
     """
     stack = [start]
     while stack:
@@ -96,6 +98,8 @@ def walk_tree(
                         problems.append((rel, too_deep_reason()))
                     continue
                 stack.append(rel)
+                if dirs is not None:
+                    dirs[rel] = stat.S_IMODE(st.st_mode)
             elif (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and keep(rel):
                 yield rel, st
             elif temps is not None and entry.name.startswith(TEMP_PREFIX) and not stat.S_ISDIR(st.st_mode):
@@ -106,12 +110,13 @@ class DirectoryModes:
     """The permission bits of the directories above captured files, each looked up once per capture.
 
     They go into the snapshot as ``Guardian-DirPerm`` trailers (only where not 0755), so a
-    restore that has to recreate a private directory makes it private again.
+    restore that has to recreate a private directory makes it private again.  ``walked``:
+    the bits walk_tree found for the directories it entered in this capture (no second look).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, walked: dict[str, int] | None = None) -> None:
         self.root = root
-        self._seen: dict[str, int | None] = {}
+        self._seen: dict[str, int | None] = dict(walked) if walked else {}
         self._last: tuple[str, dict[str, int]] = ("", {})  # the last parent asked about, and its answer
 
     def above(self, rel: str) -> dict[str, int]:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from guardian.capture.filters import PathFilter
 from guardian.capture.reading import WHOLE_FIRST, FileReader
+from guardian.capture.walk import DirectoryModes, walk_tree
 from guardian.errors import OperationFailed
 from guardian.ops.snapshot import take_snapshot
 from guardian.project import Project, ProjectPaths
@@ -481,3 +483,18 @@ def test_a_file_that_grew_since_the_walk_is_read_to_its_end(project: Path) -> No
         grower.write(b"more\n")
     kind, data, st, _distrust = reader.read_checked("log.txt", seen)
     assert (kind, data) == ("file", b"line\n" * 10 + b"more\n") and st is not None and st.st_size == len(data)
+
+
+def test_directory_modes_from_the_walk_answer_as_a_look_at_each_directory(project: Path) -> None:
+    for directory, bits in (("a", 0o700), ("a/b", 0o750), ("a/b/c", 0o755), ("d", 0o711)):
+        (project / directory).mkdir()
+        (project / directory / "f.txt").write_text("x\n")
+        os.chmod(project / directory, bits)
+    _init(project)
+    walked: dict[str, int] = {}
+    keep = PathFilter(project, Project.find(project).policy.watch)
+    files = [rel for rel, _st in walk_tree(project, keep, dirs=walked)]
+    assert walked["a"] == 0o700 and walked["a/b"] == 0o750 and walked["d"] == 0o711
+    quick, looked = DirectoryModes(project, walked), DirectoryModes(project)
+    assert {rel: quick.above(rel) for rel in files} == {rel: looked.above(rel) for rel in files}
+    assert quick.above("a/b/c/f.txt") == {"a": 0o700, "a/b": 0o750}
