@@ -11,8 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from guardian.errors import OperationFailed
 from guardian.util.fs import atomic_write_file
@@ -54,8 +53,13 @@ def store_size(store: Path) -> int:
     return total
 
 
-@dataclass(frozen=True)
-class StoreUsage:
+class StoreUsage(NamedTuple):
+    """The store's size and the free disk space, against the policy's two limits.
+
+    A NamedTuple, not a frozen dataclass: the same fields, equality, repr and immutability,
+    without ~1 ms of generated methods on every capture's import (the git hooks' included).
+    """
+
     size: int
     free: int
     max_size: int

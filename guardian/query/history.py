@@ -7,7 +7,6 @@ difflib only when a path is protected, the project is a git repository, or a dif
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +24,32 @@ if TYPE_CHECKING:
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-@dataclass
 class History:
-    """A file's timeline, its diagnosis, and the user's git commits that touched it."""
+    """A file's timeline, its diagnosis, and the user's git commits that touched it.
 
-    path: str
-    versions: list[VersionRow]
-    diagnosis: str
-    sparkline: str
-    git_commits: list[str]
-    exists_now: bool
-    rollback: dict[str, Any] | None = None  # a protected path's rollback that stands in its history
+    A plain slotted class, not a dataclass (~1 ms of generated methods on every ``history``):
+    it is read by attribute and as JSON, never compared or printed.
+    """
+
+    __slots__ = ("diagnosis", "exists_now", "git_commits", "path", "rollback", "sparkline", "versions")
+
+    def __init__(
+        self,
+        path: str,
+        versions: list[VersionRow],
+        diagnosis: str,
+        sparkline: str,
+        git_commits: list[str],
+        exists_now: bool,
+        rollback: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.versions = versions
+        self.diagnosis = diagnosis
+        self.sparkline = sparkline
+        self.git_commits = git_commits
+        self.exists_now = exists_now
+        self.rollback = rollback  # a protected path's rollback that stands in its history
 
     def to_json(self) -> dict[str, Any]:
         return {
