@@ -131,12 +131,8 @@ class FileReader:
             os.close(self._parent[1])
             self._parent = None
 
-    @contextmanager
-    def _open_parent(self, rel: str) -> Iterator[tuple[int, str]]:
-        if not self._keeping:
-            with open_parent(self.root, rel) as found:
-                yield found
-            return
+    def _kept_parent(self, rel: str) -> tuple[int, str]:
+        """While keeping: (the kept descriptor of rel's directory, opened now if it is another one, leaf)."""
         directory, _sep, leaf = rel.rpartition("/")
         if self._parent is None or self._parent[0] != directory:
             self._drop_parent()
@@ -144,7 +140,7 @@ class FileReader:
                 self._parent = (directory, os.dup(dir_fd))
         else:
             check_relative(rel)  # the refusals open_parent makes: the leaf is new
-        yield self._parent[1], leaf
+        return self._parent[1], leaf
 
     def read(self, rel: str) -> tuple[str, bytes, os.stat_result | None]:
         """('missing'|'other'|'toolarge'|'busy'|'error'|'file'|'symlink', data, stat).
@@ -169,23 +165,11 @@ class FileReader:
         a FIFO) without a stat of its path first, and anything else found open goes the long way.
         """
         try:
-            with self._open_parent(rel) as (dir_fd, leaf):
-                if seen is not None and stat.S_ISREG(seen.st_mode) and seen.st_size <= self.max_size:
-                    found = self._read_seen_file(rel, leaf, dir_fd)
-                    if found is not None:
-                        return found
-                st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None
-                if not stat.S_ISREG(st.st_mode):
-                    return "other", b"", st, None
-                if st.st_size > self.max_size:
-                    return "toolarge", b"", st, None
-                fd = os.open(leaf, _OPEN_FLAGS, dir_fd=dir_fd)
-                try:
-                    return self._read_open(rel, fd, os.fstat(fd))
-                finally:
-                    os.close(fd)
+            if self._keeping:  # a plain call, not a context manager: this runs once per captured file
+                dir_fd, leaf = self._kept_parent(rel)
+                return self._read_at(rel, dir_fd, leaf, seen)
+            with open_parent(self.root, rel) as (dir_fd, leaf):
+                return self._read_at(rel, dir_fd, leaf, seen)
         except (FileNotFoundError, NotADirectoryError, PathRefused):
             # PathRefused: a parent became a symlink, so the path has left the tree.
             return "missing", b"", None, None
@@ -197,6 +181,27 @@ class FileReader:
             raise
         except OperationFailed as exc:  # a database that could not be copied
             raise Unreadable(rel, f"cannot copy: {exc}") from None
+
+    def _read_at(
+        self, rel: str, dir_fd: int, leaf: str, seen: os.stat_result | None
+    ) -> tuple[str, bytes, os.stat_result | None, str | None]:
+        """read_checked's answer for leaf in the open directory dir_fd (its errors are read_checked's to map)."""
+        if seen is not None and stat.S_ISREG(seen.st_mode) and seen.st_size <= self.max_size:
+            found = self._read_seen_file(rel, leaf, dir_fd)
+            if found is not None:
+                return found
+        st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            return "symlink", os.fsencode(os.readlink(leaf, dir_fd=dir_fd)), st, None
+        if not stat.S_ISREG(st.st_mode):
+            return "other", b"", st, None
+        if st.st_size > self.max_size:
+            return "toolarge", b"", st, None
+        fd = os.open(leaf, _OPEN_FLAGS, dir_fd=dir_fd)
+        try:
+            return self._read_open(rel, fd, os.fstat(fd))
+        finally:
+            os.close(fd)
 
     def _read_seen_file(
         self, rel: str, leaf: str, dir_fd: int

@@ -56,6 +56,8 @@ _BUILTIN_BY_SUFFIX: dict[str, tuple[str, ...]] = {
     ".bash": ("shell",),
     ".zsh": ("shell",),
 }
+# The same, made once: checks_for runs for every captured file, and a CheckSpec is never changed.
+_BUILTIN_SPECS = {suffix: tuple(CheckSpec(name=n) for n in names) for suffix, names in _BUILTIN_BY_SUFFIX.items()}
 _PARSE_CHECKS = frozenset({"python", "json", "yaml", "toml", "sqlite", "shell"})
 # Built-in checks that read nothing but the bytes given and start no process (see pure_findings).
 PURE_CHECKS = frozenset({"python", "json", "yaml", "toml", "not-empty", "no-conflict-markers"})
@@ -107,7 +109,7 @@ def _suffix(rel: str) -> str:
 def checks_for(rel_path: str, rules: Sequence[ValidateRule]) -> tuple[CheckSpec, ...]:
     """Built-in checks implied by the file's extension, then those of every matching user rule."""
     rel = _normalise(rel_path)
-    found: list[CheckSpec] = [CheckSpec(name=n) for n in _BUILTIN_BY_SUFFIX.get(_suffix(rel).lower(), ())]
+    found: list[CheckSpec] = list(_BUILTIN_SPECS.get(_suffix(rel).lower(), ()))
     for rule in rules:
         if rule.paths and _compiled(tuple(rule.paths)).match(rel):
             found.extend(rule.checks)
