@@ -20,6 +20,7 @@ from guardian.capture.validate import checks_for
 from guardian.config import CheckSpec, ProtectRule, ValidateRule, WatchSettings
 from guardian.errors import ConfigError
 from guardian.policy import PolicyEngine
+from guardian.util import globs
 from guardian.util.globs import GlobSpec
 
 BACKTRACKING = "*a*a*a*a*a*a*b"
@@ -170,8 +171,12 @@ def _eager(keep: PathFilter, dirs: set[str]) -> PathFilter:
     return keep
 
 
-def test_a_filter_compiled_on_first_use_answers_as_one_compiled_up_front(tmp_path: Path) -> None:
-    """The lazy regexes and the specs shared between filters give the answers the eager ones gave."""
+def test_a_filter_compiled_on_first_use_answers_as_one_compiled_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lazy regexes, the specs shared between filters and the name-shape prefilter give the eager answers."""
+    monkeypatch.setattr(globs, "PREFILTER_CHECKS", 10**9)  # every lazy answer goes through the prefilter
+    filters._spec.cache_clear()
     (tmp_path / ".gitignore").write_text("*.tmp\nfrontend/\n!src/*.tmp\n[z-a]\n")
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / ".gitignore").write_text("*.json\n!config.json\n")
@@ -196,3 +201,21 @@ def test_filters_share_the_built_in_specs_but_not_their_own(tmp_path: Path) -> N
     assert plain._builtin is plain._exclude is excluding._builtin  # compiled once per process
     assert excluding._exclude is not excluding._builtin
     assert not excluding("a.log") and plain("a.log")
+
+
+def test_the_name_shape_prefilter_never_misses_a_match() -> None:
+    """A spec's first answers come from the shape of the names where it can; they are the combined regex's."""
+    specs = [
+        [*filters.DEFAULT_EXCLUDES, "*.log", "!keep.log", "a*b*c", "x*", "*y", "gen/", "/top.txt", "src/*.tmp"],
+        [p.lower() for p in filters.SECRET_PATTERNS],
+    ]
+    rng = random.Random(7)
+    names = [*_NAMES, "abc", "aXbYc", "ab", "xyz", "top.txt", "y", "a*b", "", "..", ".aws", ".kube", "config"]
+    for lines in specs:
+        for _ in range(3000):
+            path = "/".join(rng.choices(names, k=rng.randint(1, 4)))
+            path = rng.choice(["", "/", "./"]) + path + rng.choice(["", "/"])
+            prefiltered, compiled = GlobSpec.from_lines(lines), GlobSpec.from_lines(lines)
+            assert compiled._any is not None  # compiled first: no prefilter
+            assert prefiltered._prefilter_left > 0
+            assert prefiltered.check(path) == compiled.check(path), path
