@@ -209,8 +209,10 @@ class FileReader:
         """read_checked's content for a leaf the walk saw as a regular file; None: look again the long way.
 
         O_NONBLOCK keeps a FIFO swapped in since the walk from blocking the open (it changes
-        nothing for a regular file); a symlink (ELOOP), or anything but a regular file within
-        the limit once open, is left to the long way, which classifies it as before.
+        nothing for a regular file); a symlink (ELOOP), or anything but a regular file once
+        open, is left to the long way, which classifies it as before.  A file over the limit
+        once open grew after it was looked at: skipped as growing, as a read that passes the
+        limit is.
         """
         try:
             fd = os.open(leaf, _OPEN_FLAGS | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dir_fd)
@@ -220,8 +222,10 @@ class FileReader:
             raise
         try:
             before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode) or before.st_size > self.max_size:
+            if not stat.S_ISREG(before.st_mode):
                 return None
+            if before.st_size > self.max_size:  # within the limit when the walk looked: it grew since
+                return "toolarge", b"", before, "changed"
             return self._read_open(rel, fd, before)
         finally:
             os.close(fd)
