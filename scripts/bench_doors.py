@@ -116,7 +116,10 @@ def repeat(n: int, argv: list[str], cwd: Path, env: dict[str, str], stdin: bytes
 def base_env(tmp: Path) -> dict[str, str]:
     """A private home, store and git config, and guardian's bytecode cached as an install leaves it."""
     env = {**os.environ, **GIT_IDENTITY, "GUARDIAN_HOME": str(tmp / "guardian-home"), "HOME": str(tmp),
-           "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"}
+           "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1",
+           # No detached `git gc --auto` after the baseline's commit: it would compete with the next
+           # measurement, and it still writes in .git while the scratch tree is being removed.
+           "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
     for key in ("GUARDIAN_FORCE", "GUARDIAN_WATCH_QUIET", "GUARDIAN_WATCH_MAX_DELAY", "GUARDIAN_FORCE_POLLING",
                 "PYTHONDONTWRITEBYTECODE"):
         env.pop(key, None)
