@@ -6,9 +6,10 @@ users with unusual setups) never write into the real home directory.
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from guardian.errors import NotAProject, PathRefused, UsageError
 
@@ -32,10 +33,38 @@ def guardian_home() -> Path:
     return Path(platformdirs.user_data_dir("guardian", appauthor=False))
 
 
+def _sha256_constructor() -> Callable[[bytes], Any]:
+    """CPython's own sha256 module (``_sha256``; ``_sha2`` from 3.12), else hashlib's.
+
+    Importing hashlib loads OpenSSL (~5 ms), and every command names its store with one
+    sha256; the built-in module gives the same digest (the tests compare them) and costs
+    under 1 ms.  hashlib remains the fallback where an interpreter has neither.
+    """
+    for name in ("_sha2", "_sha256"):
+        try:
+            return __import__(name).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256
+
+
+_sha256: Callable[[bytes], Any] | None = None
+
+
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of data as hex, as ``hashlib.sha256(data).hexdigest()`` gives it."""
+    global _sha256
+    if _sha256 is None:
+        _sha256 = _sha256_constructor()
+    return str(_sha256(data).hexdigest())
+
+
 def store_dir_for(root: Path) -> Path:
     """<GUARDIAN_HOME>/<dirname>-<short hash of the absolute root>: readable and collision-free."""
     root = root.absolute()
-    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:12]
+    digest = sha256_hex(os.fsencode(root))[:12]
     return guardian_home() / f"{root.name or 'root'}-{digest}"
 
 

@@ -5,7 +5,7 @@
 
 The sections and their keys are read from guardian.config itself: the top-level keys
 (``_TOP_KEYS``), each plain settings section's keys and converters (the ``fields`` that
-``_settings`` closes over), and the dataclasses behind the sections read by hand
+``_settings`` closes over), and the records (NamedTuples) behind the sections read by hand
 (watch, validate, protect).  Each converter maps to one JSON type below; a converter or a
 section this script does not know stops it with a message saying what to teach it, so
 the schema cannot silently fall behind the code.  Editors use the file through
@@ -15,7 +15,6 @@ first line of guardian.yaml.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import sys
@@ -89,7 +88,7 @@ def _strict(properties: dict[str, Any], required: list[str] | None = None, **ext
 
 
 def _fields(cls: type[Any]) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
+    return list(cls._fields)
 
 
 def _watch() -> dict[str, Any]:

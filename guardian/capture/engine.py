@@ -13,7 +13,6 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 from guardian.capture.filters import PathFilter
@@ -363,7 +362,7 @@ class Capture:
                     # Not settled: make the next scan read it again, and have the watcher look again after
                     # its quiet window (a close event also brings it back).  A version already recorded
                     # as in progress gets no second one while the writer keeps it open.
-                    stats[-1] = replace(stats[-1], mtime_ns=None)
+                    stats[-1] = stats[-1]._replace(mtime_ns=None)
                     if settling:
                         continue
                     if rel not in result.unstable:

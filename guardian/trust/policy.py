@@ -21,7 +21,6 @@ guess), and a missing one falls back to the accepted text.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -83,10 +82,9 @@ def weakenings(old: Policy, new: Policy) -> list[str]:
     missing_checks = [v for v in old.validate if v not in new.validate]
     if missing_checks:
         found.append(f"{len(missing_checks)} validate rule(s) removed or changed")
-    rest_old = dataclasses.replace(old, protect=(), validate=(), source="")
-    rest_new = dataclasses.replace(new, protect=(), validate=(), source="")
+    # Every other section but the source must be unchanged (protect and validate are weighed above).
     for section in ("version", "watch", "suspect", "guardrail", "retention", "store", "mirror"):
-        if getattr(rest_old, section) != getattr(rest_new, section):
+        if getattr(old, section) != getattr(new, section):
             found.append(f"the '{section}' settings changed")
     return found
 

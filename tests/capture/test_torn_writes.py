@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -311,7 +310,7 @@ def test_check_judges_a_still_open_verdict_again_even_when_the_stat_is_trusted(
         row = catalog.file("pool.py")
         assert row is not None and row.mtime_ns is None
         st = (project / "pool.py").stat()
-        catalog.update_stats([replace(row, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino)])
+        catalog.update_stats([row._replace(mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino)])
     check = run_cli("check", cwd=project)
     assert check.exit_code == 0, check.stdout
 

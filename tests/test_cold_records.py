@@ -1,0 +1,159 @@
+"""The records a cold ``history`` or ``restore`` builds, and the sha256 that names a store.
+
+The policy's records, the catalog's rows, ProjectPaths and Identity were frozen dataclasses and
+are NamedTuples now, and Project a slotted class (each dataclass cost ~1 ms of generated methods
+on import).  These tests pin what the dataclasses gave: the field names, order and defaults,
+equality, repr, immutability, the policy's plain-data form written to ``policy.parsed.json``, and
+the store's name, now hashed without importing hashlib (OpenSSL, ~5 ms).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guardian import config, paths
+from guardian.catalog.db import FileRow, NewVersion, SnapshotRow, VersionRow
+from guardian.project import Project, ProjectPaths, policy_to_json
+from guardian.util.identity import Identity
+
+# Each record's fields in order, with their defaults, as the dataclasses declared them.
+FIELDS: dict[type[Any], dict[str, Any]] = {
+    config.CheckSpec: {"name": None, "command": (), "timeout": 10.0},
+    config.ValidateRule: {"paths": None, "checks": None},
+    config.ProtectRule: {
+        "paths": None,
+        "rollback": "force",
+        "delete": "force",
+        "restore": "allow",
+        "reason": "protected",
+        "modify": None,
+    },
+    config.WatchSettings: {"include": (), "exclude": (), "gitignore": True, "max_file_size": 50 * 1024 * 1024},
+    config.SuspectSettings: {"shrink_ratio": 0.5, "min_shrink_bytes": 512},
+    config.GuardrailSettings: {"interval": 300.0, "repair": False},
+    config.RetentionSettings: {
+        "keep_all": 48 * 3600.0,
+        "hourly": 14 * 86400.0,
+        "daily": 90 * 86400.0,
+        "keep_last": 200,
+    },
+    config.StoreSettings: {"max_size": 2 * 1024**3, "min_free": 1024**3},
+    config.MirrorSettings: {"interval": 0.0, "remote": ""},
+    SnapshotRow: dict.fromkeys(("seq", "id", "ts", "trigger", "summary", "nchanged", "nbad")),
+    VersionRow: {
+        **dict.fromkeys(
+            ("seq", "snapshot", "ts", "trigger", "path", "change", "blob", "mode", "size", "verdict", "reason")
+        ),
+        "perm": None,
+    },
+    FileRow: {**dict.fromkeys(("path", "blob", "mode", "size", "mtime_ns", "ctime_ns", "ino")), "perm": None},
+    NewVersion: {**dict.fromkeys(("path", "change", "blob", "mode", "size", "verdict", "reason")), "perm": None},
+    ProjectPaths: dict.fromkeys(("root", "store")),
+    Identity: {"state": None, "project_id": None, "other_store": None, "other_root": None},
+}
+
+
+@pytest.mark.parametrize("record", list(FIELDS), ids=lambda record: record.__name__)
+def test_a_record_keeps_its_fields_defaults_equality_repr_and_immutability(record: type[Any]) -> None:
+    fields = FIELDS[record]
+    assert record._fields == tuple(fields)
+    required = [name for name in fields if name not in record._field_defaults]
+    assert {name: record._field_defaults[name] for name in fields if name not in required} == {
+        name: fields[name] for name in fields if name not in required
+    }
+    values = {name: f"v-{name}" for name in fields}
+    one = record(**values)
+    assert one == record(*values.values()) and hash(one) == hash(record(**values))
+    assert one != one._replace(**{next(iter(fields)): "other"})
+    assert repr(one) == f"{record.__name__}(" + ", ".join(f"{k}={v!r}" for k, v in values.items()) + ")"
+    with pytest.raises(AttributeError):
+        one.__setattr__(next(iter(fields)), "changed")
+    assert pickle.loads(pickle.dumps(one)) == one
+    partial = record(**{name: f"v-{name}" for name in required})
+    assert all(getattr(partial, name) == fields[name] for name in fields if name not in required)
+
+
+def test_the_policy_defaults_are_the_sections_defaults() -> None:
+    policy = config.Policy()
+    assert policy.watch == config.WatchSettings() and policy.suspect == config.SuspectSettings()
+    assert policy.guardrail == config.GuardrailSettings() and policy.retention == config.RetentionSettings()
+    assert policy.store == config.StoreSettings() and policy.mirror == config.MirrorSettings()
+    assert (policy.version, policy.validate, policy.protect, policy.source) == (1, (), (), "<defaults>")
+    assert config.ProtectRule(paths=("a",), rollback="block").modify_action == "block"
+
+
+def test_the_policy_as_plain_data_is_what_asdict_gave() -> None:
+    text = """\
+version: 1
+watch: {include: ["src/"], gitignore: false}
+validate:
+  - paths: ["*.py"]
+    checks: [python, {command: ["true", "{path}"], timeout: 5s}]
+protect:
+  - paths: [db/]
+    modify: allow
+mirror: {remote: origin}
+"""
+    watch = {"include": ("src/",), "exclude": (), "gitignore": False, "max_file_size": 50 * 1024 * 1024}
+    checks = (
+        {"name": "python", "command": (), "timeout": 10.0},
+        {"name": "command", "command": ("true", "{path}"), "timeout": 5.0},
+    )
+    protect = {
+        "paths": ("db/",),
+        "rollback": "force",
+        "delete": "force",
+        "restore": "allow",
+        "reason": "protected",
+        "modify": "allow",
+    }
+    expected = {
+        "version": 1,
+        "watch": watch,
+        "validate": ({"paths": ("*.py",), "checks": checks},),
+        "suspect": {"shrink_ratio": 0.5, "min_shrink_bytes": 512},
+        "protect": (protect,),
+        "guardrail": {"interval": 300.0, "repair": False},
+        "retention": {"keep_all": 48 * 3600.0, "hourly": 14 * 86400.0, "daily": 90 * 86400.0, "keep_last": 200},
+        "store": {"max_size": 2 * 1024**3, "min_free": 1024**3},
+        "mirror": {"interval": 0.0, "remote": "origin"},
+        "source": "p.yaml",
+    }
+    plain = policy_to_json(config.parse_policy(text, "p.yaml"))
+    assert plain == expected
+    assert list(plain) == list(expected) and list(plain["protect"][0]) == list(protect)  # the order json writes
+    assert isinstance(plain["watch"], dict) and isinstance(plain["validate"], tuple)
+
+
+def test_a_project_compares_by_value_stays_mutable_and_unhashable(tmp_path: Path) -> None:
+    where = ProjectPaths(root=tmp_path, store=tmp_path / "store")
+    one = Project(where, config.Policy())
+    assert one == Project(where, config.Policy(), None) and one != Project(where, config.Policy(), "pending")
+    assert one != (where, config.Policy(), None)
+    assert repr(one) == f"Project(paths={where!r}, policy={config.Policy()!r}, policy_pending=None)"
+    one.policy_pending = "why"
+    assert one.policy_pending == "why"
+    with pytest.raises(TypeError):
+        hash(one)
+    with pytest.raises(AttributeError):
+        one.other = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 1000, 256 * 1024 + 3])
+def test_the_store_sha256_is_hashlibs(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + os.urandom(size % 256)
+    assert paths.sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    assert paths._sha256_constructor()(data).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_store_is_named_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(paths.ENV_HOME, str(tmp_path / "home"))
+    root = tmp_path / "prøject dir"
+    expected = hashlib.sha256(os.fsencode(root)).hexdigest()[:12]
+    assert paths.store_dir_for(root) == tmp_path / "home" / f"prøject dir-{expected}"
