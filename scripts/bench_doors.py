@@ -181,7 +181,7 @@ def door_watcher(files: int, changes: int) -> list[Row]:
         pid = g.start()
         try:
             # init queued its secret scan for the watcher: measure once that one-off catch-up is over.
-            queue, drain_started = store / "secrets-pending.json", time.perf_counter()
+            queue, drain_started = store / "secrets-pending.jsonl", time.perf_counter()
             while queue.exists() and time.perf_counter() - drain_started < 1800:
                 time.sleep(0.1)
             drained_s = time.perf_counter() - drain_started

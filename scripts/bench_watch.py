@@ -272,7 +272,7 @@ def bench_guardian(work: Path, env: dict[str, str], files: int, changes: int, bu
     try:
         # init queued its secret scan for the watcher; latency is measured once that catch-up,
         # a one-off after init, is over (its length is reported on its own).
-        queue = store / "secrets-pending.json"
+        queue = store / "secrets-pending.jsonl"
         drain_started = time.perf_counter()
         while queue.exists() and time.perf_counter() - drain_started < 1800:
             time.sleep(0.1)

@@ -8,12 +8,12 @@ a snapshot is committed, under the writer lock, and logs what it returns with th
 Only what a snapshot added or changed is scanned (guardian.capture.secrets), and only an
 explicit ``guardian snapshot`` (trigger ``manual``) scans at once: it also scans everything
 queued before.  Every other capture (``guardian init``, a restore, a git hook's, an agent's)
-puts its versions in ``<store>/secrets-pending.json`` and loads nothing: the scan is most of
-a short command's CPU (about 0.2 s of imports, then 1-3 ms a file: minutes on a large first
-snapshot).  The watcher loads the library on a thread of its own; once it is loaded, each of
-its captures, and a thread of its store session between them (:func:`scan_queued`), scans
-the queue oldest first for at most :data:`WATCH_SCAN_BUDGET` seconds at a time, so a change
-is never held up behind a long scan.
+appends its versions to ``<store>/secrets-pending.jsonl`` (guardian.capture.pending_log) and
+loads nothing: the scan is most of a short command's CPU (about 0.2 s of imports, then 1-3 ms
+a file: minutes on a large first snapshot).  The watcher loads the library on a thread of
+its own; once it is loaded, each of its captures, and a thread of its store session between
+them (:func:`scan_queued`), scans the queue oldest first for at most
+:data:`WATCH_SCAN_BUDGET` seconds at a time, so a change is never held up behind a long scan.
 A queued version's ``secret`` event carries its own snapshot and trigger.  Nothing is ever
 dropped from the queue unscanned.  A push never relies on this record: it scans again what
 it sends.
@@ -28,7 +28,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from guardian.capture import pending_log
 from guardian.capture.filters import SCAN_MAX_BYTES
+from guardian.capture.pending_log import PENDING_NAME as PENDING_NAME
+from guardian.capture.pending_log import Queue
 from guardian.store.tree import MODE_LINK
 from guardian.util.fs import atomic_write_file
 
@@ -77,7 +80,6 @@ def _log() -> logging.Logger:
 
 
 INDEX_NAME = "secrets.json"
-PENDING_NAME = "secrets-pending.json"
 # An explicit `guardian snapshot`: scans its versions and the whole queue at once.
 SCAN_NOW_TRIGGERS = frozenset({"manual"})
 # The watcher's captures: scan the queue once the library is loaded, a bounded slice at a time.
@@ -144,8 +146,7 @@ def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: d
         and f.size <= SCAN_MAX_BYTES
     ]
     store = project.paths.store
-    pending_path = store / PENDING_NAME
-    waiting = pending_path.exists()
+    waiting = pending_log.waiting(store)
     if not todo and not waiting:
         return []
     if result.trigger in SCAN_NOW_TRIGGERS:
@@ -155,11 +156,32 @@ def secret_events(project: Project, repo: ShadowRepo, result: _Snapshot, base: d
     else:
         if result.trigger == WATCH_TRIGGER:
             warm_up()
-        if todo:
-            _write_pending(pending_path, [*_read_pending(pending_path), *todo])
+        queue_versions(store, todo)
         return []
-    queued = _read_pending(pending_path) if waiting else []
+    queued = _read_queue(store) if waiting else Queue(None, [])
     return _scan_and_record(store, repo, queued, todo, base, budget)
+
+
+def queue_versions(store: Path, versions: list[dict[str, Any]]) -> None:
+    """Append versions to the queue: O(versions), whatever its length (the caller holds the writer lock)."""
+    try:
+        pending_log.append(store, versions)
+    except OSError as exc:
+        # Info, not warning: in a command a warning would be a second line on stderr next to
+        # the command's own one-line error about the same full disk; the watcher's log keeps it.
+        # The versions stay unscanned until a push, which scans what it sends.
+        _log().info("could not queue versions for the secret scan in %s: %s", pending_log.log_path(store), exc)
+
+
+def queue_waiting(store: Path) -> bool:
+    """Whether a queue file exists: the watcher's queue thread looks for one every second."""
+    return pending_log.waiting(store)
+
+
+def _read_queue(store: Path) -> Queue:
+    """The queue, for the drain (under the writer lock): an old-format file takes the log's name first."""
+    pending_log.adopt_legacy(store)
+    return pending_log.read(store)
 
 
 def scan_queued(project: Project, repo: ShadowRepo, budget: float = WATCH_SCAN_BUDGET) -> list[Event]:
@@ -168,13 +190,13 @@ def scan_queued(project: Project, repo: ShadowRepo, budget: float = WATCH_SCAN_B
     Nothing happens until the library is loaded (by the watcher's warm-up thread); at least one
     version is scanned per call.  The caller holds the writer lock and logs the events returned.
     """
-    pending_path = project.paths.store / PENDING_NAME
-    if not detector_ready() or not pending_path.exists():
+    store = project.paths.store
+    if not detector_ready() or not pending_log.waiting(store):
         return []
     from guardian.events import current_user
 
     base = {"user": current_user(), "pid": os.getpid()}
-    return _scan_and_record(project.paths.store, repo, _read_pending(pending_path), [], base, budget)
+    return _scan_and_record(store, repo, _read_queue(store), [], base, budget)
 
 
 # How often a long queue's file is rewritten while the watcher drains it clean (seconds).
@@ -184,52 +206,77 @@ QUEUE_REWRITE_EVERY = 2.0
 
 
 class _Drained:
-    """The queue's leading versions this process scanned clean but has not yet taken out of the file.
+    """How many of the queue's leading versions this process scanned clean but left in the file.
 
     Only versions with nothing found wait here: a version holding a secret leaves the file
     at once, with its record, so its ``secret`` event is never logged twice.  A crash forgets
-    this, and those versions are scanned again: nothing is lost, only time.
+    this, and those versions are scanned again: nothing is lost, only time.  Appends leave
+    the count true; a file replaced or removed elsewhere has another identity, and counts 0.
     """
 
-    prefix: list[dict[str, Any]] = []  # noqa: RUF012 - one per process, like the queue cache below
+    identity: pending_log.Identity | None = None  # the log file the count is about
+    done = 0
     rewritten = 0.0  # time.monotonic() of the last rewrite
 
     @classmethod
-    def count(cls, queued: list[dict[str, Any]]) -> int:
-        """How many of ``queued``'s leading versions were scanned already (0 if the file was drained elsewhere)."""
-        done = len(cls.prefix)
-        return done if done and queued[:done] == cls.prefix else 0
+    def count(cls, queue: Queue) -> int:
+        """How many of the queue's leading versions were scanned already (0 if the file was drained elsewhere)."""
+        same = queue.identity is not None and queue.identity == cls.identity and len(queue.versions) >= cls.done
+        return cls.done if same else 0
+
+    @classmethod
+    def remember(cls, identity: pending_log.Identity | None, done: int) -> None:
+        cls.identity, cls.done = identity, done
+
+    @classmethod
+    def forget(cls) -> None:
+        cls.identity, cls.done = None, 0
 
 
 def _scan_and_record(
     store: Path,
     repo: ShadowRepo,
-    queued: list[dict[str, Any]],
+    queue: Queue,
     todo: list[dict[str, Any]],
     base: dict[str, Any],
     budget: float | None,
 ) -> list[Event]:
-    """Scan the queue, then ``todo``, oldest first (within budget seconds); record what was found, queue the rest."""
+    """Scan the queue, then ``todo``, oldest first (within budget seconds); record what was found, queue the rest.
+
+    The caller holds the writer lock, as every capture that appends does: no version is
+    appended between the read of the queue and its replacement here.
+    """
+    queued = queue.versions
     versions = [*queued, *todo]
-    skip = _Drained.count(queued)
+    skip = _Drained.count(queue)
     scanned, found = _scan(repo, versions[skip:], budget)
     events, recorded = _record(store, found, base)
     # Only once what was found is recorded do the scanned versions leave the queue: a crash in
     # between, or a record that could not be written, has them scanned again, never lost.
     done = skip + scanned if recorded else skip
     rest = versions[done:]
-    pending_path = store / PENDING_NAME
     now = time.monotonic()
     if not rest:
-        pending_path.unlink(missing_ok=True)
-        _Drained.prefix = []
-    elif len(rest) > len(queued) - min(done, len(queued)) or found or now - _Drained.rewritten >= QUEUE_REWRITE_EVERY:
-        # New versions to keep, a secret's version to take out, or time to save the progress.
-        _write_pending(pending_path, rest)
-        _Drained.prefix, _Drained.rewritten = [], now
+        pending_log.remove(store)
+        _Drained.forget()
+    elif done >= len(queued) or found or queue.identity is None or now - _Drained.rewritten >= QUEUE_REWRITE_EVERY:
+        # Only this capture's versions left (a short file), a secret's version to take out, a
+        # file in the old format to replace, or time to save the progress.
+        _replace_queue(store, rest)
+        _Drained.forget()
+        _Drained.rewritten = now
     else:
-        _Drained.prefix = versions[:done]  # all from the file: it still holds them
+        # Clean versions of the file, remembered and left in it; this capture's own go at its end.
+        _Drained.remember(queue.identity, done)
+        queue_versions(store, todo)
     return events
+
+
+def _replace_queue(store: Path, versions: list[dict[str, Any]]) -> None:
+    try:
+        pending_log.replace(store, versions)
+    except OSError as exc:
+        _log().info("could not queue versions for the secret scan in %s: %s", pending_log.log_path(store), exc)
 
 
 def _record(
@@ -287,46 +334,6 @@ def _scan(
     return scanned, found
 
 
-# The last queue this process wrote or read, by the file's (inode, size, mtime): the watcher
-# takes a long queue a slice at a time and need not parse the whole file for each slice.
-_queue_seen: tuple[tuple[int, int, int], list[dict[str, Any]]] | None = None
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _read_pending(path: Path) -> list[dict[str, Any]]:
-    global _queue_seen
-    stamp = _stamp(path)
-    if stamp is None:
-        return []
-    if _queue_seen is not None and _queue_seen[0] == stamp:
-        return list(_queue_seen[1])
-    versions = _read_json(path).get("versions", [])
-    queue = [v for v in versions if isinstance(v, dict)] if isinstance(versions, list) else []
-    _queue_seen = (stamp, queue)
-    return list(queue)
-
-
-def _write_pending(path: Path, versions: list[dict[str, Any]]) -> None:
-    global _queue_seen
-    try:
-        atomic_write_file(path, (json.dumps({"versions": versions}, separators=(",", ":")) + "\n").encode())
-    except OSError as exc:
-        # Info, not warning: in a command a warning would be a second line on stderr next to
-        # the command's own one-line error about the same full disk; the watcher's log keeps it.
-        # The versions stay unscanned until a push, which scans what it sends.
-        _log().info("could not queue versions for the secret scan in %s: %s", path, exc)
-        return
-    stamp = _stamp(path)
-    _queue_seen = None if stamp is None else (stamp, list(versions))
-
-
 class SecretFile(NamedTuple):
     """A path with stored versions that hold a secret, for ``guardian status``.
 
@@ -360,5 +367,5 @@ def pending_scans(store: Path) -> int:
     Read from another process, the file may still count what the watcher scanned in the last
     ``QUEUE_REWRITE_EVERY`` seconds.
     """
-    queued = _read_pending(store / PENDING_NAME)
-    return len(queued) - _Drained.count(queued)
+    queue = pending_log.read(store)
+    return len(queue.versions) - _Drained.count(queue)

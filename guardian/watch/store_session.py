@@ -108,12 +108,12 @@ class StoreSession:
     def _scan_queue(self) -> None:
         """The secret-scan queue's thread: slices of at most ``WATCH_SCAN_BUDGET`` seconds, oldest first.
 
-        init, restores and git hooks queue their versions in secrets-pending.json.  Each slice
+        init, restores and git hooks append their versions to secrets-pending.jsonl.  Each slice
         holds the writer lock (a flock of its own: captures wait for it, the ~50 ms at most)
         and never waits for it: a writer holding it (a capture, a restore) goes first.  Nothing
         is scanned before the warm-up thread has loaded detect-secrets (a queue starts it).
         """
-        from guardian.capture.secret_record import PENDING_NAME, scan_queued
+        from guardian.capture.secret_record import queue_waiting, scan_queued
         from guardian.capture.secrets import detector_ready, warm_up
 
         repo: ShadowRepo | None = None
@@ -121,7 +121,7 @@ class StoreSession:
         while not self._stop_scanning.wait(pause):
             pause = QUEUE_IDLE_PAUSE
             project = self.project  # a policy reload swaps it
-            if not (project.paths.store / PENDING_NAME).exists():
+            if not queue_waiting(project.paths.store):
                 continue
             if not detector_ready():
                 warm_up()  # once per process, on a thread of its own

@@ -1,7 +1,7 @@
 """Short commands queue their secret scan; the watcher (a slice at a time) or ``guardian snapshot`` drains it.
 
 ``guardian init`` and ``guardian restore`` never load detect-secrets: their versions wait in
-``secrets-pending.json``.  No secret may be lost on the way: a real watcher process reports
+``secrets-pending.jsonl``.  No secret may be lost on the way: a real watcher process reports
 what init queued, oldest first, and a manual snapshot scans the whole queue at once.
 """
 
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from guardian.capture import secret_record
+from guardian.capture import pending_log, secret_record
 from guardian.capture.secret_record import read_index
 from guardian.project import Project
 from tests.capture.secret_corpus import TELEGRAM
@@ -95,7 +95,7 @@ def test_the_watchers_slices_take_the_queue_oldest_first_and_lose_nothing(tmp_pa
     (root / "zz" / "bot.py").write_text(f'TOKEN = "{TELEGRAM}"  # again\n')
     r = run_cli("restore", "zz/bot.py", "--at", proj.open_repo().head() or "", cwd=root)
     assert r.exit_code == 0, r.stderr
-    queue = json.loads((proj.paths.store / secret_record.PENDING_NAME).read_text())["versions"]
+    queue = pending_log.read(proj.paths.store).versions
     waiting = len(queue)
     # init's versions, then the restore's captures (the edited file, then what it brought back): none scanned yet.
     assert [v["trigger"] for v in queue][-2:] == ["pre-restore", "restore"] and not events(proj, "secret")
@@ -132,7 +132,7 @@ def test_clean_slices_leave_the_queue_file_alone_and_a_crash_loses_nothing(tmp_p
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # the file was not rewritten
     assert secret_record.pending_scans(proj.paths.store) == waiting - 2  # but this process knows
 
-    secret_record._Drained.prefix = []  # a crash: what was only remembered is scanned again
+    secret_record._Drained.forget()  # a crash: what was only remembered is scanned again
     assert secret_record.pending_scans(proj.paths.store) == waiting
     found = secret_record.scan_queued(proj, repo)  # no budget left out: the rest in one go
     while secret_record.pending_scans(proj.paths.store):
