@@ -180,9 +180,10 @@ def _read_log(path: Path) -> Queue:
     except OSError:
         return Queue(None, [])
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         head = os.pread(fd, IDENTITY_BYTES, 0)
-        identity = (os.fstat(fd).st_ino, head[: head.find(b"\n") + 1] or head)
+        identity = (st.st_ino, head[: head.find(b"\n") + 1] or head)
         seen = _seen
         if seen is not None and seen.identity == identity and seen.end <= size:
             start, versions = seen.end, list(seen.versions)  # the same file, appended to since

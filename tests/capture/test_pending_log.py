@@ -67,6 +67,15 @@ def test_a_torn_last_line_is_skipped_and_the_next_append_starts_a_line_of_its_ow
         assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["a", "b", "c"]
 
 
+def test_a_link_left_by_an_adoption_cut_short_is_read_once_and_cleared(tmp_path: Path) -> None:
+    pending_log.append(tmp_path, [_version("a")])
+    os.link(pending_log.log_path(tmp_path), pending_log.legacy_path(tmp_path))  # killed between link and unlink
+    assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["a"]
+    pending_log.adopt_legacy(tmp_path)
+    assert not pending_log.legacy_path(tmp_path).exists()
+    assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["a"]
+
+
 def _line(version: dict[str, Any]) -> bytes:
     return json.dumps(version, separators=(",", ":")).encode() + b"\n"
 
@@ -229,7 +238,11 @@ def test_an_old_queue_next_to_a_log_is_read_with_it_and_drained_once(tmp_path: P
     store = proj.paths.store
     old = _as_old_format(store)
     secret_blob = next(v["blob"] for v in old if v["path"] == "bot.py")
+    aside = tmp_path / "old-queue"
+    pending_log.legacy_path(store).rename(aside)
     pending_log.append(store, [_version("later.py", secret_blob, trigger="restore")])
+    aside.rename(pending_log.legacy_path(store))  # the older guardian's queue, written after the log
+    assert pending_log.log_path(store).exists() and pending_log.legacy_path(store).exists()
     assert secret_record.pending_scans(store) == len(old) + 1
     from guardian.capture import secrets
 
