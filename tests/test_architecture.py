@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("guardian.ops",),
     ("guardian.gates",),
     ("guardian.watch",),
-    ("guardian.cli", "guardian.__main__"),
+    ("guardian.cli", "guardian.warm", "guardian.__main__"),
 )
 # The version string lives in the package's __init__; anyone may read it.
 UNLAYERED = {"guardian"}

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from guardian.errors import OperationFailed, WatcherNotRunning, WatcherRunning
 from guardian.project import Project
 from guardian.util.lock import FileLock, is_locked, read_holder_pid
+from guardian.watch.warm_process import WarmServer
 
 if TYPE_CHECKING:
     from guardian.watch.watcher import WatchOptions
@@ -154,8 +155,13 @@ def run_watcher(
             # watchdog warns when a quick "mkdir -p a/b" makes it watch a/b twice; harmless noise in the log.
             warnings.filterwarnings("ignore", r"Callback with id .* already exists", RuntimeWarning)
             watcher = Watcher(project, options, on_ready=on_ready)
-            with stop_on_signals(watcher.request_stop):
-                watcher.run()
+            warm = WarmServer()  # answers guardian commands while this watcher runs (guardian.warm)
+            warm.start()
+            try:
+                with stop_on_signals(watcher.request_stop):
+                    watcher.run()
+            finally:
+                warm.stop()
     finally:
         lock.release()
     s = watcher.stats
