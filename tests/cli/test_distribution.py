@@ -23,7 +23,7 @@ def test_the_distribution_has_a_name_of_its_own_and_keeps_the_command() -> None:
     assert isinstance(project, dict)
     assert project["name"] == "guardian-snapshots"
     assert project["scripts"] == {
-        "guardian": "guardian.cli:main",
+        "guardian": "guardian.warm.client:console_main",  # a running watcher answers, else guardian.cli:main
         "guardian-agent-hook": "guardian.gates.agent.hook:main",  # agents' hook: starts sooner than `python -m`
     }
     assert project["version"] == guardian.__version__
