@@ -23,6 +23,7 @@ from guardian.warm.wire import (
     ENV_TRACE,
     ENV_WARM,
     HANDSHAKE_TIMEOUT,
+    LIMITS,
     OWN_PROCESS_COMMANDS,
     Request,
     home_dir,
@@ -73,6 +74,9 @@ def _request(entry: bytes, home: str, args: Sequence[str]) -> Request | None:
     os.umask(mask)
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     streams = (sys.stdin, sys.stdout, sys.stderr)
+    import resource  # a builtin extension: no Python-level imports
+
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in LIMITS if hasattr(resource, name)}
     return Request(
         entry=entry,
         home=os.fsencode(home),
@@ -80,8 +84,9 @@ def _request(entry: bytes, home: str, args: Sequence[str]) -> Request | None:
         executable=os.fsencode(sys.executable),
         cwd=cwd,
         umask=mask,
-        encodings=(streams[0].encoding, streams[1].encoding, streams[2].encoding),
+        encodings=(streams[0].encoding, streams[1].encoding, streams[2].encoding, sys.getfilesystemencoding()),
         errors=streams[1].errors or "strict",
+        limits=limits,
         argv=[os.fsencode(a) for a in (sys.argv[0] if sys.argv else "guardian", *args)],
         env=dict(os.environb),
     )

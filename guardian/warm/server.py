@@ -31,6 +31,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -263,9 +264,11 @@ class Server:
         if request.package != self.package or request.executable != os.fsencode(sys.executable):
             raise Refused("another guardian installation or interpreter")
         if identity_env(request.env) != self.identity:
-            raise Refused("other GUARDIAN_* or PYTHON* settings than the watcher's")
+            raise Refused("other GUARDIAN_CRASH_AT, GUARDIAN_PYGIT2_FULL or PYTHON* settings than the watcher's")
         if request.entry not in (b"module", b"console"):
             raise Refused("an unknown entry point")
+        if request.encodings[3] != sys.getfilesystemencoding():
+            raise Refused("another file system encoding")
 
 
 class CodeChanged(Refused):
@@ -361,6 +364,7 @@ def _spare_worker(server: Server, notify: int) -> int:
     try:
         request, fds = _read_request(conn)
         server.check(request)
+        _take_limits(request.limits)
         if module_stamps(list(server.stamps)) != server.stamps:
             os.write(notify, b"s")
             raise CodeChanged("guardian's code changed since the watcher started")
@@ -389,6 +393,7 @@ def _spare_worker(server: Server, notify: int) -> int:
         os.umask(request.umask)
         os.environb.clear()
         os.environb.update(request.env)
+        time.tzset()  # local time follows the client's TZ, as it would in its own process
         sys.argv = [os.fsdecode(a) for a in request.argv]
         _attach_streams(request)
         threading.Thread(target=_die_with_client, args=(conn,), name="warm-client-watch", daemon=True).start()
@@ -407,6 +412,21 @@ def _spare_worker(server: Server, notify: int) -> int:
     return code
 
 
+def _take_limits(limits: dict[str, tuple[int, int]]) -> None:
+    """The client's resource limits (a file-size limit must stop a command here as it would there)."""
+    import resource
+
+    for name, (soft, hard) in limits.items():
+        kind = getattr(resource, name, None)
+        if kind is None:
+            continue
+        try:
+            if resource.getrlimit(kind) != (soft, hard):
+                resource.setrlimit(kind, (soft, hard))
+        except (ValueError, OSError) as exc:
+            raise Refused(f"cannot take the client's {name}: {exc}") from None
+
+
 def _run(request: Request) -> int:
     args = sys.argv[1:]
     if request.entry == b"console":
@@ -420,7 +440,7 @@ def _run(request: Request) -> int:
 
 def _attach_streams(request: Request) -> None:
     """sys.stdin/stdout/stderr on the client's descriptors, with the client's encodings."""
-    stdin_enc, stdout_enc, stderr_enc = request.encodings
+    stdin_enc, stdout_enc, stderr_enc, _filesystem = request.encodings
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     buffering = 0 if unbuffered else -1
     streams = {

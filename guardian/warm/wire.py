@@ -7,8 +7,10 @@ A request is one length-prefixed frame of NUL-separated fields, sent with the cl
 stdin, stdout and stderr attached (SCM_RIGHTS)::
 
     b"GW1" NUL entry NUL home NUL package NUL executable NUL cwd NUL umask NUL
-    stdin-encoding NUL stdout-encoding NUL stderr-encoding NUL errors NUL
-    argc NUL argv... NUL env-entries (KEY=VALUE)...
+    stdin-encoding NUL stdout-encoding NUL stderr-encoding NUL filesystem-encoding NUL
+    errors NUL limits NUL argc NUL argv... NUL env-entries (KEY=VALUE)...
+
+``limits`` is ``name=soft:hard,...`` for the LIMITS below (-1: unlimited).
 
 A worker answers with newline-ended messages: ``P<pid>`` (it will run the command; the
 client answers ``G`` to let it start) or ``L<reason>`` (run it yourself), then ``X<code>``
@@ -26,14 +28,20 @@ ENV_TRACE = "GUARDIAN_WARM_TRACE"  # "1": say on stderr which process ran the co
 RUN_DIR = "run"
 SOCKET_PREFIX = "warm-"
 SOCKET_SUFFIX = ".sock"
-# Environment variables that choose what the code does at import time or which code runs:
-# a server started under other values must not answer (the client runs the command itself).
-# GUARDIAN_WARM* only choose the route, so they may differ.
-ROUTE_KEYS = (ENV_WARM, ENV_TRACE)
+# The GUARDIAN_* variables read when a module is imported (the server imported every module
+# under its own values): a client with other values runs the command itself.  Every other
+# GUARDIAN_* variable is read while the command runs, from the client's environment, which
+# the worker takes over (the git hook shims pass GUARDIAN_STORE_HEAD that way).
+# tests/warm/test_warm.py imports every module under a recording environment to keep this
+# list complete.
+IMPORT_TIME_KEYS = ("GUARDIAN_CRASH_AT", "GUARDIAN_PYGIT2_FULL")
 PYTHON_KEYS_IGNORED = ("PYTHONDONTWRITEBYTECODE", "PYTHONIOENCODING", "PYTHONUNBUFFERED")
 # Commands that must own their process: a watcher (it is the server's parent), and starting
 # one (it detaches a daemon); both are long-lived and gain nothing from a warm start.
 OWN_PROCESS_COMMANDS = frozenset({"watch", "start"})
+# Resource limits the worker takes from its client: a command must fail on a file-size or
+# descriptor limit exactly as it would in its own process.
+LIMITS = ("RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_CORE")
 HANDSHAKE_TIMEOUT = 5.0  # seconds the client waits for P or L before it runs the command itself
 
 
@@ -79,20 +87,22 @@ def server_pid(name: str) -> int | None:
 
 
 def identity_env(environ: dict[bytes, bytes] | os._Environ[bytes]) -> dict[bytes, bytes]:
-    """The variables a server and its client must agree on (see ROUTE_KEYS)."""
-    route = {key.encode() for key in ROUTE_KEYS}
+    """The variables a server and its client must agree on: IMPORT_TIME_KEYS, and PYTHON* (which code loads)."""
+    wanted = {key.encode() for key in IMPORT_TIME_KEYS}
     ignored = {key.encode() for key in PYTHON_KEYS_IGNORED}
     return {
         key: value
         for key, value in environ.items()
-        if (key.startswith(b"GUARDIAN_") and key not in route) or (key.startswith(b"PYTHON") and key not in ignored)
+        if key in wanted or (key.startswith(b"PYTHON") and key not in ignored)
     }
 
 
 class Request:
     """One command to run, as the client describes it.  A plain slotted class: built once per command."""
 
-    __slots__ = ("argv", "cwd", "encodings", "entry", "env", "errors", "executable", "home", "package", "umask")
+    __slots__ = (
+        "argv", "cwd", "encodings", "entry", "env", "errors", "executable", "home", "limits", "package", "umask"
+    )
 
     def __init__(
         self,
@@ -102,8 +112,9 @@ class Request:
         executable: bytes,
         cwd: bytes,
         umask: int,
-        encodings: tuple[str, str, str],
+        encodings: tuple[str, str, str, str],
         errors: str,
+        limits: dict[str, tuple[int, int]],
         argv: list[bytes],
         env: dict[bytes, bytes],
     ) -> None:
@@ -115,6 +126,7 @@ class Request:
         self.umask = umask
         self.encodings = encodings
         self.errors = errors
+        self.limits = limits
         self.argv = argv
         self.env = env
 
@@ -129,6 +141,7 @@ class Request:
             b"%d" % self.umask,
             *(e.encode() for e in self.encodings),
             self.errors.encode(),
+            ",".join(f"{name}={soft}:{hard}" for name, (soft, hard) in self.limits.items()).encode(),
             b"%d" % len(self.argv),
             *self.argv,
             *(key + b"=" + value for key, value in self.env.items()),
@@ -142,19 +155,24 @@ class Request:
     def decode(cls, body: bytes) -> Request:
         """The request in ``body`` (the frame without its length); ValueError when it is not one."""
         fields = body.split(b"\0")
-        if len(fields) < 12 or fields[0] != MAGIC:
+        if len(fields) < 14 or fields[0] != MAGIC:
             raise ValueError("not a warm request")
         entry, home, package, executable, cwd, umask = fields[1:7]
-        encodings = (fields[7].decode(), fields[8].decode(), fields[9].decode())
-        errors = fields[10].decode()
-        argc = int(fields[11])
-        if argc < 1 or 12 + argc > len(fields):
+        encodings = (fields[7].decode(), fields[8].decode(), fields[9].decode(), fields[10].decode())
+        errors = fields[11].decode()
+        limits: dict[str, tuple[int, int]] = {}
+        for limit in filter(None, fields[12].decode().split(",")):
+            name, _, pair = limit.partition("=")
+            soft, _, hard = pair.partition(":")
+            limits[name] = (int(soft), int(hard))
+        argc = int(fields[13])
+        if argc < 1 or 14 + argc > len(fields):
             raise ValueError("bad argument count")
-        argv = fields[12 : 12 + argc]
+        argv = fields[14 : 14 + argc]
         env: dict[bytes, bytes] = {}
-        for item in fields[12 + argc :]:
+        for item in fields[14 + argc :]:
             key, sep, value = item.partition(b"=")
             if not sep or not key:
                 raise ValueError("bad environment entry")
             env[key] = value
-        return cls(entry, home, package, executable, cwd, int(umask), encodings, errors, argv, env)
+        return cls(entry, home, package, executable, cwd, int(umask), encodings, errors, limits, argv, env)

@@ -111,8 +111,9 @@ def test_request_round_trip_keeps_undecodable_bytes() -> None:
         executable=b"/usr/bin/python3",
         cwd=b"/work/caf\xe9",
         umask=0o027,
-        encodings=("utf-8", "utf-8", "latin-1"),
+        encodings=("utf-8", "utf-8", "latin-1", "utf-8"),
         errors="strict",
+        limits={"RLIMIT_FSIZE": (1024, -1), "RLIMIT_NOFILE": (256, 4096)},
         argv=[b"guardian", b"restore", b"na\xefve.py"],
         env={b"A": b"1=2", b"GUARDIAN_HOME": b"/h", b"RAW": b"\xff"},
     )
@@ -123,7 +124,7 @@ def test_request_round_trip_keeps_undecodable_bytes() -> None:
         getattr(request, name) for name in wire.Request.__slots__
     ]
     with pytest.raises(ValueError, match="NUL"):
-        wire.Request(b"module", b"/h", b"/p", b"/py", b"/", 0, ("a", "a", "a"), "strict", [b"x\0y"], {}).encode()
+        wire.Request(b"module", b"/h", b"/p", b"/py", b"/", 0, ("a",) * 4, "strict", {}, [b"x\0y"], {}).encode()
     with pytest.raises(ValueError, match="not a warm request"):
         wire.Request.decode(b"GW0\0x")
 
@@ -204,11 +205,74 @@ def test_concurrent_commands_all_answered(watched: Project) -> None:
 # --------------------------------------------------------------------------- when it must not answer
 
 
-def test_other_guardian_settings_run_in_their_own_process(watched: Project) -> None:
-    result = guardian("history", "a.txt", cwd=watched.root, env={**TRACE, "GUARDIAN_HOOK_TRACE": "1"})
+def test_other_import_time_settings_run_in_their_own_process(watched: Project) -> None:
+    result = guardian("history", "a.txt", cwd=watched.root, env={**TRACE, "PYTHONWARNINGS": "ignore::UserWarning"})
     assert result.returncode == 0
     assert not served(result)
-    assert b"running in this process: other GUARDIAN_* or PYTHON* settings" in result.stderr
+    reason = b"running in this process: other GUARDIAN_CRASH_AT, GUARDIAN_PYGIT2_FULL or PYTHON* settings"
+    assert reason in result.stderr
+
+
+def test_run_time_settings_reach_the_worker(watched: Project) -> None:
+    # Variables read while the command runs come from the client: a hook's GUARDIAN_* settings
+    # (the shim exports GUARDIAN_STORE_HEAD), the time zone of the times printed.
+    for env in ({"TZ": "Asia/Tokyo"}, {"TZ": "America/St_Johns"}, {"GUARDIAN_HOOK_TRACE": "1"}):
+        cold = guardian("history", "a.txt", cwd=watched.root, env={**COLD, **env})
+        warm = guardian("history", "a.txt", cwd=watched.root, env={**TRACE, **env})
+        assert served(warm), (env, warm.stderr)
+        assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout), env
+    assert b"+09:00" in guardian("history", "a.txt", cwd=watched.root, env={"TZ": "Asia/Tokyo"}).stdout
+
+
+def test_the_worker_takes_the_clients_resource_limits(watched: Project) -> None:
+    import resource
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))
+
+    target = watched.root / "src" / "worker_pool.py"
+    outcomes = []
+    for env in (COLD, TRACE):
+        target.unlink(missing_ok=True)
+        result = subprocess.run([sys.executable, "-m", "guardian", "restore", "worker_pool.py"], cwd=watched.root,
+                                env={**os.environ, **env}, capture_output=True, preexec_fn=limit_file_size,
+                                timeout=60, check=False)
+        outcomes.append((result.returncode, result.stdout, without_trace(result.stderr)))
+        assert served(result) == (env is TRACE), result.stderr
+    # A 1.2 KB file cannot be written under a 100-byte limit: both fail, the same way.
+    assert outcomes[0][0] != 0, outcomes[0]
+    assert outcomes[1] == outcomes[0]
+    assert not target.exists()
+
+
+def test_every_import_time_setting_is_compared(tmp_path: Path) -> None:
+    """Import every guardian module under an environment that records what is read: GUARDIAN_*
+    variables read at import time must be in wire.IMPORT_TIME_KEYS (the server compares them)."""
+    code = (
+        "import os, pkgutil, importlib, json, sys\n"
+        "read = set()\n"
+        "class Recording(type(os.environ)):\n"
+        "    def __getitem__(self, key):\n"
+        "        read.add(key)\n"
+        "        return super().__getitem__(key)\n"
+        "    def __contains__(self, key):\n"
+        "        read.add(key)\n"
+        "        return super().__contains__(key)\n"
+        "env = os.environ\n"
+        "os.environ = Recording(env._data, env.encodekey, env.decodekey, env.encodevalue, env.decodevalue)\n"
+        "import guardian\n"
+        "for info in pkgutil.walk_packages(guardian.__path__, 'guardian.'):\n"
+        "    if info.name not in ('guardian.__main__', 'guardian.warm.server'):\n"
+        "        try:\n"
+        "            importlib.import_module(info.name)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "print(json.dumps(sorted(k for k in read if k.startswith('GUARDIAN_'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    read = set(json.loads(result.stdout))
+    assert "GUARDIAN_CRASH_AT" in read  # the recorder sees what util/crash.py reads
+    assert read <= set(wire.IMPORT_TIME_KEYS) | {"GUARDIAN_HOME"}, read - set(wire.IMPORT_TIME_KEYS)
 
 
 def test_closed_stdin_runs_in_its_own_process(watched: Project) -> None:
