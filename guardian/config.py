@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -43,7 +42,7 @@ BUILTIN_CHECKS: tuple[str, ...] = (
 )
 
 
-# The records a Policy holds are NamedTuples, not frozen dataclasses: the same fields, defaults, equality,
+# The policy and its records are NamedTuples, not frozen dataclasses: the same fields, defaults, equality,
 # hash, repr and immutability, without ~1 ms of generated methods each on every import (history,
 # restore and every git hook read the policy).  ``x._replace(a=b)`` is what ``dataclasses.replace`` was.
 
@@ -131,17 +130,16 @@ POLICY_FILE_RULE = ProtectRule(
 )
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     version: int = 1
-    watch: WatchSettings = field(default_factory=WatchSettings)
+    watch: WatchSettings = WatchSettings()  # one shared default each: a record cannot be changed
     validate: tuple[ValidateRule, ...] = ()
-    suspect: SuspectSettings = field(default_factory=SuspectSettings)
+    suspect: SuspectSettings = SuspectSettings()
     protect: tuple[ProtectRule, ...] = ()
-    guardrail: GuardrailSettings = field(default_factory=GuardrailSettings)
-    retention: RetentionSettings = field(default_factory=RetentionSettings)
-    store: StoreSettings = field(default_factory=StoreSettings)
-    mirror: MirrorSettings = field(default_factory=MirrorSettings)
+    guardrail: GuardrailSettings = GuardrailSettings()
+    retention: RetentionSettings = RetentionSettings()
+    store: StoreSettings = StoreSettings()
+    mirror: MirrorSettings = MirrorSettings()
     source: str = "<defaults>"
 
     @property
@@ -516,7 +514,7 @@ def parse_policy(text: str, source: str = POLICY_FILENAME) -> Policy:
     """Parse and validate policy text; every error names source:line:col and the key path."""
     global yaml, _last_parse  # yaml is imported here, by the first parse: a policy reused parsed never needs it
     if _last_parse is not None and _last_parse[0] == text:
-        return _last_parse[1] if _last_parse[1].source == source else replace(_last_parse[1], source=source)
+        return _last_parse[1] if _last_parse[1].source == source else _last_parse[1]._replace(source=source)
     import yaml
     ctx = _Ctx(source)
     if len(text.encode("utf-8", "surrogateescape")) > MAX_POLICY_BYTES:

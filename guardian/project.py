@@ -351,22 +351,8 @@ def _schema_stamp() -> str:
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:
     """The policy as plain data: each record a dict of its fields in order, tuples kept (as dataclasses.asdict did)."""
-    return {name: _plain(getattr(policy, name)) for name in _POLICY_FIELDS}
-
-
-# Policy's fields in order; policy_from_json reads the same names.
-_POLICY_FIELDS = (
-    "version",
-    "watch",
-    "validate",
-    "suspect",
-    "protect",
-    "guardrail",
-    "retention",
-    "store",
-    "mirror",
-    "source",
-)
+    plain: dict[str, Any] = _plain(policy)
+    return plain
 
 
 def _plain(value: Any) -> Any:

@@ -20,6 +20,7 @@ import pytest
 from guardian import config, paths
 from guardian.catalog.db import FileRow, NewVersion, SnapshotRow, VersionRow
 from guardian.project import Project, ProjectPaths, policy_to_json
+from guardian.util.fs import FileState
 from guardian.util.identity import Identity
 
 # Each record's fields in order, with their defaults, as the dataclasses declared them.
@@ -56,6 +57,7 @@ FIELDS: dict[type[Any], dict[str, Any]] = {
     NewVersion: {**dict.fromkeys(("path", "change", "blob", "mode", "size", "verdict", "reason")), "perm": None},
     ProjectPaths: dict.fromkeys(("root", "store")),
     Identity: {"state": None, "project_id": None, "other_store": None, "other_root": None},
+    FileState: {"kind": None, "data": b"", "mode": 0, "st": None},
 }
 
 
@@ -81,6 +83,21 @@ def test_a_record_keeps_its_fields_defaults_equality_repr_and_immutability(recor
 
 def test_the_policy_defaults_are_the_sections_defaults() -> None:
     policy = config.Policy()
+    assert config.Policy._fields == (
+        "version",
+        "watch",
+        "validate",
+        "suspect",
+        "protect",
+        "guardrail",
+        "retention",
+        "store",
+        "mirror",
+        "source",
+    )
+    assert policy._replace(source="a") == config.Policy(source="a") and hash(policy) == hash(config.Policy())
+    with pytest.raises(AttributeError):
+        policy.__setattr__("source", "b")
     assert policy.watch == config.WatchSettings() and policy.suspect == config.SuspectSettings()
     assert policy.guardrail == config.GuardrailSettings() and policy.retention == config.RetentionSettings()
     assert policy.store == config.StoreSettings() and policy.mirror == config.MirrorSettings()

@@ -19,7 +19,6 @@ set and backoff), ``store_session`` (the open store) and ``heartbeat``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sqlite3
@@ -454,7 +453,7 @@ class Watcher:
         if pending is not None and pending != self.project.policy_pending:
             log.warning("%s", pending)
             self._event("watcher", [POLICY_FILENAME], {"action": "policy pending", "pending": pending})
-        if dataclasses.replace(policy, source="") == dataclasses.replace(self.project.policy, source=""):
+        if policy._replace(source="") == self.project.policy._replace(source=""):
             self.project.policy_pending = pending
             return
         self.project = Project(paths, policy, pending)

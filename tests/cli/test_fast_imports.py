@@ -44,6 +44,9 @@ NOT_IN_HISTORY = NEVER | {
     "guardian.capture.engine",
     "guardian.ops.session",
     "hashlib",  # OpenSSL, ~5 ms: the store's name and the kept parse's key use the built-in sha256
+    # Records are NamedTuples or slotted classes: dataclasses imports inspect (with ast, dis, tokenize...).
+    "dataclasses",
+    "inspect",
 }
 # log reads the notes from the store, but writes nothing and captures nothing.
 NOT_IN_LOG = NEVER | {

@@ -236,7 +236,7 @@ def test_init_parses_its_policy_text_once(tmp_path: Path, monkeypatch: pytest.Mo
     init_project(tmp_path)
     assert len(composed) == 1
     text = (tmp_path / "guardian.yaml").read_text()
-    fresh = config.Policy(**{**vars(config.parse_policy(text, "a.yaml")), "source": "b.yaml"})
+    fresh = config.Policy(**{**config.parse_policy(text, "a.yaml")._asdict(), "source": "b.yaml"})
     assert config.parse_policy(text, "b.yaml") == fresh and len(composed) == 1
     with pytest.raises(ConfigError, match=r"c\.yaml"):
         config.parse_policy("version: 2\n", "c.yaml")
