@@ -132,6 +132,41 @@ def scratch(name: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def proc_cpu_ms(pid: int) -> float:
+    """CPU of a process and its reaped children (Linux /proc): the warm server's workers are its children."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) * 1000 / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+@contextmanager
+def warm_watcher(root: Path, env: dict[str, str]) -> Iterator[int]:
+    """A background watcher on root, its warm server answering; yields the server's pid."""
+    guardian = [sys.executable, "-m", "guardian"]
+    subprocess.run([*guardian, "start"], cwd=root, env=env, check=True, capture_output=True)
+    try:
+        run_dir, deadline = Path(env["GUARDIAN_HOME"]) / "run", time.monotonic() + 120
+        while not (sockets := sorted(run_dir.glob("warm-*.sock")) if run_dir.is_dir() else []):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the watcher's warm server did not start")
+            time.sleep(0.05)
+        probe = subprocess.run([*guardian, "--version"], cwd=root, env={**env, "GUARDIAN_WARM_TRACE": "1"},
+                               capture_output=True, check=True)
+        if b"served by worker" not in probe.stderr:
+            raise RuntimeError(f"the warm server did not answer: {probe.stderr.decode(errors='replace')}")
+        yield int(sockets[-1].name.removeprefix("warm-").removesuffix(".sock"))
+    finally:
+        subprocess.run([*guardian, "stop"], cwd=root, env=env, check=False, capture_output=True)
+
+
+def with_worker_cpu(samples: Samples, server: int, before_ms: float) -> Samples:
+    """Add the warm workers' CPU (the server's children, reaped) to each sample, spread evenly."""
+    time.sleep(0.2)  # the server reaps its last worker
+    share = (proc_cpu_ms(server) - before_ms) / max(1, len(samples.cpu))
+    samples.cpu = [c + share for c in samples.cpu]
+    return samples
+
+
 @dataclass
 class Row:
     door: str
@@ -239,13 +274,27 @@ def door_checkout(rounds: int) -> list[Row]:
                                       text=True, check=True).stdout.strip()
                 assert head == "main", f"checkout under {mode} hooks ended on {head}"
                 results[(mode, branch)] = samples
+        # The same protected checkouts with a watcher running: the hook is answered by its warm server.
+        with warm_watcher(repo, env) as server:
+            samples, before = Samples(), proc_cpu_ms(server)
+            for i in range(2 * rounds + 2):
+                target = "side-prot" if i % 2 == 0 else "main"
+                wall, cpu, _ = timed([*git, "checkout", "-q", target], repo, env)
+                if i >= 2:
+                    samples.wall.append(wall)
+                    samples.cpu.append(cpu)
+            results[("warm", "side-prot")] = with_worker_cpu(samples, server, before)
     return [
         Row("(b) `git checkout` of a branch touching nothing protected", results[("guardian", "side-plain")],
             results[("none", "side-plain")], "same checkout, no hooks", "≤ 15 ms over no hooks",
             over_baseline(15), note="each sample is one checkout, alternating main ↔ branch"),
         Row("(c) `git checkout` whose protected files differ", results[("guardian", "side-prot")],
             results[("none", "side-prot")], "same checkout, no hooks", "≤ 100 ms over no hooks",
-            over_baseline(100)),
+            over_baseline(100), note="no watcher running: every hook starts its own interpreter"),
+        Row("(c) the same, a watcher running (its warm server runs the hook)", results[("warm", "side-prot")],
+            results[("none", "side-prot")], "same checkout, no hooks", "≤ 100 ms over no hooks",
+            over_baseline(100), note="CPU includes the warm workers' (the server's reaped children), spread "
+            "evenly over the samples; the watcher's own capture of each checkout is not counted"),
     ]
 
 
@@ -300,34 +349,53 @@ def door_first_snapshot(files: int) -> Row:
 
 def door_queries(snapshots: int, rounds: int) -> list[Row]:
     """bench_snapshot.bench_queries, with its process runner swapped for one that records CPU time too."""
-    recorded: dict[str, Samples] = {"restore": Samples(), "history": Samples(), "git": Samples()}
+    kinds = ("restore", "history", "git", "restore-warm", "history-warm")
+    recorded: dict[str, Samples] = {kind: Samples() for kind in kinds}
     original = bench_snapshot.run
+    servers: list[tuple[int, float]] = []
 
     def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
         wall, cpu, _ = timed(cmd, cwd, env or dict(os.environ))
-        kind = "git" if cmd[0] == "sh" else cmd[3]
+        kind = "git" if cmd[0] == "sh" else cmd[3] + ("-warm" if (env or {}).get("BENCH_WARM") else "")
         recorded[kind].wall.append(wall)
         recorded[kind].cpu.append(cpu)
         return wall / 1000
 
+    @contextmanager
+    def warm(root: Path, env: dict[str, str]) -> Iterator[int]:
+        with warm_watcher(root, env) as server:
+            servers.append((server, proc_cpu_ms(server)))
+            yield server
+            time.sleep(0.2)  # the server reaps its last worker
+            servers.append((server, proc_cpu_ms(server)))
+
     saved_home = os.environ.get("GUARDIAN_HOME")
     bench_snapshot.run = run
     try:
-        result = bench_snapshot.bench_queries(files=1000, snapshots=snapshots, rounds=rounds)
+        result = bench_snapshot.bench_queries(files=1000, snapshots=snapshots, rounds=rounds, warm=warm)
     finally:
         bench_snapshot.run = original
         if saved_home is None:
             os.environ.pop("GUARDIAN_HOME", None)
         else:
             os.environ["GUARDIAN_HOME"] = saved_home
+    # The workers' CPU over the warm rounds, split evenly between the warm commands run.
+    (_, cpu_before), (_, cpu_after) = servers
+    warm_runs = len(recorded["restore-warm"].cpu) + len(recorded["history-warm"].cpu)
+    for kind in ("restore-warm", "history-warm"):
+        recorded[kind].cpu = [c + (cpu_after - cpu_before) / max(1, warm_runs) for c in recorded[kind].cpu]
     count = int(result["snapshots"])
     note = f"{count:,} snapshots in the store"
-    return [
-        Row(f"(f) `guardian restore NAME`, {count // 1000}k snapshots", recorded["restore"], recorded["git"],
-            "`git log -1 -- PATH` + `git show`", "≤ 100 ms (at 10k snapshots)", at_most(100), (90,), note),
-        Row(f"(f) `guardian history PATH`, {count // 1000}k snapshots", recorded["history"], recorded["git"],
-            "`git log -1 -- PATH` + `git show`", "≤ 60 ms (at 10k snapshots)", at_most(60), (90,), note),
-    ]
+    warm_note = note + "; CPU includes the warm workers' (the server's reaped children), spread evenly"
+    rows = []
+    for kind, name, limit in (("restore", "`guardian restore NAME`", 100), ("history", "`guardian history PATH`", 60)):
+        rows.append(Row(f"(f) {name}, {count // 1000}k snapshots", recorded[kind], recorded["git"],
+                        "`git log -1 -- PATH` + `git show`", f"≤ {limit} ms (at 10k snapshots)", at_most(limit),
+                        (90,), note + "; no watcher running"))
+        rows.append(Row(f"(f) {name}, {count // 1000}k snapshots, a watcher running (warm server)",
+                        recorded[f"{kind}-warm"], recorded["git"], "`git log -1 -- PATH` + `git show`",
+                        f"≤ {limit} ms (at 10k snapshots)", at_most(limit), (90,), warm_note))
+    return rows
 
 
 # --------------------------------------------------------------------------- report

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +107,12 @@ def bench_incremental(count: int, rounds: int, git_rounds: int) -> dict[str, flo
         }
 
 
-def bench_queries(files: int, snapshots: int, rounds: int) -> dict[str, float]:
+def bench_queries(
+    files: int,
+    snapshots: int,
+    rounds: int,
+    warm: Callable[[Path, dict[str, str]], AbstractContextManager[object]] | None = None,
+) -> dict[str, float]:
     from guardian.capture.engine import Capture
     from guardian.ops.initialize import init_project
     from guardian.project import Project
@@ -154,6 +161,14 @@ def bench_queries(files: int, snapshots: int, rounds: int) -> dict[str, float]:
                     env,
                 )
             )
+        if warm is not None:
+            # The same commands with a watcher running: its warm server answers them.
+            with warm(root, env):
+                warm_env = {**env, "BENCH_WARM": "1"}
+                for _ in range(rounds):
+                    worker.write_text("#!/usr/bin/env python3\n")
+                    run([py, "-m", "guardian", "restore", "worker_pool.py"], root, warm_env)
+                    run([py, "-m", "guardian", "history", "src/agentdb/worker_pool.py"], root, warm_env)
         count = sum(1 for _ in project.open_repo().walk())
         return {
             "snapshots": count,

@@ -49,14 +49,13 @@ def server_pid_of(sock: Path) -> int:
     return pid
 
 
+CONSOLE = "import sys; from guardian.warm.client import console_main; sys.exit(console_main())"
+
+
 def guardian(
     *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: bytes | None = None, console: bool = False
 ) -> subprocess.CompletedProcess[bytes]:
-    prefix = (
-        [sys.executable, "-c", "import sys; from guardian.warm.client import console_main; sys.exit(console_main())"]
-        if console
-        else [sys.executable, "-m", "guardian"]
-    )
+    prefix = [sys.executable, "-c", CONSOLE] if console else [sys.executable, "-m", "guardian"]
     return subprocess.run(
         [*prefix, *args],
         cwd=cwd,
@@ -129,6 +128,13 @@ def test_request_round_trip_keeps_undecodable_bytes() -> None:
         wire.Request.decode(b"GW0\0x")
 
 
+def test_python_m_agent_hook_runs_its_own_short_path(watched: Project) -> None:
+    payload = json.dumps({"tool_name": "Bash", "tool_input": {"command": "ls"}, "cwd": str(watched.root)})
+    result = guardian("agent-hook", cwd=watched.root, env=TRACE, stdin=payload.encode())
+    assert result.returncode == 0, result.stderr
+    assert not served(result)
+
+
 def test_commands_that_own_their_process_are_not_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _wanted(["history", "a.py"])
     assert not _wanted(["watch"])
@@ -179,8 +185,8 @@ def test_restore_by_name_from_a_subdirectory(watched: Project) -> None:
 
 def test_stdin_reaches_the_worker(watched: Project) -> None:
     payload = json.dumps({"tool_name": "Bash", "tool_input": {"command": "rm -rf src"}, "cwd": str(watched.root)})
-    cold = guardian("agent-hook", cwd=watched.root, env=COLD, stdin=payload.encode())
-    warm = guardian("agent-hook", cwd=watched.root, env=TRACE, stdin=payload.encode())
+    cold = guardian("agent-hook", cwd=watched.root, env=COLD, stdin=payload.encode(), console=True)
+    warm = guardian("agent-hook", cwd=watched.root, env=TRACE, stdin=payload.encode(), console=True)
     assert served(warm), warm.stderr
     assert (warm.returncode, warm.stdout, without_trace(warm.stderr)) == (cold.returncode, cold.stdout, cold.stderr)
 
@@ -320,9 +326,12 @@ def test_changed_code_stops_the_server_and_a_new_one_starts(tmp_path: Path) -> N
 
 
 def blocking_hook(project: Project) -> subprocess.Popen[bytes]:
-    """agent-hook reads its stdin to the end: with a pipe left open, the worker waits in read()."""
+    """agent-hook reads its stdin to the end: with a pipe left open, the worker waits in read().
+
+    Run as the ``guardian`` script runs: ``python -m guardian agent-hook`` takes its own short path.
+    """
     return subprocess.Popen(
-        [sys.executable, "-m", "guardian", "agent-hook"],
+        [sys.executable, "-c", CONSOLE, "agent-hook"],
         cwd=project.root,
         env={**os.environ, **TRACE},
         stdin=subprocess.PIPE,
