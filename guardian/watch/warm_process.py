@@ -37,7 +37,8 @@ def restart_interval() -> float:
 class WarmServer:
     """Keeps one warm server running beside the watcher, on a thread of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: str) -> None:
+        self.root = root  # the watcher's project: the server compiles its path patterns ahead
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.starts = 0
@@ -53,7 +54,7 @@ class WarmServer:
 
     def _spawn(self) -> None:
         # -P: nothing from the current directory shadows guardian's modules in the server.
-        argv = [sys.executable, "-P", "-m", "guardian.warm.server", "--parent", str(os.getpid())]
+        argv = [sys.executable, "-P", "-m", "guardian.warm.server", "--parent", str(os.getpid()), "--root", self.root]
         self.started_at = time.monotonic()
         self.starts += 1
         try:

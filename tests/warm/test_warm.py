@@ -444,3 +444,18 @@ def test_a_socket_nobody_listens_on_is_skipped(watched: Project) -> None:
         result = guardian("history", "a.txt", cwd=watched.root, env=TRACE)
         assert result.returncode == 0, result.stderr
         assert served(result)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_server_holds_no_project_or_store_file_open(watched: Project) -> None:
+    # The warm-up reads the policy and compiles its patterns; nothing of the project or the
+    # store may stay open in the server its workers are forked from (no lock, no database).
+    server = server_pid_of(wait_server())
+    targets = []
+    for fd in os.listdir(f"/proc/{server}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{server}/fd/{fd}"))
+        except FileNotFoundError:
+            continue
+    held = [t for t in targets if t.startswith((str(watched.root), str(watched.paths.store)))]
+    assert held == [], held
