@@ -65,7 +65,10 @@ def preload() -> list[str]:
             importlib.import_module(info.name)
         except Exception:  # noqa: BLE001 - a platform-specific module; its command imports it again and reports
             failed.append(info.name)
-    for name in ("click", "yaml", "sqlite3", "json", "tempfile", "subprocess", "traceback"):
+    # Loaded lazily by commands (found by recording what workers imported): who the user is
+    # (getpass, pwd, termios), and the stream encodings a client may ask for.
+    lazily = ("getpass", "pwd", "termios", "encodings.ascii", "encodings.utf_8", "encodings.latin_1")
+    for name in ("click", "yaml", "sqlite3", "json", "tempfile", "subprocess", "traceback", *lazily):
         try:
             importlib.import_module(name)
         except ImportError:
