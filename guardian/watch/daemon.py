@@ -155,7 +155,8 @@ def run_watcher(
             # watchdog warns when a quick "mkdir -p a/b" makes it watch a/b twice; harmless noise in the log.
             warnings.filterwarnings("ignore", r"Callback with id .* already exists", RuntimeWarning)
             watcher = Watcher(project, options, on_ready=on_ready)
-            warm = WarmServer(str(project.root))  # answers guardian commands while this watcher runs (guardian.warm)
+            # Answers guardian commands while this watcher runs (guardian.warm), from when it has caught up.
+            warm = WarmServer(str(project.root), ready=lambda: watcher.state == "watching" and not watcher.catching_up)
             warm.start()
             try:
                 with stop_on_signals(watcher.request_stop):

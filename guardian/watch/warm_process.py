@@ -4,7 +4,9 @@ Started by module name in a fresh interpreter, not forked from the watcher: the 
 has threads, and the server forks per command, which is only safe in a single-threaded
 process.  ``GUARDIAN_WARM=0`` starts none (every command then runs in its own process).
 The server ends with the watcher even under SIGKILL (its parent-death signal), so only
-its socket file can outlive it, and the next server removes such leftovers.  A server
+its socket file can outlive it, and the next server removes such leftovers.  It starts
+once the watcher has caught up (its start rescan done): its ~0.5 s of imports would
+otherwise compete for the CPU with the watcher's own start.  A server
 that exits on its own (it found guardian's code changed, or it failed) is started again
 after RESTART_INTERVAL, with the code then installed.
 """
@@ -17,11 +19,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("guardian.watch")
 
 ENV_WARM = "GUARDIAN_WARM"
 STOP_WAIT = 5.0  # seconds the server gets to close its socket after SIGTERM
+WAIT_READY = 0.1  # seconds between checks that the watcher has caught up
 CHECK_EVERY = 0.5  # seconds between checks that the server still runs
 RESTART_INTERVAL = 30.0  # at most one start per this many seconds: a server that keeps failing costs little
 ENV_RESTART = "GUARDIAN_WARM_RESTART_SECONDS"  # another RESTART_INTERVAL (tests use a short one)
@@ -37,8 +41,9 @@ def restart_interval() -> float:
 class WarmServer:
     """Keeps one warm server running beside the watcher, on a thread of its own."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, ready: Callable[[], bool] = lambda: True) -> None:
         self.root = root  # the watcher's project: the server compiles its path patterns ahead
+        self.ready = ready  # true once the watcher has caught up: the first start waits for it
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.starts = 0
@@ -48,7 +53,6 @@ class WarmServer:
     def start(self) -> None:
         if os.environ.get(ENV_WARM) == "0":
             return
-        self._spawn()
         self._thread = threading.Thread(target=self._keep, name="guardian-warm-server", daemon=True)
         self._thread.start()
 
@@ -66,6 +70,10 @@ class WarmServer:
             log.warning("warm server not started (commands run in their own processes): %s", exc)
 
     def _keep(self) -> None:
+        while not self.ready():
+            if self._stop.wait(WAIT_READY):
+                return
+        self._spawn()
         while not self._stop.wait(CHECK_EVERY):
             process = self.process
             if process is not None and process.poll() is None:
