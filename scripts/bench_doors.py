@@ -159,12 +159,12 @@ def warm_watcher(root: Path, env: dict[str, str]) -> Iterator[int]:
         subprocess.run([*guardian, "stop"], cwd=root, env=env, check=False, capture_output=True)
 
 
-def with_worker_cpu(samples: Samples, server: int, before_ms: float) -> Samples:
-    """Add the warm workers' CPU (the server's children, reaped) to each sample, spread evenly."""
+def with_worker_cpu(series: list[Samples], server: int, before_ms: float) -> None:
+    """Add the warm workers' CPU (the server's reaped children) to every sample of ``series``, spread evenly."""
     time.sleep(0.2)  # the server reaps its last worker
-    share = (proc_cpu_ms(server) - before_ms) / max(1, len(samples.cpu))
-    samples.cpu = [c + share for c in samples.cpu]
-    return samples
+    share = (proc_cpu_ms(server) - before_ms) / max(1, sum(len(samples.cpu) for samples in series))
+    for samples in series:
+        samples.cpu = [c + share for c in samples.cpu]
 
 
 @dataclass
@@ -283,7 +283,8 @@ def door_checkout(rounds: int) -> list[Row]:
                 if i >= 2:
                     samples.wall.append(wall)
                     samples.cpu.append(cpu)
-            results[("warm", "side-prot")] = with_worker_cpu(samples, server, before)
+            with_worker_cpu([samples], server, before)
+            results[("warm", "side-prot")] = samples
     return [
         Row("(b) `git checkout` of a branch touching nothing protected", results[("guardian", "side-plain")],
             results[("none", "side-plain")], "same checkout, no hooks", "≤ 15 ms over no hooks",
@@ -352,7 +353,6 @@ def door_queries(snapshots: int, rounds: int) -> list[Row]:
     kinds = ("restore", "history", "git", "restore-warm", "history-warm", "restore-warm-script", "history-warm-script")
     recorded: dict[str, Samples] = {kind: Samples() for kind in kinds}
     original = bench_snapshot.run
-    servers: list[tuple[int, float]] = []
 
     def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
         wall, cpu, _ = timed(cmd, cwd, env or dict(os.environ))
@@ -369,10 +369,9 @@ def door_queries(snapshots: int, rounds: int) -> list[Row]:
     @contextmanager
     def warm(root: Path, env: dict[str, str]) -> Iterator[int]:
         with warm_watcher(root, env) as server:
-            servers.append((server, proc_cpu_ms(server)))
+            before = proc_cpu_ms(server)
             yield server
-            time.sleep(0.2)  # the server reaps its last worker
-            servers.append((server, proc_cpu_ms(server)))
+            with_worker_cpu([recorded[kind] for kind in kinds if "-warm" in kind], server, before)
 
     saved_home = os.environ.get("GUARDIAN_HOME")
     bench_snapshot.run = run
@@ -384,12 +383,6 @@ def door_queries(snapshots: int, rounds: int) -> list[Row]:
             os.environ.pop("GUARDIAN_HOME", None)
         else:
             os.environ["GUARDIAN_HOME"] = saved_home
-    # The workers' CPU over the warm rounds, split evenly between the warm commands run.
-    (_, cpu_before), (_, cpu_after) = servers
-    warm_kinds = ("restore-warm", "history-warm", "restore-warm-script", "history-warm-script")
-    warm_runs = sum(len(recorded[kind].cpu) for kind in warm_kinds)
-    for kind in warm_kinds:
-        recorded[kind].cpu = [c + (cpu_after - cpu_before) / max(1, warm_runs) for c in recorded[kind].cpu]
     count = int(result["snapshots"])
     note = f"{count:,} snapshots in the store"
     warm_note = note + "; CPU includes the warm workers' (the server's reaped children), spread evenly"

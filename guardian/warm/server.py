@@ -1,14 +1,15 @@
-"""The warm server: a watcher's child that has guardian imported, and forks a worker per command.
+"""The warm server: a watcher's child that has guardian imported and runs commands in pre-forked workers.
 
-A watcher starts it (``python -P -m guardian.warm.server``, see guardian.watch.warm); it
-imports every guardian module once, then listens on ``<GUARDIAN_HOME>/run/warm-<pid>.sock``.
-For each client (guardian.warm.client) it checks that the client runs this very code
-(same package, interpreter, GUARDIAN_* and PYTHON* settings, no module file changed since
-the import) and, if so, forks.  The worker takes the client's stdin, stdout and stderr, its
-working directory, umask, environment and arguments, waits for the client's go-ahead, runs
-the command as ``python -m guardian`` or the ``guardian`` script would, and reports its exit
-code.  If the client disappears (SIGKILL), the worker kills itself: stopping a command
-stops its work, as it would in its own process.
+A watcher starts it (``python -P -m guardian.warm.server``, see guardian.watch.warm_process)
+once it has caught up; it imports every guardian module once, compiles the watcher's
+project's path patterns, then listens on ``<GUARDIAN_HOME>/run/warm-<pid>.sock`` with one
+spare worker forked ahead.  The worker that takes a client (guardian.warm.client) checks
+that the client runs this very code (same home, package, interpreter, file-name encoding,
+import-time settings, no module file changed since the import), takes the client's stdin,
+stdout and stderr, working directory, umask, limits, environment and arguments, waits for
+the client's go-ahead, runs the command as ``python -m guardian`` or the ``guardian``
+script would, and reports its exit code.  If the client disappears (SIGKILL), the worker
+kills itself: stopping a command stops its work, as it would in its own process.
 
 Why fork from a server rather than from the watcher: the watcher has threads (watchdog,
 timers), and a fork copies only the forking thread, so locks another thread held stay held
@@ -35,7 +36,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from guardian.warm.wire import Request, identity_env, run_dir, socket_name
+from guardian.warm.wire import Request, identity_env, run_dir, server_pid, socket_name
 
 MAX_FRAME = 4 << 20  # a request larger than this (an environment of megabytes) is refused
 READ_TIMEOUT = 2.0  # seconds a connected client gets to send its request
@@ -170,8 +171,6 @@ class Server:
 
     def _remove_stale(self) -> None:
         """Remove sockets no server listens on: left by a server killed before it could clean up."""
-        from guardian.warm.wire import server_pid
-
         for name in os.listdir(self.directory):
             pid = server_pid(name)
             if pid is None or pid == os.getpid():

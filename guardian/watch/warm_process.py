@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 log = logging.getLogger("guardian.watch")
 
-ENV_WARM = "GUARDIAN_WARM"
+ENV_WARM = "GUARDIAN_WARM"  # guardian.warm.wire.ENV_WARM: that layer is above this one
 STOP_WAIT = 5.0  # seconds the server gets to close its socket after SIGTERM
 WAIT_READY = 0.1  # seconds between checks that the watcher has caught up
 CHECK_EVERY = 0.5  # seconds between checks that the server still runs
