@@ -388,6 +388,22 @@ def test_signals_are_forwarded_to_the_worker(watched: Project) -> None:
     wait_until(lambda: not alive(worker), "the worker to stop on ^C", 10)
 
 
+def test_a_worker_killed_behind_the_clients_back_is_reported(watched: Project) -> None:
+    # Not a signal the client passed on (the OOM killer, say): no exit code came back, and
+    # the client says so, names the worker, and exits 1 rather than pretending success.
+    proc = blocking_hook(watched)
+    worker = worker_of(proc)
+    os.kill(worker, signal.SIGKILL)
+    assert proc.stderr is not None
+    rest = proc.stderr.read()
+    assert reap(proc) == 1
+    assert rest == (
+        f"guardian: error: the watcher's warm server lost the worker running this command (pid {worker}) "
+        "before it reported an exit code; check the result, and rerun with GUARDIAN_WARM=0 to run it in its "
+        "own process\n"
+    ).encode()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_watcher_takes_its_server_along(watched: Project, tmp_path: Path) -> None:
     project = make_project(tmp_path / "second", {"b.txt": "b\n"})
