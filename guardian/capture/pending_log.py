@@ -57,14 +57,16 @@ class Queue:
 
 
 class _Seen:
-    """What this process last read of a log: its identity, how far (bytes), and the versions there."""
+    """What this process last read of a log: its identity, how far (bytes), the versions there, and
+    the byte offset each version's line starts at (None once a line held several: the old format's)."""
 
-    __slots__ = ("end", "identity", "versions")
+    __slots__ = ("end", "identity", "starts", "versions")
 
-    def __init__(self, identity: Identity, end: int, versions: list[dict[str, Any]]) -> None:
+    def __init__(self, identity: Identity, end: int, versions: list[dict[str, Any]], starts: list[int] | None) -> None:
         self.identity = identity
         self.end = end
         self.versions = versions
+        self.starts = starts
 
 
 # The watcher reads a long queue a slice at a time: each read parses only what was appended since.
@@ -142,18 +144,74 @@ def read(store: Path) -> Queue:
         return log
     if _same_file(legacy, log_path(store)):
         return log  # adopt_legacy was stopped between its link and its unlink
-    return Queue(None, [*_parse(data[: data.rfind(b"\n") + 1] or data), *log.versions])
+    return Queue(None, [*_parse(data[: data.rfind(b"\n") + 1] or data)[0], *log.versions])
 
 
 def replace(store: Path, versions: list[dict[str, Any]]) -> Queue:
     """Make the queue exactly these versions, atomically (the caller holds the writer lock).  Raises OSError."""
+    lines = [_line(v) for v in versions]
+    return _write_queue(store, b"", [], lines, list(versions))
+
+
+def replace_after(store: Path, queue: Queue, drop: int, extra: list[dict[str, Any]]) -> Queue:
+    """Make the queue ``queue``'s versions after its first ``drop``, then ``extra``, atomically.  Raises OSError.
+
+    ``queue`` is what :func:`read` returned to this process, and the caller has held the writer
+    lock since, so the file is still that one.  The kept versions' lines are copied from it as
+    they are: encoding them again cost ~1 s of CPU for a 100,000-version queue (a first snapshot's),
+    every time the watcher saved its progress through it.  Anything else (the old format's file,
+    a queue this process did not just read) is written from the versions, as :func:`replace` does.
+    """
+    seen = _seen
+    path = log_path(store)
+    usable = (
+        seen is not None
+        and seen.starts is not None
+        and queue.identity is not None
+        and seen.identity == queue.identity
+        and len(seen.versions) == len(queue.versions)
+        and 0 <= drop <= len(queue.versions)
+    )
+    if not usable or seen is None or seen.starts is None:
+        return replace(store, [*queue.versions[drop:], *extra])
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return replace(store, [*queue.versions[drop:], *extra])
+    try:
+        st = os.fstat(fd)
+        head = os.pread(fd, IDENTITY_BYTES, 0)
+        if (st.st_ino, head[: head.find(b"\n") + 1] or head) != seen.identity or st.st_size < seen.end:
+            kept = None  # replaced or cut since this process read it: write the versions instead
+        else:
+            begin = seen.starts[drop] if drop < len(seen.starts) else seen.end
+            kept = _pread_all(fd, seen.end - begin, begin)
+    finally:
+        os.close(fd)
+    if kept is None or len(kept) != seen.end - begin:
+        return replace(store, [*queue.versions[drop:], *extra])
+    # Lines between versions (a torn append's bytes) come along; every reader skips them, as before.
+    starts = [at - begin for at in seen.starts[drop:]]
+    return _write_queue(store, kept, starts, [_line(v) for v in extra], [*queue.versions[drop:], *extra])
+
+
+def _write_queue(
+    store: Path, kept: bytes, kept_starts: list[int], lines: list[bytes], versions: list[dict[str, Any]]
+) -> Queue:
+    """Write header + kept (complete lines, versions starting at kept_starts) + lines as the new queue file."""
     global _seen
     path = log_path(store)
-    content = _header() + b"".join(_line(v) for v in versions)
+    header = _header()
+    content = b"".join([header, kept, *lines])
     atomic_write_file(path, content)
     _unlink_legacy(store)  # its versions are in the new log, or were scanned
-    identity = (os.stat(path).st_ino, content[: content.index(b"\n") + 1][:IDENTITY_BYTES])
-    _seen = _Seen(identity, len(content), list(versions))
+    starts = [len(header) + at for at in kept_starts]
+    at = len(header) + len(kept)
+    for line in lines:
+        starts.append(at)
+        at += len(line)
+    identity = (os.stat(path).st_ino, header[:IDENTITY_BYTES])
+    _seen = _Seen(identity, len(content), versions, starts)
     return Queue(identity, list(versions))
 
 
@@ -185,16 +243,20 @@ def _read_log(path: Path) -> Queue:
         head = os.pread(fd, IDENTITY_BYTES, 0)
         identity = (st.st_ino, head[: head.find(b"\n") + 1] or head)
         seen = _seen
+        starts: list[int] | None
         if seen is not None and seen.identity == identity and seen.end <= size:
-            start, versions = seen.end, list(seen.versions)  # the same file, appended to since
+            # The same file, appended to since.
+            start, versions, starts = seen.end, list(seen.versions), None if seen.starts is None else list(seen.starts)
         else:
-            start, versions = 0, []
+            start, versions, starts = 0, [], []
         data = _pread_all(fd, size - start, start)
     finally:
         os.close(fd)
     complete = data.rfind(b"\n") + 1  # past it: an append in progress, or the torn end of a killed one
-    versions.extend(_parse(data[:complete]))
-    _seen = _Seen(identity, start + complete, versions)
+    found, found_starts = _parse(data[:complete], start)
+    versions.extend(found)
+    starts = None if starts is None or found_starts is None else starts + found_starts
+    _seen = _Seen(identity, start + complete, versions, starts)
     return Queue(identity, list(versions))
 
 
@@ -210,38 +272,58 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(data: bytes) -> list[dict[str, Any]]:
-    """The versions in complete lines: headers, torn lines and garbage are skipped."""
-    body = data.strip(b"\n")
-    if not body:
-        return []
-    lines = body.count(b"\n") + 1
+def _parse(data: bytes, base: int = 0) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """The versions in data's complete lines (headers, torn lines and garbage are skipped), and the
+    offset (base + its place in data) each one's line starts at; None when a line held several
+    (the old format's whole queue)."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # data ends with its last line's newline
+    kept: list[bytes] = []
+    offsets: list[int] = []
+    at = base
+    for line in lines:
+        if line:
+            kept.append(line)
+            offsets.append(at)
+        at += len(line) + 1
+    if not kept:
+        return [], []
     try:
         # One parse for the usual file, whose every line is whole (a count that differs: a torn line).
-        items = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
+        items: list[Any] = json.loads(b"[" + b",".join(kept) + b"]")
     except ValueError:
         items = []
-    if not isinstance(items, list) or len(items) != lines:
+    if not isinstance(items, list) or len(items) != len(kept):
         items = []
-        for line in body.split(b"\n"):
+        for line in kept:
             try:
                 items.append(json.loads(line))
             except ValueError:
-                continue  # a torn line: the end of an append a crash cut short
+                items.append(None)  # a torn line: the end of an append a crash cut short
     versions: list[dict[str, Any]] = []
-    for item in items:
+    starts: list[int] | None = []
+    for item, offset in zip(items, offsets, strict=True):
         if not isinstance(item, dict):
             continue
         batch = item.get("versions")  # the old format's whole queue, as the log's first line
-        for version in batch if isinstance(batch, list) else [item]:
-            if isinstance(version, dict) and "path" in version and "blob" in version:
-                versions.append(version)
-    return versions
+        if isinstance(batch, list):
+            starts = None
+            versions.extend(v for v in batch if isinstance(v, dict) and "path" in v and "blob" in v)
+        elif "path" in item and "blob" in item:
+            versions.append(item)
+            if starts is not None:
+                starts.append(offset)
+    return versions, starts
+
+
+# ensure_ascii: a path's newline or odd character is escaped, so a line is one version.  One encoder
+# for every line: json.dumps with these options builds a new one per call, a third of a line's cost.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 def _line(version: dict[str, Any]) -> bytes:
-    # ensure_ascii: a path's newline or odd character is escaped, so a line is one version.
-    return json.dumps(version, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
+    return _ENCODER.encode(version).encode() + b"\n"
 
 
 def _header() -> bytes:

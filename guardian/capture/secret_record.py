@@ -262,7 +262,7 @@ def _scan_and_record(
     elif done >= len(queued) or found or queue.identity is None or now - _Drained.rewritten >= QUEUE_REWRITE_EVERY:
         # Only this capture's versions left (a short file), a secret's version to take out, a
         # file in the old format to replace, or time to save the progress.
-        _replace_queue(store, rest)
+        _replace_queue(store, queue, done, todo)
         _Drained.forget()
         _Drained.rewritten = now
     else:
@@ -272,9 +272,11 @@ def _scan_and_record(
     return events
 
 
-def _replace_queue(store: Path, versions: list[dict[str, Any]]) -> None:
+def _replace_queue(store: Path, queue: Queue, done: int, todo: list[dict[str, Any]]) -> None:
+    """Leave in the queue what follows its first ``done`` versions (of the queue's, then of ``todo``)."""
+    queued = len(queue.versions)
     try:
-        pending_log.replace(store, versions)
+        pending_log.replace_after(store, queue, min(done, queued), todo[max(0, done - queued) :])
     except OSError as exc:
         _log().info("could not queue versions for the secret scan in %s: %s", pending_log.log_path(store), exc)
 

@@ -67,6 +67,60 @@ def test_a_torn_last_line_is_skipped_and_the_next_append_starts_a_line_of_its_ow
         assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["a", "b", "c"]
 
 
+def test_a_drain_copies_the_lines_it_keeps_as_they_are_and_reads_back_the_same_versions(tmp_path: Path) -> None:
+    # The watcher saves its progress through a long queue by dropping the versions it scanned: the
+    # rest is copied byte for byte, not encoded again (~1 s of CPU per save at 100,000 versions).
+    pending_log.append(tmp_path, [_version("a"), _version("b")])
+    path = pending_log.log_path(tmp_path)
+    spaced = json.dumps(_version("c")).encode() + b"\n"  # not how guardian encodes: proves the copy
+    torn = _line(_version("torn"))
+    with open(path, "ab") as handle:
+        handle.write(spaced + torn[: len(torn) // 2] + b"\n")  # a killed writer's bytes mid-file
+    pending_log.append(tmp_path, [_version("d")])
+    queue = pending_log.read(tmp_path)
+    assert [v["path"] for v in queue.versions] == ["a", "b", "c", "d"]
+    before = path.read_bytes()
+    pending_log.replace_after(tmp_path, queue, 2, [_version("e")])
+    after = path.read_bytes()
+    header, _, rest = after.partition(b"\n")
+    assert json.loads(header)["queue"] == "guardian secret scans pending"
+    assert rest == before[before.index(spaced) :] + _line(_version("e"))  # c's line on, as it was
+    assert path.stat().st_mode & 0o777 == 0o600
+    for fresh in (False, True):  # what this process remembers, and a process reading it anew
+        if fresh:
+            pending_log._seen = None
+        assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["c", "d", "e"]
+    # Drops go on from the rewritten file, with appends between them.
+    pending_log.append(tmp_path, [_version("f")])
+    queue = pending_log.read(tmp_path)
+    pending_log.replace_after(tmp_path, queue, 2, [])
+    assert path.read_bytes().partition(b"\n")[2] == _line(_version("e")) + _line(_version("f"))
+    pending_log._seen = None
+    assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["e", "f"]
+    queue = pending_log.read(tmp_path)
+    pending_log.replace_after(tmp_path, queue, 2, [_version("g")])  # everything dropped: only the new one
+    pending_log._seen = None
+    assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["g"]
+
+
+def test_a_drain_writes_the_versions_when_the_file_is_not_the_one_it_read(tmp_path: Path) -> None:
+    pending_log.append(tmp_path, [_version("a"), _version("b"), _version("c")])
+    queue = pending_log.read(tmp_path)
+    # Replaced behind this process's back (another process's drain): its lines are not copied.
+    atomic_write_file(pending_log.log_path(tmp_path), b'{"queue":"guardian secret scans pending","id":"x"}\n')
+    pending_log.replace_after(tmp_path, queue, 1, [_version("d")])
+    pending_log._seen = None
+    assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["b", "c", "d"]
+    # An old-format file read with the log has no lines to copy from: the versions are written.
+    pending_log.legacy_path(tmp_path).write_text(json.dumps({"versions": [_version("old")]}))
+    queue = pending_log.read(tmp_path)
+    assert queue.identity is None and [v["path"] for v in queue.versions] == ["old", "b", "c", "d"]
+    pending_log.replace_after(tmp_path, queue, 2, [])
+    assert not pending_log.legacy_path(tmp_path).exists()
+    pending_log._seen = None
+    assert [v["path"] for v in pending_log.read(tmp_path).versions] == ["c", "d"]
+
+
 def test_a_link_left_by_an_adoption_cut_short_is_read_once_and_cleared(tmp_path: Path) -> None:
     pending_log.append(tmp_path, [_version("a")])
     os.link(pending_log.log_path(tmp_path), pending_log.legacy_path(tmp_path))  # killed between link and unlink
