@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guardian.errors import StoreDamaged
 from guardian.store import gitcore, integrity, packs, refs, tree
@@ -28,8 +28,9 @@ from guardian.store.tree import Entry, TreeChange
 from guardian.util.crash import crash_point
 
 
-@dataclass(frozen=True)
-class CommitRecord:
+class CommitRecord(NamedTuple):
+    """One snapshot commit as read.  (A NamedTuple, not a frozen dataclass: no dataclasses import on restore.)"""
+
     id: str
     parent: str | None
     time: float
