@@ -173,12 +173,18 @@ class Capture:
         chunk: list[tuple[str, os.stat_result]] = []
 
         def settle() -> None:
-            known = self.catalog.files_named([rel for rel, _st in chunk])
-            for rel, st in chunk:
-                row = known.get(rel)
-                if not stat_matches(row, st):
+            # stat_matches, asked of the few fields it compares: rows are built for changed files only.
+            known = self.catalog.stat_keys([rel for rel, _st in chunk])
+            changed = [
+                (rel, st)
+                for rel, st in chunk
+                if known.get(rel) != (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size, git_mode(st.st_mode))
+            ]
+            if changed:
+                found = self.catalog.files_named([rel for rel, _st in changed])
+                for rel, st in changed:
                     present[rel] = st
-                    rows[rel] = row
+                    rows[rel] = found.get(rel)
             chunk.clear()
 
         walk = walk_tree(self.project.root, self.keep, temps=self.temps, problems=self.problems, dirs=self._walked_dirs)

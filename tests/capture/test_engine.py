@@ -499,3 +499,35 @@ def test_directory_modes_from_the_walk_answer_as_a_look_at_each_directory(projec
     quick, looked = DirectoryModes(project, walked), DirectoryModes(project)
     assert {rel: quick.above(rel) for rel in files} == {rel: looked.above(rel) for rel in files}
     assert quick.above("a/b/c/f.txt") == {"a": 0o700, "a/b": 0o750}
+
+
+def test_a_full_scan_looks_only_at_files_whose_stat_differs_from_the_catalog(project: Path) -> None:
+    from guardian.capture.engine import Capture
+
+    odd = os.fsdecode(b"bad\xffname.txt")  # stored encoded in the catalog: the lookup decodes it
+    for name in ("same.txt", "edited.txt", "made_exec.sh", odd):
+        (project / name).write_bytes(os.fsencode(name) + b"\n")
+    _init(project)
+    proj = Project.find(project)
+    catalog = proj.open_catalog()
+    try:
+        capture = Capture(proj, proj.open_repo(), catalog)
+        present, rows, gone = capture.scan()
+        assert (present, rows, gone) == ({}, {}, set())  # everything as the catalog has it
+        (project / "edited.txt").write_text("edited\n")
+        os.chmod(project / "made_exec.sh", 0o755)
+        (project / odd).write_text("changed too\n")
+        (project / "new.txt").write_text("new\n")
+        (project / "same.txt").rename(project / "moved.txt")
+        present, rows, gone = capture.scan()
+        assert sorted(present) == sorted(["edited.txt", "made_exec.sh", odd, "new.txt", "moved.txt"])
+        assert {rel: row.path if row else None for rel, row in rows.items()} == {
+            "edited.txt": "edited.txt",
+            "made_exec.sh": "made_exec.sh",
+            odd: odd,
+            "new.txt": None,
+            "moved.txt": None,
+        }
+        assert gone == {"same.txt"}
+    finally:
+        catalog.close()
