@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from guardian.capture.parsepool import Parsed, ParseJob, ParsePool
 from guardian.capture.reading import FileReader, Unreadable
@@ -48,19 +47,51 @@ def stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
     )
 
 
-@dataclass
 class Look:
-    """One path a capture looks at: its catalog row, and what is there now, read and hashed."""
+    """One path a capture looks at: its catalog row, and what is there now, read and hashed.
 
-    rel: str
-    row: FileRow | None
-    kind: str  # FileReader's kinds, or "same" (stat as in the catalog), "budget", "unreadable" (see why)
-    data: bytes = b""
-    st: os.stat_result | None = None
-    distrust: str | None = None  # see FileReader.read_checked
-    why: str = ""
-    oid: str = ""  # data's blob id, for a file or symlink
-    checks: tuple[CheckSpec, ...] | None = None  # checks_for(rel), for content sent to the parse workers
+    A plain slotted class, not a dataclass: dataclasses imports inspect (~10 ms) on restore's
+    and the git hooks' paths.  It keeps the dataclass's fields, defaults, equality by value,
+    unhashability and repr, and stays mutable (``checks`` is filled in later).
+    """
+
+    __slots__ = ("checks", "data", "distrust", "kind", "oid", "rel", "row", "st", "why")
+    __match_args__ = ("rel", "row", "kind", "data", "st", "distrust", "why", "oid", "checks")
+
+    def __init__(
+        self,
+        rel: str,
+        row: FileRow | None,
+        kind: str,
+        data: bytes = b"",
+        st: os.stat_result | None = None,
+        distrust: str | None = None,
+        why: str = "",
+        oid: str = "",
+        checks: tuple[CheckSpec, ...] | None = None,
+    ) -> None:
+        self.rel = rel
+        self.row = row
+        self.kind = kind  # FileReader's kinds, or "same" (stat as in the catalog), "budget", "unreadable" (see why)
+        self.data = data
+        self.st = st
+        self.distrust = distrust  # see FileReader.read_checked
+        self.why = why
+        self.oid = oid  # data's blob id, for a file or symlink
+        self.checks = checks  # checks_for(rel), for content sent to the parse workers
+
+    # Defining __eq__ leaves __hash__ None: unhashable, as a mutable dataclass is.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__ or not isinstance(other, Look):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{self.__class__.__qualname__}({fields})"
 
 
 class LookAhead:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from guardian.capture.sqlite import SIDECARS, is_sqlite_bytes
 from guardian.errors import OperationFailed
@@ -74,9 +73,12 @@ def put_back(root: Path, moved: list[tuple[str, str]]) -> None:
             continue  # it stays under its set-aside name, which the report already gave
 
 
-@dataclass(frozen=True)
-class WalRecovery:
-    """The plan for one database whose base file is gone or damaged while its WAL survives."""
+class WalRecovery(NamedTuple):
+    """The plan for one database whose base file is gone or damaged while its WAL survives.
+
+    A NamedTuple, not a frozen dataclass: the same fields, equality, repr and immutability,
+    without importing dataclasses (and with it inspect, ~10 ms) on every restore.
+    """
 
     path: str
     wal: str
