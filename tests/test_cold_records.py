@@ -1,10 +1,15 @@
-"""The records a cold ``history`` or ``restore`` builds, and the sha256 that names a store.
+"""The records a cold ``history``, ``restore`` or git hook builds, and the sha256 that names a store.
 
 The policy's records, the catalog's rows, ProjectPaths and Identity were frozen dataclasses and
 are NamedTuples now, and Project a slotted class (each dataclass cost ~1 ms of generated methods
-on import).  These tests pin what the dataclasses gave: the field names, order and defaults,
-equality, repr, immutability, the policy's plain-data form written to ``policy.parsed.json``, and
-the store's name, now hashed without importing hashlib (OpenSSL, ~5 ms).
+on import).  So are the store's tree entries, changes and commit records, the validators'
+verdicts, the event log's events and a restore's WAL recovery plan (NamedTuples), a commit
+message's trailers (a frozen slotted class: its ``dir_perms`` defaults to a new dict), and a
+capture's looks and health (mutable slotted classes): with no dataclass left on restore's and
+the hooks' paths, neither imports dataclasses and inspect (~10 ms).  These tests pin what the
+dataclasses gave: the field names, order and defaults, equality, repr, immutability (or
+mutability), the policy's plain-data form written to ``policy.parsed.json``, and the store's
+name, now hashed without importing hashlib (OpenSSL, ~5 ms).
 """
 
 from __future__ import annotations
@@ -18,8 +23,16 @@ from typing import Any
 import pytest
 
 from guardian import config, paths
+from guardian.capture import validate
+from guardian.capture.health import CaptureHealth
+from guardian.capture.lookahead import Look
 from guardian.catalog.db import FileRow, NewVersion, SnapshotRow, VersionRow
+from guardian.events import Event
+from guardian.ops.sqlite_restore import WalRecovery
 from guardian.project import Project, ProjectPaths, policy_to_json
+from guardian.store.repo import CommitRecord
+from guardian.store.trailers import MessageInfo, format_message, parse_message
+from guardian.store.tree import MODE_EXEC, MODE_LINK, Entry, TreeChange
 from guardian.util.fs import FileState
 from guardian.util.identity import Identity
 
@@ -58,6 +71,18 @@ FIELDS: dict[type[Any], dict[str, Any]] = {
     ProjectPaths: dict.fromkeys(("root", "store")),
     Identity: {"state": None, "project_id": None, "other_store": None, "other_root": None},
     FileState: {"kind": None, "data": b"", "mode": 0, "st": None},
+    # The store's, the validators', the event log's and a restore's records: dataclasses on
+    # restore's and the git hooks' paths until session 7.
+    Entry: dict.fromkeys(("oid", "mode")),
+    TreeChange: dict.fromkeys(("path", "old", "new")),
+    CommitRecord: dict.fromkeys(("id", "parent", "time", "message")),
+    validate.FileVerdict: {"verdict": None, "reason": ""},
+    validate._Finding: dict.fromkeys(("verdict", "reason")),
+    Event: dict.fromkeys(("ts", "event", "paths", "snapshot", "trigger", "details")),
+    WalRecovery: {
+        **dict.fromkeys(("path", "wal", "wal_size", "why", "stored", "replayed", "data")),
+        "problem": None,
+    },
 }
 
 
@@ -160,6 +185,104 @@ def test_a_project_compares_by_value_stays_mutable_and_unhashable(tmp_path: Path
         hash(one)
     with pytest.raises(AttributeError):
         one.other = 1  # type: ignore[attr-defined]
+
+
+def test_an_entry_keeps_its_properties() -> None:
+    assert Entry("a" * 40, MODE_EXEC).executable and not Entry("a" * 40, MODE_EXEC).is_link
+    assert Entry("a" * 40, MODE_LINK).is_link and not Entry("a" * 40, MODE_LINK).executable
+
+
+def _message_info(**changed: Any) -> MessageInfo:
+    values: dict[str, Any] = {
+        "trigger": "manual",
+        "verdicts": {"a.py": ("invalid", "python: bad")},
+        "accepted": frozenset({"b.py"}),
+        "source": "cli",
+        "command": None,
+        "note": "n",
+        "perms": {"a.py": 0o600},
+        "dir_perms": {"keys": 0o700},
+    }
+    return MessageInfo(**{**values, **changed})
+
+
+def test_message_info_is_frozen_compares_by_value_and_keeps_the_dataclass_repr() -> None:
+    info = _message_info()
+    assert info.__match_args__ == (
+        "trigger",
+        "verdicts",
+        "accepted",
+        "source",
+        "command",
+        "note",
+        "perms",
+        "dir_perms",
+    )
+    assert info == _message_info() and info != _message_info(note="other")
+    assert info != tuple(getattr(info, name) for name in info.__match_args__)
+    assert repr(info) == (
+        "MessageInfo(trigger='manual', verdicts={'a.py': ('invalid', 'python: bad')}, accepted=frozenset({'b.py'}), "
+        "source='cli', command=None, note='n', perms={'a.py': 384}, dir_perms={'keys': 448})"
+    )
+    with pytest.raises(TypeError):
+        hash(info)  # the frozen dataclass hashed its fields, and dicts have no hash
+    with pytest.raises(AttributeError):
+        info.__setattr__("note", "changed")
+    with pytest.raises(AttributeError):
+        info.__setattr__("other", 1)
+    with pytest.raises(AttributeError):
+        info.__delattr__("note")
+    assert info.note == "n"
+    assert pickle.loads(pickle.dumps(info)) == info
+    # dir_perms defaults to a new dict for each record, as field(default_factory=dict) did.
+    one, two = (MessageInfo("t", {}, frozenset(), None, None, None, {}) for _ in range(2))
+    assert one.dir_perms == {} and one.dir_perms is not two.dir_perms
+    assert one == two
+
+
+def test_message_info_reads_back_what_format_message_writes() -> None:
+    message = format_message(
+        "s", "manual", {"a.py": ("invalid", "bad")}, ["b.py"], "cli", "rm x", "n", {"c": 0o600}, {"d": 0o700}
+    )
+    assert parse_message(message) == MessageInfo(
+        "manual", {"a.py": ("invalid", "bad")}, frozenset({"b.py"}), "cli", "rm x", "n", {"c": 0o600}, {"d": 0o700}
+    )
+
+
+def test_a_look_keeps_its_defaults_compares_by_value_stays_mutable_and_unhashable() -> None:
+    look = Look("a.py", None, "file")
+    assert look.__match_args__ == ("rel", "row", "kind", "data", "st", "distrust", "why", "oid", "checks")
+    assert (look.data, look.st, look.distrust, look.why, look.oid, look.checks) == (b"", None, None, "", "", None)
+    assert look == Look("a.py", None, "file", b"", None, None, "", "", None)
+    assert look != Look("a.py", None, "file", oid="x") and look != ("a.py", None, "file", b"", None, None, "", "", None)
+    assert repr(look) == (
+        "Look(rel='a.py', row=None, kind='file', data=b'', st=None, distrust=None, why='', oid='', checks=None)"
+    )
+    look.checks = (config.CheckSpec("python"),)
+    assert look.checks == (config.CheckSpec("python"),) and look != Look("a.py", None, "file")
+    with pytest.raises(TypeError):
+        hash(look)
+    with pytest.raises(AttributeError):
+        look.other = 1  # type: ignore[attr-defined]
+
+
+def test_capture_health_keeps_its_defaults_compares_by_value_stays_mutable_and_unhashable() -> None:
+    health = CaptureHealth()
+    assert (health.failed_in_a_row, health.last_error, health.problems) == (0, None, {})
+    assert health.problems is not CaptureHealth().problems  # a new dict each, as field(default_factory=dict) gave
+    problems = {"a": {"kind": "skip", "reason": "r", "ts": 1.0}}
+    assert CaptureHealth(1, {"error": "e"}, problems) == CaptureHealth(1, {"error": "e"}, dict(problems))
+    assert health != CaptureHealth(1) and health != (0, None, {})
+    assert repr(CaptureHealth(2, None, problems)) == (
+        "CaptureHealth(failed_in_a_row=2, last_error=None, problems={'a': {'kind': 'skip', 'reason': 'r', 'ts': 1.0}})"
+    )
+    health.failed_in_a_row += 1
+    health.problems = problems
+    assert health == CaptureHealth(1, None, problems)
+    with pytest.raises(TypeError):
+        hash(health)
+    with pytest.raises(AttributeError):
+        health.other = 1  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 1000, 256 * 1024 + 3])

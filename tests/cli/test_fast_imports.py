@@ -57,7 +57,12 @@ NOT_IN_LOG = NEVER | {
     "subprocess",
 }
 # restore captures, but starts no process: the user's git and command checks are not asked.
-NOT_IN_RESTORE = NEVER | {"subprocess"}
+NOT_IN_RESTORE = NEVER | {
+    "subprocess",
+    # The store's, the validators' and the event log's records are NamedTuples or slotted classes too.
+    "dataclasses",
+    "inspect",
+}
 
 
 def imported_by(project: Path, *args: str) -> set[str]:
