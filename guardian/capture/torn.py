@@ -12,10 +12,12 @@ The comparisons read only the two byte strings; the caller bounds their size.
 
 from __future__ import annotations
 
-import ast
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, AnyStr
+from typing import TYPE_CHECKING, Any, AnyStr
+
+if TYPE_CHECKING:
+    import ast
 
 # (name, 0-based line where the statement or key that defines it starts), in file order,
 # first appearance only.
@@ -162,6 +164,10 @@ def _cut_reason(check: str, what: str, lost: list[str], last: str) -> str:
 
 def python_outline(source: bytes) -> Outline | None:
     """Top-level functions, classes and assigned names, in order; None if it does not parse."""
+    # Only once an outline is compared (see _tail_reappears_earlier): restore's and the git
+    # hooks' captures of ordinary edits skip ast's import (~2 ms).
+    import ast
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -181,6 +187,8 @@ def python_outline(source: bytes) -> Outline | None:
 
 
 def _defined_names(node: ast.stmt) -> list[str]:
+    import ast  # imported already by python_outline, the only caller
+
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return [node.name]
     if isinstance(node, ast.Assign):
@@ -192,6 +200,8 @@ def _defined_names(node: ast.stmt) -> list[str]:
 
 
 def _target_names(target: ast.expr) -> list[str]:
+    import ast  # imported already by python_outline
+
     if isinstance(target, ast.Name):
         return [target.id]
     if isinstance(target, ast.Tuple | ast.List):

@@ -62,6 +62,7 @@ NOT_IN_RESTORE = NEVER | {
     # The store's, the validators' and the event log's records are NamedTuples or slotted classes too.
     "dataclasses",
     "inspect",
+    "ast",  # only when a torn-write check compares two Python outlines (capture.torn)
 }
 
 

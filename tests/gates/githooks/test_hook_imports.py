@@ -34,6 +34,7 @@ NOT_ON_THE_HOOK_PATH = (
     # Its records are NamedTuples or slotted classes: dataclasses imports inspect (with ast, dis, tokenize...).
     "dataclasses",
     "inspect",
+    "ast",  # only when a torn-write check compares two Python outlines (capture.torn)
 )
 
 
