@@ -52,6 +52,10 @@ class StoreSession:
         self._capture: Capture | None = None
         self._stop_scanning = threading.Event()
         self._scanner: threading.Thread | None = None
+        # Set by the watcher once its start rescan is done: what changed while no watcher ran comes
+        # before the queue.  The scan's library load (~0.3 s) and its slices (half the interpreter,
+        # the GIL's) otherwise ran in the middle of that rescan: 5 s at 100k files, and longer.
+        self.queue_scan_allowed = threading.Event()
 
     def open(self) -> None:
         from guardian.catalog.sync import sync_catalog
@@ -111,11 +115,15 @@ class StoreSession:
         init, restores and git hooks append their versions to secrets-pending.jsonl.  Each slice
         holds the writer lock (a flock of its own: captures wait for it, the ~50 ms at most)
         and never waits for it: a writer holding it (a capture, a restore) goes first.  Nothing
-        is scanned before the warm-up thread has loaded detect-secrets (a queue starts it).
+        is scanned before the warm-up thread has loaded detect-secrets (a queue starts it), nor
+        before ``queue_scan_allowed`` is set.
         """
         from guardian.capture.secret_record import queue_waiting, scan_queued
         from guardian.capture.secrets import detector_ready, warm_up
 
+        while not self.queue_scan_allowed.is_set():
+            if self._stop_scanning.wait(QUEUE_BUSY_PAUSE):
+                return
         repo: ShadowRepo | None = None
         pause = QUEUE_IDLE_PAUSE
         while not self._stop_scanning.wait(pause):

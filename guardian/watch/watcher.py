@@ -228,6 +228,7 @@ class Watcher:
                 self.on_ready(self)
             self._rescan(["start"])
             self.catching_up = False
+            self._store.queue_scan_allowed.set()
             self.write_heartbeat()
             self._loop()
             self.state = "stopping"

@@ -204,3 +204,30 @@ def test_a_capture_asking_for_the_scanner_while_it_loads_does_not_wait_for_the_l
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "still loading", "the second warm_up() waited for the whole load"
+
+
+def test_the_queue_waits_for_the_watchers_start_rescan(tmp_path: Path) -> None:
+    """What changed while no watcher ran is caught up first: the queue's scan (a library load of
+    ~0.3 s, then slices that take half the interpreter) starts only once the watcher allows it."""
+    from guardian.capture.filters import PathFilter
+    from guardian.watch.store_session import QUEUE_IDLE_PAUSE, StoreSession
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    _tree_with_a_secret(root, 3)
+    proj = _init(root)
+    queue = pending_log.log_path(proj.paths.store)
+    before = (queue.stat().st_ino, queue.read_bytes())
+    session = StoreSession(
+        proj, PathFilter(proj.root, proj.policy.watch, proj.policy.protect_rules), lambda _r, _s: None
+    )
+    session.open()
+    try:
+        time.sleep(QUEUE_IDLE_PAUSE * 2.5)  # the scanner's first look, and more, have passed
+        assert (queue.stat().st_ino, queue.read_bytes()) == before and not events(proj, "secret")
+        session.queue_scan_allowed.set()  # what the watcher does once its start rescan is done
+        wait_until(lambda: not pending_log.waiting(proj.paths.store), "the queue to be drained", 60)
+    finally:
+        session.close()
+    [found] = events(proj, "secret")
+    assert found.paths == ["zz/bot.py"] and found.trigger == "init"
