@@ -359,9 +359,11 @@ GUARDIAN_GIT_PID=$PPID
 GUARDIAN_HOOK_ROOT=${root:-/}
 GUARDIAN_HOOKS_DIR=$dir
 export GUARDIAN_GIT_PID GUARDIAN_HOOK_ROOT GUARDIAN_HOOKS_DIR
+# -P: git runs hooks in the work tree's top directory, and `python -m` would put it first on
+# sys.path, so a repository with a guardian/ package of its own would run that package instead.
 case $hook in
-    reference-transaction | post-rewrite) printf '%s' "$input" | "$python" -m guardian hook-impl "$hook" "$@" ;;
-    *) "$python" -m guardian hook-impl "$hook" "$@" ;;
+    reference-transaction | post-rewrite) printf '%s' "$input" | "$python" -P -m guardian hook-impl "$hook" "$@" ;;
+    *) "$python" -P -m guardian hook-impl "$hook" "$@" ;;
 esac
 rc=$?
 case $rc in

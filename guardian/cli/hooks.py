@@ -52,7 +52,7 @@ def install(ctx: Context, python: str | None, as_json: bool) -> int:
         click.echo(f"installed {name} (your hook is kept as {name}.guardian-chained and runs first)")
     for name in report.via_pre_commit:
         click.echo(f"updated   {name} (pre-commit runs it as {name}.legacy)")
-    click.echo(f"the shims run {report.python} -m guardian hook-impl")
+    click.echo(f"the shims run {report.python} -P -m guardian hook-impl")
     if report.project_root is None:
         click.echo("note: no guardian.yaml in this work tree or above it; the hooks do nothing until 'guardian init'")
     return EXIT_OK

@@ -191,7 +191,9 @@ def start_watcher(project: Project, timeout: float = START_TIMEOUT) -> StartRepo
     read_end, write_end = os.pipe()
     try:
         os.set_inheritable(write_end, True)
-        argv = [sys.executable, "-m", "guardian", "-C", str(project.root), "watch", "--ready-fd", str(write_end)]
+        # -P: the child starts in this process's directory, often the project's root; `-m` would put
+        # it first on sys.path, and a guardian/ package of the project's own would be the watcher.
+        argv = [sys.executable, "-P", "-m", "guardian", "-C", str(project.root), "watch", "--ready-fd", str(write_end)]
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),

@@ -1,6 +1,6 @@
 """Run a project's watcher as a per-user service: a systemd user unit on Linux, a LaunchAgent on macOS.
 
-The service runs ``<this python> -m guardian -C <root> watch`` and is restarted
+The service runs ``<this python> -P -m guardian -C <root> watch`` and is restarted
 when it fails.  ``GUARDIAN_HOME`` is written into the service as it is now, so
 the service uses the same store as the command that installed it.
 
@@ -134,7 +134,8 @@ def watch_argv(root: Path, python: str | None = None) -> tuple[str, ...]:
     if not interpreter:
         raise OperationFailed("cannot tell which python runs guardian (sys.executable is empty); run 'guardian start'")
     # abspath, not resolve: a virtualenv's python is a symlink that must stay one.
-    return (os.path.abspath(interpreter), "-m", "guardian", "-C", str(root), "watch")
+    # -P: never the service's working directory first on sys.path (a guardian/ package there would run).
+    return (os.path.abspath(interpreter), "-P", "-m", "guardian", "-C", str(root), "watch")
 
 
 def _refuse_control_chars(spec_kind: str, values: dict[str, str]) -> None:

@@ -144,6 +144,7 @@ def test_install_without_user_manager_writes_unit_and_exits_0(
     service = unit["Service"]
     assert systemd_words(service["ExecStart"]) == [
         os.path.abspath(sys.executable),
+        "-P",
         "-m",
         "guardian",
         "-C",
@@ -358,7 +359,7 @@ def test_plist_round_trip(proj: Project, tools: Path, monkeypatch: pytest.Monkey
     data = plistlib.loads(raw)
     assert data == {
         "Label": f"dev.guardian.{proj.paths.store.name}",
-        "ProgramArguments": [os.path.abspath(sys.executable), "-m", "guardian", "-C", str(proj.root), "watch"],
+        "ProgramArguments": [os.path.abspath(sys.executable), "-P", "-m", "guardian", "-C", str(proj.root), "watch"],
         "WorkingDirectory": str(proj.root),
         "EnvironmentVariables": {"GUARDIAN_HOME": str(guardian_home())},
         "RunAtLoad": True,

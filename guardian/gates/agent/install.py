@@ -38,12 +38,13 @@ def hook_command() -> str:
     """The command Claude Code runs, tied to this installation so it works without guardian on PATH.
 
     The ``guardian-agent-hook`` console script next to this interpreter when there is one (it starts
-    a few ms sooner than ``-m``, on every agent command), else this interpreter with ``-m guardian agent-hook``.
+    a few ms sooner than ``-m``, on every agent command), else this interpreter with ``-P -m guardian agent-hook``
+    (-P: the agent runs it in the project, whose own guardian/ package, if any, ``-m`` alone would run).
     """
     script = Path(sys.executable).parent / HOOK_SCRIPT
     if script.is_file():
         return shlex.quote(str(script))
-    return f"{shlex.quote(sys.executable)} -m guardian agent-hook"
+    return f"{shlex.quote(sys.executable)} -P -m guardian agent-hook"
 
 
 def claude_settings_path(scope: Literal["project", "user"], cwd: Path) -> Path:

@@ -507,7 +507,7 @@ def test_install_project_creates_settings(repo: Path) -> None:
     assert out.stdout.splitlines()[0] == f"installed the hook in {path}"
     assert json.loads(path.read_text()) == {"hooks": {"PreToolUse": [_ours()]}}
     script = Path(sys.executable).parent / "guardian-agent-hook"
-    expected = str(script) if script.is_file() else f"{sys.executable} -m guardian agent-hook"
+    expected = str(script) if script.is_file() else f"{sys.executable} -P -m guardian agent-hook"
     assert hook_command() == expected or " " in sys.executable
 
 
@@ -517,7 +517,7 @@ def test_install_writes_the_console_script_when_it_is_next_to_the_interpreter(
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
-    assert hook_command() == f"{bin_dir}/python -m guardian agent-hook"
+    assert hook_command() == f"{bin_dir}/python -P -m guardian agent-hook"
     (bin_dir / "guardian-agent-hook").write_text("#!/bin/sh\n")
     assert hook_command() == f"{bin_dir}/guardian-agent-hook"
     # An entry of either form is ours: installing the script's form replaces the -m form, uninstall removes it.
