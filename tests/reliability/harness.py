@@ -180,7 +180,8 @@ def ledger_problems(paths: ProjectPaths, root: Path) -> list[str]:
     """
     problems: list[str] = []
     # The restart: any command that opens the store catches the catalog and the log up with git.
-    r = run_cli("log", "--json", cwd=root)
+    # --all: the log stops at 20 by default, and a long campaign takes more snapshots than that.
+    r = run_cli("log", "--all", "--json", cwd=root)
     commits = chain(paths)
     if r.exit_code != 0:
         problems.append(f"guardian log failed after the restart ({r.exit_code}): {r.stderr.strip()}")
