@@ -28,6 +28,7 @@ wall time.  Everything lives in a temp directory, GUARDIAN_HOME included.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -154,6 +155,12 @@ def warm_watcher(root: Path, env: dict[str, str]) -> Iterator[int]:
                                capture_output=True, check=True)
         if b"served by worker" not in probe.stderr:
             raise RuntimeError(f"the warm server did not answer: {probe.stderr.decode(errors='replace')}")
+        # Steady state, as door (a): the watcher scans the secret-scan queue (init's, the cold rounds'
+        # restores') once it has caught up, and a restore waits for the slice that holds the writer lock.
+        status = subprocess.run([*guardian, "status", "--json"], cwd=root, env=env, capture_output=True, check=True)
+        queue, drain_started = Path(json.loads(status.stdout)["store"]) / "secrets-pending.jsonl", time.monotonic()
+        while queue.exists() and time.monotonic() - drain_started < 600:
+            time.sleep(0.05)
         yield int(sockets[-1].name.removeprefix("warm-").removesuffix(".sock"))
     finally:
         subprocess.run([*guardian, "stop"], cwd=root, env=env, check=False, capture_output=True)
