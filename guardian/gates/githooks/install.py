@@ -41,6 +41,7 @@ from guardian.gates.githooks.shim import (
     manager_of,
     render_shim,
     same_bytes,
+    shim_outdated,
     shim_projects,
     shim_python,
 )
@@ -352,28 +353,16 @@ def _hook_file(directory: Path, name: str) -> HookFile:
     if is_guardian_shim(path):
         chained = chained_path if exists(chained_path) else legacy if exists(legacy) else None
         python = shim_python(path)
-        return HookFile(name, path, "guardian", chained, python, _runnable(python), outdated=_outdated(name, path))
+        return HookFile(name, path, "guardian", chained, python, _runnable(python), outdated=shim_outdated(name, path))
     if manager == "pre-commit" and is_guardian_shim(legacy):
         python = shim_python(legacy)
         chained = chained_path if exists(chained_path) else None
-        outdated = _outdated(name, legacy)
+        outdated = shim_outdated(name, legacy)
         return HookFile(name, path, "via-pre-commit", chained, python, _runnable(python), manager, outdated)
     if exists(path):
         state = "replaced" if exists(chained_path) else "other"
         return HookFile(name, path, state, chained_path if state == "replaced" else None, None, False, manager)
     return HookFile(name, path, "absent", None, None, False)
-
-
-def _outdated(name: str, shim_path: Path) -> bool:
-    """Whether the shim differs from the one this guardian would write with the same interpreter and projects."""
-    python = shim_python(shim_path)
-    if python is None:
-        return True
-    try:
-        text = shim_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return True
-    return text != render_shim(name, python, shim_projects(shim_path))
 
 
 def _runnable(python: str | None) -> bool:

@@ -60,6 +60,27 @@ def is_guardian_shim(path: Path) -> bool:
     return MARKER_PREFIX in read_head(path, 512)
 
 
+def shim_outdated(name: str, path: Path) -> bool:
+    """Whether the shim at path differs from what this guardian would write with the same interpreter and projects."""
+    python = shim_python(path)
+    if python is None:
+        return True
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True
+    return text != render_shim(name, python, shim_projects(path))
+
+
+def outdated_shims(directory: Path) -> list[str]:
+    """The hooks in directory that are guardian shims an older (or another) guardian wrote, by name."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory) if entry.is_file())
+    except OSError:
+        return []
+    return [name for name in names if is_guardian_shim(directory / name) and shim_outdated(name, directory / name)]
+
+
 def shim_python(path: Path) -> str | None:
     """The interpreter a shim runs, as written in it."""
     for line in _lines(path):

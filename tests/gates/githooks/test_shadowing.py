@@ -49,7 +49,9 @@ def test_a_git_hook_runs_guardian_not_the_repositorys_own_guardian_package(tmp_p
     assert last(repo, "block").details["hook"] == "reference-transaction"
 
 
-def test_hooks_status_reports_a_shim_without_dash_p_as_outdated_and_install_rewrites_it(tmp_path: Path) -> None:
+def test_status_and_hooks_status_report_a_shim_without_dash_p_as_outdated_and_install_rewrites_it(
+    tmp_path: Path,
+) -> None:
     repo = make_repo(tmp_path / "repo")
     guard(repo)
     shim = repo / ".git" / "hooks" / "post-checkout"
@@ -57,8 +59,13 @@ def test_hooks_status_reports_a_shim_without_dash_p_as_outdated_and_install_rewr
     status = json.loads(run_cli("hooks", "status", "--json", cwd=repo).stdout)
     [entry] = [h for h in status["hooks"] if h["name"] == "post-checkout"]
     assert entry["outdated"] is True
+    # After an upgrade nobody runs `hooks status`: `guardian status` says it too.
+    note = "git hooks written by another guardian version: post-checkout; run 'guardian hooks install' to update them"
+    assert f"note: {note}" in run_cli("status", cwd=repo).stdout
+    assert note in json.loads(run_cli("status", "--json", cwd=repo).stdout)["notes"]
     assert run_cli("hooks", "install", cwd=repo).exit_code == 0
     assert ' -P -m guardian hook-impl "$hook" "$@"' in shim.read_text()
+    assert "git hooks written by another guardian version" not in run_cli("status", cwd=repo).stdout
 
 
 def test_guardian_start_spawns_guardian_not_the_projects_own_guardian_package(tmp_path: Path) -> None:
