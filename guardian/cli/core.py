@@ -114,7 +114,13 @@ def status(ctx: Context, as_json: bool) -> int:
     """Show the root, store, snapshots, store size and watcher health."""
     from guardian.query.status import status as get_status
 
-    result = get_status(ctx.project())
+    project = ctx.project()
+    result = get_status(project)
+    from guardian.gates.githooks.shim import outdated_hooks_note
+
+    hooks_note = outdated_hooks_note(project.root)
+    if hooks_note:
+        result.notes.append(hooks_note)
     if as_json:
         emit_json(with_iso_times(result.to_json(), _STATUS_TIMES))
         return EXIT_OK

@@ -117,25 +117,6 @@ def watcher_state(project: Project) -> dict[str, Any]:
     return state
 
 
-def outdated_git_hooks(root: Path) -> list[str]:
-    """guardian's shims in the work tree's own .git/hooks that this guardian would write differently.
-
-    After an upgrade nothing else says so (``guardian hooks status`` does, if run).  Only the
-    default hooks directory of a plain ``.git`` is read, and only when ``.git/config`` names no
-    ``core.hooksPath``: finding the one git uses would start a git process on every status.
-    """
-    git_dir = root / ".git"
-    try:
-        config = (git_dir / "config").read_text(encoding="utf-8", errors="replace").lower()
-    except OSError:
-        return []  # no .git directory here (none, or a worktree's .git file)
-    if "hookspath" in config:
-        return []
-    from guardian.gates.githooks.shim import outdated_shims
-
-    return outdated_shims(git_dir / "hooks")
-
-
 def status(project: Project) -> Status:
     with project.reader() as (repo, catalog):
         last = catalog.last_snapshot()
@@ -159,12 +140,6 @@ def status(project: Project) -> Status:
         result.secrets = [f.to_json() for f in held]
         result.warnings.append(secrets_line(held))
     result.notes = hidden_protected_notes(project.root, project.policy)
-    stale_hooks = outdated_git_hooks(project.root)
-    if stale_hooks:
-        result.notes.append(
-            f"git hooks written by another guardian version: {', '.join(stale_hooks)}; "
-            "run 'guardian hooks install' to update them"
-        )
     waiting = pending_scans(project.paths.store)  # queued by init, a restore, a git hook, the watcher while it loaded
     if waiting:
         result.notes.append(

@@ -72,6 +72,27 @@ def shim_outdated(name: str, path: Path) -> bool:
     return text != render_shim(name, python, shim_projects(path))
 
 
+def outdated_hooks_note(root: Path) -> str | None:
+    """``guardian status``'s note on the shims in root's own .git/hooks that this guardian would write differently.
+
+    After an upgrade nothing else says so (``guardian hooks status`` does, if run).  Only the
+    default hooks directory of a plain ``.git`` is read, and only when ``.git/config`` names no
+    ``core.hooksPath``: finding the one git uses would start a git process on every status.
+    """
+    git_dir = root / ".git"
+    try:
+        config = (git_dir / "config").read_text(encoding="utf-8", errors="replace").lower()
+    except OSError:
+        return None  # no .git directory here (none, or a worktree's .git file)
+    if "hookspath" in config:
+        return None
+    stale = outdated_shims(git_dir / "hooks")
+    if not stale:
+        return None
+    names = ", ".join(stale)
+    return f"git hooks written by another guardian version: {names}; run 'guardian hooks install' to update them"
+
+
 def outdated_shims(directory: Path) -> list[str]:
     """The hooks in directory that are guardian shims an older (or another) guardian wrote, by name."""
     try:
