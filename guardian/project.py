@@ -58,6 +58,7 @@ from guardian.util.identity import (
     write_root_id,
 )
 from guardian.util.lock import FileLock
+from guardian.util.records import Record
 
 if TYPE_CHECKING:
     from guardian.catalog.db import Catalog
@@ -119,33 +120,21 @@ class ProjectPaths(NamedTuple):
         return cls(root=root, store=store_dir_for(root))
 
 
-class Project:
+class Project(Record):
     """A found project: its paths and the policy in force (and why the file on disk is not, if so).
 
-    A plain slotted class, not a dataclass (~1 ms of generated methods on every command): it
-    keeps a dataclass's equality (its three fields), unhashability and repr, and stays mutable
-    (the watcher updates ``policy_pending``).
+    A Record (guardian.util.records), not a dataclass (~1 ms of generated methods on every
+    command), and mutable: the watcher updates ``policy_pending``.
     """
 
     __slots__ = ("paths", "policy", "policy_pending")
+    __match_args__ = ("paths", "policy", "policy_pending")
 
     def __init__(self, paths: ProjectPaths, policy: Policy, policy_pending: str | None = None) -> None:
         self.paths = paths
         self.policy = policy
         # Why guardian.yaml on disk is not the policy in force (see guardian.trust.policy); None when it is.
         self.policy_pending = policy_pending
-
-    # Defining __eq__ leaves __hash__ None: unhashable, as a mutable dataclass is.
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__ or not isinstance(other, Project):
-            return NotImplemented
-        return (self.paths, self.policy, self.policy_pending) == (other.paths, other.policy, other.policy_pending)
-
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(paths={self.paths!r}, policy={self.policy!r}, "
-            f"policy_pending={self.policy_pending!r})"
-        )
 
     @property
     def root(self) -> Path:

@@ -23,21 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from guardian.util.fs import atomic_write_file
+from guardian.util.records import Record
 
 STATE_FILE = "capture.json"
 # status lists this many problems; the count covers them all
 SHOWN_PROBLEMS = 20
 
 
-class CaptureHealth:
-    """The state in ``capture.json``, as read, changed and written back.
-
-    A plain slotted class, not a dataclass: dataclasses imports inspect (~10 ms) on restore's
-    and the git hooks' paths.  It keeps the dataclass's fields, defaults (a new dict of
-    problems for each), equality by value, unhashability and repr, and stays mutable.
-    """
+class CaptureHealth(Record):
+    """The state in ``capture.json``, as read, changed and written back (a mutable Record)."""
 
     __slots__ = ("failed_in_a_row", "last_error", "problems")
+    __match_args__ = ("failed_in_a_row", "last_error", "problems")
 
     def __init__(
         self,
@@ -47,23 +44,7 @@ class CaptureHealth:
     ) -> None:
         self.failed_in_a_row = failed_in_a_row
         self.last_error = last_error
-        self.problems: dict[str, dict[str, Any]] = {} if problems is None else problems
-
-    # Defining __eq__ leaves __hash__ None: unhashable, as a mutable dataclass is.
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__ or not isinstance(other, CaptureHealth):
-            return NotImplemented
-        return (self.failed_in_a_row, self.last_error, self.problems) == (
-            other.failed_in_a_row,
-            other.last_error,
-            other.problems,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(failed_in_a_row={self.failed_in_a_row!r}, "
-            f"last_error={self.last_error!r}, problems={self.problems!r})"
-        )
+        self.problems: dict[str, dict[str, Any]] = {} if problems is None else problems  # a new dict for each
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ from guardian.catalog.db import Catalog, FileRow
 from guardian.config import CheckSpec, ValidateRule
 from guardian.store.repo import hash_blob
 from guardian.store.tree import MODE_EXEC, MODE_FILE, MODE_LINK
+from guardian.util.records import Record
 
 # A capture with parse workers reads ahead this many files (or bytes), a batch at a time.
 PARSE_BATCH_FILES = 250
@@ -36,23 +37,19 @@ def git_mode(st_mode: int) -> int:
     return MODE_EXEC if st_mode & 0o100 else MODE_FILE
 
 
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What a catalog row keeps of a stat, in Catalog.stat_keys' order: (mtime_ns, ctime_ns, ino, size, git mode)."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size, git_mode(st.st_mode))
+
+
 def stat_matches(row: FileRow | None, st: os.stat_result) -> bool:
-    return (
-        row is not None
-        and row.mtime_ns == st.st_mtime_ns
-        and row.ctime_ns == st.st_ctime_ns
-        and row.ino == st.st_ino
-        and row.size == st.st_size
-        and row.mode == git_mode(st.st_mode)
-    )
+    return row is not None and (row.mtime_ns, row.ctime_ns, row.ino, row.size, row.mode) == stat_key(st)
 
 
-class Look:
+class Look(Record):
     """One path a capture looks at: its catalog row, and what is there now, read and hashed.
 
-    A plain slotted class, not a dataclass: dataclasses imports inspect (~10 ms) on restore's
-    and the git hooks' paths.  It keeps the dataclass's fields, defaults, equality by value,
-    unhashability and repr, and stays mutable (``checks`` is filled in later).
+    A Record (guardian.util.records), not a dataclass, and mutable: ``checks`` is filled in later.
     """
 
     __slots__ = ("checks", "data", "distrust", "kind", "oid", "rel", "row", "st", "why")
@@ -79,19 +76,6 @@ class Look:
         self.why = why
         self.oid = oid  # data's blob id, for a file or symlink
         self.checks = checks  # checks_for(rel), for content sent to the parse workers
-
-    # Defining __eq__ leaves __hash__ None: unhashable, as a mutable dataclass is.
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__ or not isinstance(other, Look):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{self.__class__.__qualname__}({fields})"
 
 
 class LookAhead:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+
+from guardian.util.records import FrozenRecord
 
 TRAILER_TRIGGER = "Guardian-Trigger"
 
@@ -47,14 +48,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-class MessageInfo:
+class MessageInfo(FrozenRecord):
     """What a snapshot commit's trailers say.
 
-    A frozen plain slotted class, not a frozen dataclass: dataclasses imports inspect (~10 ms)
-    on restore's and the git hooks' paths.  Not a NamedTuple either: ``dir_perms`` defaults to
-    a new dict for each.  It keeps what the dataclass gave: the fields in order, equality by
-    value with its own class only, a hash of the fields (so none: they hold dicts), the repr,
-    pickling, and no assignment after construction.
+    A FrozenRecord (guardian.util.records), not a NamedTuple: ``dir_perms`` defaults to a new
+    dict for each.  Its hash is its fields' (so none: they hold dicts), as the dataclass's was.
     """
 
     __slots__ = ("accepted", "command", "dir_perms", "note", "perms", "source", "trigger", "verdicts")
@@ -80,33 +78,7 @@ class MessageInfo:
         perms: dict[str, int],
         dir_perms: dict[str, int] | None = None,
     ) -> None:
-        values = (trigger, verdicts, accepted, source, command, note, perms, {} if dir_perms is None else dir_perms)
-        for name, value in zip(self.__match_args__, values, strict=True):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__ or not isinstance(other, MessageInfo):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{self.__class__.__qualname__}({fields})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[type[MessageInfo], tuple[Any, ...]]:
-        return (self.__class__, self._values())
+        self._init(trigger, verdicts, accepted, source, command, note, perms, {} if dir_perms is None else dir_perms)
 
 
 def default_perm(perm: int) -> int:
