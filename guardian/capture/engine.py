@@ -17,7 +17,7 @@ from typing import Any
 
 from guardian.capture.filters import PathFilter
 from guardian.capture.health import note_capture, note_failure
-from guardian.capture.lookahead import LookAhead, git_mode
+from guardian.capture.lookahead import LookAhead, git_mode, stat_key
 from guardian.capture.lookahead import stat_matches as stat_matches
 from guardian.capture.parsepool import Parsed, parse_pool
 from guardian.capture.reading import FileReader as FileReader
@@ -175,11 +175,7 @@ class Capture:
         def settle() -> None:
             # stat_matches, asked of the few fields it compares: rows are built for changed files only.
             known = self.catalog.stat_keys([rel for rel, _st in chunk])
-            changed = [
-                (rel, st)
-                for rel, st in chunk
-                if known.get(rel) != (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size, git_mode(st.st_mode))
-            ]
+            changed = [(rel, st) for rel, st in chunk if known.get(rel) != stat_key(st)]
             if changed:
                 found = self.catalog.files_named([rel for rel, _st in changed])
                 for rel, st in changed:

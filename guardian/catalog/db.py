@@ -528,29 +528,23 @@ class Catalog:
             yield decode_path(raw)
 
     def files_named(self, paths: Sequence[str]) -> dict[str, FileRow]:
-        """The rows of these paths (those that have one), looked up a few hundred at a time."""
-        found: dict[str, FileRow] = {}
-        for start in range(0, len(paths), _LOOKUP_CHUNK):
-            keys = [encode_path(p) for p in paths[start : start + _LOOKUP_CHUNK]]
-            marks = ",".join("?" * len(keys))
-            for row in self._db.execute(f"SELECT * FROM files WHERE path IN ({marks})", keys):
-                file_row = _file_row(row)
-                found[file_row.path] = file_row
-        return found
+        """The rows of these paths (those that have one)."""
+        return {row.path: row for row in map(_file_row, self._rows_named("*", paths))}
 
     def stat_keys(self, paths: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """path -> (mtime_ns, ctime_ns, ino, size, mode) for those of ``paths`` that have a row.
 
         A full scan asks this of every file; building a FileRow each was half its cost at 100k.
         """
-        found: dict[str, tuple[Any, ...]] = {}
+        rows = self._rows_named("path, mtime_ns, ctime_ns, ino, size, mode", paths)
+        return {decode_path(row[0]): row[1:] for row in rows}
+
+    def _rows_named(self, columns: str, paths: Sequence[str]) -> Iterator[Any]:
+        """These columns of the rows of ``paths`` (those that have one), looked up a few hundred at a time."""
         for start in range(0, len(paths), _LOOKUP_CHUNK):
             keys = [encode_path(p) for p in paths[start : start + _LOOKUP_CHUNK]]
             marks = ",".join("?" * len(keys))
-            query = f"SELECT path, mtime_ns, ctime_ns, ino, size, mode FROM files WHERE path IN ({marks})"
-            for row in self._db.execute(query, keys):
-                found[decode_path(row[0])] = row[1:]
-        return found
+            yield from self._db.execute(f"SELECT {columns} FROM files WHERE path IN ({marks})", keys)
 
     def files_under(self, prefix: str) -> list[FileRow]:
         rows = self._db.execute(
