@@ -156,7 +156,7 @@ def run_watcher(
             warnings.filterwarnings("ignore", r"Callback with id .* already exists", RuntimeWarning)
             watcher = Watcher(project, options, on_ready=on_ready)
             # Answers guardian commands while this watcher runs (guardian.warm), from when it has caught up.
-            warm = WarmServer(str(project.root), ready=lambda: watcher.state == "watching" and not watcher.catching_up)
+            warm = WarmServer(str(project.root), ready=watcher.caught_up.is_set)
             warm.start()
             try:
                 with stop_on_signals(watcher.request_stop):

@@ -43,7 +43,7 @@ class StoreSession:
     event handler reaches the capture too; ``budget`` is asked about every new file.
     """
 
-    def __init__(self, project: Project, keep: PathFilter, budget: Budget) -> None:
+    def __init__(self, project: Project, keep: PathFilter, budget: Budget, scan_after: threading.Event) -> None:
         self.project = project
         self.keep = keep
         self._budget = budget
@@ -52,10 +52,10 @@ class StoreSession:
         self._capture: Capture | None = None
         self._stop_scanning = threading.Event()
         self._scanner: threading.Thread | None = None
-        # Set by the watcher once its start rescan is done: what changed while no watcher ran comes
-        # before the queue.  The scan's library load (~0.3 s) and its slices (half the interpreter,
-        # the GIL's) otherwise ran in the middle of that rescan: 5 s at 100k files, and longer.
-        self.queue_scan_allowed = threading.Event()
+        # The watcher's caught_up: what changed while no watcher ran comes before the queue.  The
+        # scan's library load (~0.3 s) and its slices (half the interpreter, the GIL's) otherwise
+        # ran in the middle of that start rescan: 5 s at 100k files, and longer.
+        self._scan_after = scan_after
 
     def open(self) -> None:
         from guardian.catalog.sync import sync_catalog
@@ -116,13 +116,13 @@ class StoreSession:
         holds the writer lock (a flock of its own: captures wait for it, the ~50 ms at most)
         and never waits for it: a writer holding it (a capture, a restore) goes first.  Nothing
         is scanned before the warm-up thread has loaded detect-secrets (a queue starts it), nor
-        before ``queue_scan_allowed`` is set.
+        before ``scan_after`` is set.
         """
         from guardian.capture.secret_record import queue_waiting, scan_queued
         from guardian.capture.secrets import detector_ready, warm_up
 
-        while not self.queue_scan_allowed.is_set():
-            if self._stop_scanning.wait(QUEUE_BUSY_PAUSE):
+        while not self._scan_after.wait(QUEUE_BUSY_PAUSE):
+            if self._stop_scanning.is_set():
                 return
         repo: ShadowRepo | None = None
         pause = QUEUE_IDLE_PAUSE

@@ -134,6 +134,8 @@ class Watcher:
         self.observation = Observation(project.root, self.handler, self.options.poll_interval, self._event)
         self.state = "starting"
         self.catching_up = False  # the start rescan is running: offline changes not all captured yet
+        # Set once the start rescan is done: the secret-scan queue and the warm server wait for it.
+        self.caught_up = threading.Event()
         self.stats = WatchStats()
         self.ready = threading.Event()
         self._cond = self._changes.cond
@@ -141,7 +143,7 @@ class Watcher:
         self._rescan_reasons: list[str] = []
         self._restart_reason: str | None = None
         self._check_coverage = False
-        self._store = StoreSession(project, self.keep, self._maintenance.budget)
+        self._store = StoreSession(project, self.keep, self._maintenance.budget, self.caught_up)
         self._signals = WatchdogSignals(self._watchdog_signal)
         self._heartbeat = Heartbeat(project.paths.heartbeat, self.options.heartbeat)
 
@@ -228,7 +230,7 @@ class Watcher:
                 self.on_ready(self)
             self._rescan(["start"])
             self.catching_up = False
-            self._store.queue_scan_allowed.set()
+            self.caught_up.set()
             self.write_heartbeat()
             self._loop()
             self.state = "stopping"

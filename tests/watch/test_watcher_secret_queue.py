@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -218,14 +219,15 @@ def test_the_queue_waits_for_the_watchers_start_rescan(tmp_path: Path) -> None:
     proj = _init(root)
     queue = pending_log.log_path(proj.paths.store)
     before = (queue.stat().st_ino, queue.read_bytes())
+    caught_up = threading.Event()
     session = StoreSession(
-        proj, PathFilter(proj.root, proj.policy.watch, proj.policy.protect_rules), lambda _r, _s: None
+        proj, PathFilter(proj.root, proj.policy.watch, proj.policy.protect_rules), lambda _r, _s: None, caught_up
     )
     session.open()
     try:
         time.sleep(QUEUE_IDLE_PAUSE * 2.5)  # the scanner's first look, and more, have passed
         assert (queue.stat().st_ino, queue.read_bytes()) == before and not events(proj, "secret")
-        session.queue_scan_allowed.set()  # what the watcher does once its start rescan is done
+        caught_up.set()  # what the watcher does once its start rescan is done
         wait_until(lambda: not pending_log.waiting(proj.paths.store), "the queue to be drained", 60)
     finally:
         session.close()
